@@ -1,0 +1,111 @@
+//! Ingest of `task-events`: decode once, store once, reply once.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use chrono::Utc;
+use contracts::{Delivery, Event, Received, Topic, decode_push};
+use dapr_http::{Outcome, Subscription, reply};
+use prometheus_client::metrics::counter::Counter;
+
+use crate::store::{AuditEntry, StoreError};
+use crate::{AppState, TASK_EVENTS_ROUTE};
+
+/// Counters of what ingest decided.
+#[derive(Debug, Clone, Default)]
+pub struct IngestMetrics {
+    pub stored: Counter,
+    pub duplicates: Counter,
+    pub retried: Counter,
+    pub dropped: Counter,
+}
+
+/// `GET /dapr/subscribe`.
+pub async fn subscriptions(State(state): State<AppState>) -> Json<Vec<Subscription>> {
+    Json(vec![Subscription::new(
+        &state.pubsub,
+        Topic::TaskEvents,
+        TASK_EVENTS_ROUTE,
+    )])
+}
+
+/// Who delivered a push we could not decode: Knative uses `ce-` headers or
+/// no Dapr token; daprd always sends its token when one is configured.
+fn delivery_of_undecodable(headers: &HeaderMap) -> Delivery {
+    if headers.contains_key("ce-id") {
+        Delivery::Knative
+    } else {
+        Delivery::Dapr
+    }
+}
+
+/// `POST /events/task-events`.
+#[tracing::instrument(skip_all, fields(event_id))]
+pub async fn task_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let received = match decode_push(&headers, &body) {
+        Ok(received) => received,
+        Err(error) => {
+            tracing::warn!(%error, "poison event dropped to the dead-letter topic");
+            state.metrics.dropped.inc();
+            return reply(
+                &Outcome::Drop(error.to_string()),
+                delivery_of_undecodable(&headers),
+            );
+        }
+    };
+    tracing::Span::current().record("event_id", received.id.as_str());
+    let outcome = store_event(&state, &received).await;
+    count(&state.metrics, &outcome);
+    reply(&outcome, received.delivery)
+}
+
+async fn store_event(state: &AppState, received: &Received) -> Outcome {
+    let Some(data) = received.event.task_event() else {
+        let what = match &received.event {
+            Event::Unknown { event_type } => format!("unknown event type {event_type}"),
+            _ => format!("{} does not belong on task-events", received.event_type),
+        };
+        tracing::warn!(event_id = %received.id, %what, "event dropped");
+        return Outcome::Drop(what);
+    };
+    let entry = AuditEntry {
+        event_id: &received.id,
+        event_type: &received.event_type,
+        source: &received.source,
+        occurred_at: received.time.unwrap_or_else(Utc::now),
+        data,
+    };
+    match state.store.record(&entry).await {
+        Ok(true) => {
+            tracing::info!(event_id = %received.id, task_id = %data.task_id, "audit entry stored");
+            Outcome::Success
+        }
+        Ok(false) => {
+            state.metrics.duplicates.inc();
+            tracing::debug!(event_id = %received.id, "duplicate delivery ignored");
+            Outcome::Success
+        }
+        Err(StoreError::Unavailable(reason)) => {
+            tracing::warn!(event_id = %received.id, %reason, "audit store unavailable; asking for redelivery");
+            Outcome::Retry(reason)
+        }
+        Err(StoreError::Refused(reason)) => {
+            tracing::error!(event_id = %received.id, %reason, "audit row refused; dead-lettering");
+            Outcome::Drop(reason)
+        }
+    }
+}
+
+fn count(metrics: &IngestMetrics, outcome: &Outcome) {
+    match outcome {
+        Outcome::Success => metrics.stored.inc(),
+        Outcome::Retry(_) => metrics.retried.inc(),
+        Outcome::Drop(_) => metrics.dropped.inc(),
+    };
+}

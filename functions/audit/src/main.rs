@@ -1,0 +1,73 @@
+//! Wires audit: configuration, telemetry, the database and the server.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use audit::config::Config;
+use audit::ingest::IngestMetrics;
+use audit::store::AuditStore;
+use audit::{AppState, app};
+use dapr_http::callback::AppToken;
+use service::db::{self, PostgresCheck};
+use settings::{ProcessEnv, Settings};
+use telemetry::metrics::Metrics;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::from_settings(&Settings::new(&ProcessEnv)).context("configuration")?;
+    let common = &config.common;
+    telemetry::init("audit", &common.log_filter, common.log_format);
+
+    let pool = db::pool(&common.database_url, common.db_pool_size)?;
+    db::wait_ready(&pool, &common.database_url, common.db_wait).await?;
+    db::migrate(
+        &common.database_url,
+        audit::migrations(),
+        audit::MIGRATION_TABLE,
+    )
+    .await?;
+
+    let metrics = Metrics::new("todo_audit");
+    let ingest = IngestMetrics::default();
+    metrics.register(
+        "events_stored",
+        "Task events stored or already stored",
+        ingest.stored.clone(),
+    );
+    metrics.register(
+        "events_duplicate",
+        "Redeliveries that added nothing",
+        ingest.duplicates.clone(),
+    );
+    metrics.register(
+        "events_retried",
+        "Events answered with RETRY",
+        ingest.retried.clone(),
+    );
+    metrics.register(
+        "events_dropped",
+        "Poison events answered with DROP",
+        ingest.dropped.clone(),
+    );
+
+    let state = AppState {
+        store: AuditStore::new(pool.clone()),
+        pubsub: common.pubsub_name.clone(),
+        metrics: ingest,
+    };
+    let app_token = AppToken(common.app_api_token.as_deref().map(Arc::from));
+    let checks: Vec<Box<dyn service::health::ReadinessCheck>> = vec![Box::new(PostgresCheck(pool))];
+
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", common.port))
+        .await
+        .with_context(|| format!("binding port {}", common.port))?;
+    tracing::info!(port = common.port, "audit listening");
+    service::server::serve(
+        listener,
+        app(state, app_token, checks, metrics),
+        service::server::shutdown_signal(),
+        common.shutdown_grace,
+    )
+    .await?;
+    Ok(())
+}

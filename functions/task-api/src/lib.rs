@@ -1,0 +1,60 @@
+//! task-api: the REST surface over the task domain.
+//!
+//! [`app`] builds the router from an [`AppState`]; `main` only wires
+//! configuration, the pool, the relay and the server.
+
+pub mod config;
+pub mod error;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth::{Authenticator, HasAuthenticator};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use service::health::ReadinessCheck;
+use task_domain::{Relay, TaskRepository};
+use telemetry::metrics::Metrics;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub repo: TaskRepository,
+    pub relay: Relay,
+    pub authenticator: Arc<Authenticator>,
+}
+
+impl HasAuthenticator for AppState {
+    fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.authenticator
+    }
+}
+
+/// Router limits that come from configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+/// The whole HTTP surface.
+pub fn app(
+    state: AppState,
+    checks: Vec<Box<dyn ReadinessCheck>>,
+    metrics: Metrics,
+    limits: Limits,
+) -> Router {
+    Router::new()
+        .merge(routes::router())
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .merge(service::health::routes(checks, metrics))
+}

@@ -1,0 +1,85 @@
+//! Wires task-api: configuration, telemetry, the database, the outbox relay
+//! and the HTTP server.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use auth::Authenticator;
+use dapr_http::DaprClient;
+use service::db::{self, PostgresCheck};
+use settings::{ProcessEnv, Settings};
+use task_api::config::Config;
+use task_api::{AppState, Limits, app};
+use task_domain::relay::RelayMetrics;
+use task_domain::{Relay, TaskRepository};
+use telemetry::metrics::Metrics;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::from_settings(&Settings::new(&ProcessEnv)).context("configuration")?;
+    let common = &config.common;
+    telemetry::init("task-api", &common.log_filter, common.log_format);
+
+    let pool = db::pool(&common.database_url, common.db_pool_size)?;
+    db::wait_ready(&pool, &common.database_url, common.db_wait).await?;
+    db::migrate(
+        &common.database_url,
+        task_domain::migrations(),
+        task_domain::MIGRATION_TABLE,
+    )
+    .await?;
+
+    let metrics = Metrics::new("todo_task_api");
+    let relay_metrics = RelayMetrics::default();
+    metrics.register(
+        "outbox_published",
+        "Events the relay published",
+        relay_metrics.published.clone(),
+    );
+    metrics.register(
+        "outbox_publish_failures",
+        "Publishes that failed and wait for a retry",
+        relay_metrics.failed.clone(),
+    );
+
+    let dapr = DaprClient::new(
+        &common.dapr_http_endpoint,
+        common.dapr_api_token.clone(),
+        common.dapr_timeout,
+    );
+    let relay = Relay::new(pool.clone(), dapr, config.relay.clone(), relay_metrics);
+    let state = AppState {
+        repo: TaskRepository::new(pool.clone()),
+        relay: relay.clone(),
+        authenticator: Arc::new(Authenticator::new(&config.auth)),
+    };
+    // daprd is deliberately not a readiness gate: with the outbox, writes
+    // succeed while it is down and are published when it is back.
+    let checks: Vec<Box<dyn service::health::ReadinessCheck>> = vec![Box::new(PostgresCheck(pool))];
+    let limits = Limits {
+        max_body_bytes: common.max_body_bytes,
+        request_timeout: common.request_timeout,
+    };
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let relay_task = tokio::spawn(relay.run(async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|stop| *stop).await;
+    }));
+
+    let listener = tokio::net::TcpListener::bind(("0.0.0.0", common.port))
+        .await
+        .with_context(|| format!("binding port {}", common.port))?;
+    tracing::info!(port = common.port, "task-api listening");
+    service::server::serve(
+        listener,
+        app(state, checks, metrics, limits),
+        service::server::shutdown_signal(),
+        common.shutdown_grace,
+    )
+    .await?;
+
+    let _ = stop_tx.send(true);
+    let _ = relay_task.await;
+    Ok(())
+}

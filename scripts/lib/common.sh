@@ -1,0 +1,85 @@
+# Shared settings and helpers for the local-stack scripts. Sourced, not run.
+#
+# Everything the stack downloads or builds is cached under TODO_EVENTS_CACHE,
+# outside the clone, so a fresh clone (CI) reuses it. Runtime state (data
+# directories, logs, pids) lives under TODO_EVENTS_RUN.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+: "${TODO_EVENTS_CACHE:=/var/cache/todo-events}"
+: "${TODO_EVENTS_RUN:=/var/tmp/todo-events}"
+export TODO_EVENTS_CACHE TODO_EVENTS_RUN
+
+# Pinned versions. See scripts/dapr-build/go.mod for why dapr is 1.18.2.
+: "${DAPR_VERSION:=1.18.2}"
+: "${KAFKA_VERSION:=4.1.1}"
+: "${KAFKA_SCALA_VERSION:=2.13}"
+
+# Ports. Each can be overridden from the environment.
+: "${PGPORT:=5432}"
+: "${KAFKA_PORT:=9092}"
+: "${KAFKA_CONTROLLER_PORT:=9093}"
+: "${SCHEDULER_PORT:=50006}"
+: "${SMTP_PORT:=2525}"
+: "${SMTP_HTTP_PORT:=8025}"
+export PGPORT KAFKA_PORT SCHEDULER_PORT SMTP_PORT SMTP_HTTP_PORT
+
+LOG_DIR="$TODO_EVENTS_RUN/logs"
+PID_DIR="$TODO_EVENTS_RUN/pids"
+mkdir -p "$TODO_EVENTS_CACHE" "$LOG_DIR" "$PID_DIR"
+
+say() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+warn() { printf '\033[1;33mwarn:\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+# port_open PORT: true when something accepts TCP connections on 127.0.0.1:PORT.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_for WHAT SECONDS CMD...: polls CMD until it succeeds, or dies naming WHAT.
+wait_for() {
+  local what=$1 seconds=$2; shift 2
+  local deadline=$((SECONDS + seconds))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      die "$what did not become ready within ${seconds}s (logs: $LOG_DIR)"
+    fi
+    sleep 0.2
+  done
+}
+
+# pid_alive NAME: true when the process recorded as NAME is still running.
+pid_alive() {
+  local f="$PID_DIR/$1.pid"
+  [[ -f $f ]] && kill -0 "$(cat "$f")" 2>/dev/null
+}
+
+# start_bg NAME CMD...: starts CMD detached, logging to $LOG_DIR/NAME.log.
+start_bg() {
+  local name=$1; shift
+  setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 < /dev/null &
+  echo $! >"$PID_DIR/$name.pid"
+}
+
+# stop_bg NAME: stops the process group started as NAME, politely first.
+stop_bg() {
+  local name=$1 f="$PID_DIR/$1.pid" pid
+  [[ -f $f ]] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+need_cmd() { command -v "$1" >/dev/null 2>&1 || die "$1 is missing: $2"; }
+
+apt_updated=""
+apt_install() {
+  if [[ -z $apt_updated ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
+    || die "apt-get install $* failed"
+}

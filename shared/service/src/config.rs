@@ -1,0 +1,103 @@
+//! The settings every function shares. Each `ENV_X` sits beside its
+//! `DEFAULT_X`; `.env.example` documents the same list.
+
+use std::time::Duration;
+
+use settings::{SettingError, Settings};
+use telemetry::LogFormat;
+
+pub const ENV_PORT: &str = "PORT";
+pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
+pub const DEFAULT_DATABASE_URL: &str = "postgres://todo:todo@127.0.0.1:5432/todo";
+pub const ENV_DB_POOL_SIZE: &str = "DB_POOL_SIZE";
+pub const DEFAULT_DB_POOL_SIZE: usize = 16;
+pub const ENV_DB_WAIT_MS: &str = "DB_WAIT_MS";
+pub const DEFAULT_DB_WAIT_MS: u64 = 30_000;
+pub const ENV_DAPR_HTTP_ENDPOINT: &str = "DAPR_HTTP_ENDPOINT";
+pub const ENV_DAPR_HTTP_PORT: &str = "DAPR_HTTP_PORT";
+pub const DEFAULT_DAPR_HTTP_PORT: u16 = 3500;
+pub const ENV_DAPR_API_TOKEN: &str = "DAPR_API_TOKEN";
+pub const ENV_APP_API_TOKEN: &str = "APP_API_TOKEN";
+pub const ENV_PUBSUB_NAME: &str = "PUBSUB_NAME";
+pub const DEFAULT_PUBSUB_NAME: &str = "pubsub";
+pub const ENV_DAPR_TIMEOUT_MS: &str = "DAPR_TIMEOUT_MS";
+pub const DEFAULT_DAPR_TIMEOUT_MS: u64 = 5_000;
+pub const ENV_REQUEST_TIMEOUT_MS: &str = "REQUEST_TIMEOUT_MS";
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// Shorter than Kubernetes' default 30 s termination grace period.
+pub const ENV_SHUTDOWN_GRACE_MS: &str = "SHUTDOWN_GRACE_MS";
+pub const DEFAULT_SHUTDOWN_GRACE_MS: u64 = 20_000;
+pub const ENV_MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+pub const ENV_LOG_FORMAT: &str = "LOG_FORMAT";
+pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Json;
+pub const ENV_RUST_LOG: &str = "RUST_LOG";
+pub const DEFAULT_RUST_LOG: &str = "info";
+
+#[derive(Debug, Clone)]
+pub struct CommonConfig {
+    pub port: u16,
+    pub database_url: String,
+    pub db_pool_size: usize,
+    pub db_wait: Duration,
+    pub dapr_http_endpoint: String,
+    pub dapr_api_token: Option<String>,
+    pub app_api_token: Option<String>,
+    pub pubsub_name: String,
+    pub dapr_timeout: Duration,
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+    pub max_body_bytes: usize,
+    pub log_format: LogFormat,
+    pub log_filter: String,
+}
+
+impl CommonConfig {
+    /// Reads the shared settings; `default_port` is the function's own.
+    pub fn from_settings(s: &Settings<'_>, default_port: u16) -> Result<Self, SettingError> {
+        let dapr_port: u16 = s.parsed(ENV_DAPR_HTTP_PORT, DEFAULT_DAPR_HTTP_PORT)?;
+        Ok(Self {
+            port: s.parsed(ENV_PORT, default_port)?,
+            database_url: s.string(ENV_DATABASE_URL, DEFAULT_DATABASE_URL),
+            db_pool_size: s.parsed(ENV_DB_POOL_SIZE, DEFAULT_DB_POOL_SIZE)?,
+            db_wait: s.millis(ENV_DB_WAIT_MS, DEFAULT_DB_WAIT_MS)?,
+            dapr_http_endpoint: s.string(
+                ENV_DAPR_HTTP_ENDPOINT,
+                &format!("http://127.0.0.1:{dapr_port}"),
+            ),
+            dapr_api_token: s.optional(ENV_DAPR_API_TOKEN),
+            app_api_token: s.optional(ENV_APP_API_TOKEN),
+            pubsub_name: s.string(ENV_PUBSUB_NAME, DEFAULT_PUBSUB_NAME),
+            dapr_timeout: s.millis(ENV_DAPR_TIMEOUT_MS, DEFAULT_DAPR_TIMEOUT_MS)?,
+            request_timeout: s.millis(ENV_REQUEST_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS)?,
+            shutdown_grace: s.millis(ENV_SHUTDOWN_GRACE_MS, DEFAULT_SHUTDOWN_GRACE_MS)?,
+            max_body_bytes: s.parsed(ENV_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES)?,
+            log_format: s.parsed(ENV_LOG_FORMAT, DEFAULT_LOG_FORMAT)?,
+            log_filter: s.string(ENV_RUST_LOG, DEFAULT_RUST_LOG),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let map: HashMap<&str, &str> = [("DAPR_HTTP_PORT", "3601"), ("PORT", "9000")].into();
+        let c = CommonConfig::from_settings(&Settings::new(&map), 8080).unwrap();
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.dapr_http_endpoint, "http://127.0.0.1:3601");
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.app_api_token.is_none());
+    }
+
+    #[test]
+    fn bad_values_fail_with_the_variable_name() {
+        let map: HashMap<&str, &str> = [("SHUTDOWN_GRACE_MS", "soon")].into();
+        let err = CommonConfig::from_settings(&Settings::new(&map), 8080).unwrap_err();
+        assert!(err.to_string().starts_with("SHUTDOWN_GRACE_MS="), "{err}");
+    }
+}

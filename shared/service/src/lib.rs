@@ -1,0 +1,14 @@
+//! The service skeleton every function shares: RFC 9457 problem responses,
+//! a JSON extractor that answers in that format, `/healthz`, `/readyz` and
+//! `/metrics`, the PostgreSQL pool with versioned migrations, and a server
+//! loop with graceful shutdown and a grace timeout.
+
+pub mod config;
+pub mod db;
+pub mod health;
+pub mod json;
+pub mod problem;
+pub mod server;
+
+pub use json::ApiJson;
+pub use problem::Problem;

@@ -1,0 +1,313 @@
+//! Tasks and the validation of what clients send. Validation runs before
+//! any database work, so every rule here is also a unit/property test.
+
+use chrono::{DateTime, Utc};
+use contracts::TaskSnapshot;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub const MAX_TITLE_CHARS: usize = 500;
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+pub const MAX_TAGS: usize = 20;
+pub const MAX_TAG_CHARS: usize = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Completed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Completed => "completed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        match s {
+            "pending" => Some(Status::Pending),
+            "completed" => Some(Status::Completed),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    High,
+    #[default]
+    Medium,
+    Low,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::High => "high",
+            Priority::Medium => "medium",
+            Priority::Low => "low",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Priority> {
+        match s {
+            "high" => Some(Priority::High),
+            "medium" => Some(Priority::Medium),
+            "low" => Some(Priority::Low),
+            _ => None,
+        }
+    }
+}
+
+/// A stored task.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Task {
+    pub id: Uuid,
+    pub user_id: String,
+    pub title: String,
+    pub description: String,
+    pub status: Status,
+    pub priority: Priority,
+    pub tags: Vec<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub time_zone: String,
+    pub recurrence: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub sequence: i64,
+}
+
+impl Task {
+    /// The task as events carry it.
+    pub fn snapshot(&self) -> TaskSnapshot {
+        TaskSnapshot {
+            id: self.id,
+            user_id: self.user_id.clone(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            status: self.status.as_str().to_owned(),
+            priority: self.priority.as_str().to_owned(),
+            tags: self.tags.clone(),
+            due_at: self.due_at,
+            time_zone: self.time_zone.clone(),
+            recurrence: self.recurrence.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            completed_at: self.completed_at,
+            sequence: self.sequence,
+        }
+    }
+}
+
+/// What a client sends to create a task. Unknown fields are refused.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskInput {
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub due_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+/// A validated new task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    pub title: String,
+    pub description: String,
+    pub priority: Priority,
+    pub tags: Vec<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub time_zone: String,
+}
+
+/// One broken rule, by field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct ValidationError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
+    ValidationError {
+        field,
+        message: message.into(),
+    }
+}
+
+pub fn validate_title(title: &str) -> Result<String, ValidationError> {
+    let trimmed = title.trim();
+    let chars = trimmed.chars().count();
+    if chars == 0 {
+        return Err(invalid("title", "must not be empty"));
+    }
+    if chars > MAX_TITLE_CHARS {
+        return Err(invalid(
+            "title",
+            format!("must be at most {MAX_TITLE_CHARS} characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+pub fn validate_description(description: &str) -> Result<String, ValidationError> {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        return Err(invalid(
+            "description",
+            format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
+        ));
+    }
+    Ok(description.to_owned())
+}
+
+/// Trims, lower-cases and de-duplicates tags, keeping first-seen order.
+pub fn normalise_tags(tags: &[String]) -> Result<Vec<String>, ValidationError> {
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        let tag = tag.trim().to_lowercase();
+        if tag.is_empty() {
+            return Err(invalid("tags", "tags must not be empty"));
+        }
+        if tag.chars().count() > MAX_TAG_CHARS || tag.chars().any(char::is_control) {
+            return Err(invalid(
+                "tags",
+                format!("a tag is at most {MAX_TAG_CHARS} printable characters"),
+            ));
+        }
+        if !out.contains(&tag) {
+            out.push(tag);
+        }
+    }
+    if out.len() > MAX_TAGS {
+        return Err(invalid("tags", format!("at most {MAX_TAGS} tags")));
+    }
+    Ok(out)
+}
+
+/// An IANA time zone name, as chrono-tz knows it.
+pub fn validate_time_zone(name: &str) -> Result<String, ValidationError> {
+    name.parse::<chrono_tz::Tz>()
+        .map(|tz| tz.name().to_owned())
+        .map_err(|_| invalid("time_zone", format!("{name:?} is not an IANA time zone")))
+}
+
+impl TaskInput {
+    /// Checks every rule and reports all broken ones at once.
+    pub fn validate(self) -> Result<NewTask, Vec<ValidationError>> {
+        let mut errors = Vec::new();
+        let mut keep =
+            |r: Result<String, ValidationError>| r.map_err(|e| errors.push(e)).unwrap_or_default();
+        let title = keep(validate_title(&self.title));
+        let description = keep(validate_description(
+            self.description.as_deref().unwrap_or(""),
+        ));
+        let time_zone = keep(validate_time_zone(
+            self.time_zone.as_deref().unwrap_or("UTC"),
+        ));
+        let tags = normalise_tags(self.tags.as_deref().unwrap_or(&[])).map_err(|e| errors.push(e));
+        match (errors.is_empty(), tags) {
+            (true, Ok(tags)) => Ok(NewTask {
+                title,
+                description,
+                priority: self.priority.unwrap_or_default(),
+                tags,
+                due_at: self.due_at,
+                time_zone,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn input(title: &str) -> TaskInput {
+        TaskInput {
+            title: title.to_owned(),
+            ..TaskInput::default()
+        }
+    }
+
+    #[test]
+    fn defaults_fill_in() {
+        let task = input("  Buy milk ").validate().unwrap();
+        assert_eq!(task.title, "Buy milk");
+        assert_eq!(task.priority, Priority::Medium);
+        assert_eq!(task.time_zone, "UTC");
+        assert!(task.tags.is_empty());
+    }
+
+    #[test]
+    fn all_broken_rules_are_reported() {
+        let bad = TaskInput {
+            title: " ".into(),
+            description: Some("x".repeat(MAX_DESCRIPTION_CHARS + 1)),
+            time_zone: Some("Mars/Olympus".into()),
+            tags: Some(vec!["".into()]),
+            ..TaskInput::default()
+        };
+        let fields: Vec<_> = bad
+            .validate()
+            .unwrap_err()
+            .iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["title", "description", "time_zone", "tags"]);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let err =
+            serde_json::from_str::<TaskInput>(r#"{"title":"a","owner":"mallory"}"#).unwrap_err();
+        assert!(err.to_string().contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn tags_are_normalised() {
+        let tags = normalise_tags(&[" Home".into(), "home".into(), "WORK".into()]).unwrap();
+        assert_eq!(tags, ["home", "work"]);
+        let too_many: Vec<String> = (0..21).map(|i| format!("t{i}")).collect();
+        assert!(normalise_tags(&too_many).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn title_length_rule_holds_for_any_text(title in "\\PC{0,600}") {
+            let chars = title.trim().chars().count();
+            let ok = validate_title(&title).is_ok();
+            prop_assert_eq!(ok, (1..=MAX_TITLE_CHARS).contains(&chars));
+        }
+
+        #[test]
+        fn normalised_tags_are_unique_lowercase_and_bounded(tags in proptest::collection::vec("[A-Za-z ]{1,8}", 0..30)) {
+            if let Ok(out) = normalise_tags(&tags) {
+                prop_assert!(out.len() <= MAX_TAGS);
+                let mut dedup = out.clone();
+                dedup.dedup();
+                prop_assert_eq!(dedup.len(), out.len());
+                prop_assert!(out.iter().all(|t| *t == t.to_lowercase() && t.trim() == t));
+            }
+        }
+
+        #[test]
+        fn any_time_zone_chrono_tz_knows_is_accepted(idx in 0usize..chrono_tz::TZ_VARIANTS.len()) {
+            let tz = chrono_tz::TZ_VARIANTS[idx];
+            prop_assert!(validate_time_zone(tz.name()).is_ok());
+        }
+    }
+}
