@@ -10,6 +10,7 @@ use contracts::{Delivery, Event, Received, Topic, decode_push};
 use dapr_http::{Outcome, Subscription, reply};
 use prometheus_client::metrics::counter::Counter;
 
+use crate::retention::cutoff;
 use crate::store::{AuditEntry, StoreError};
 use crate::{AppState, TASK_EVENTS_ROUTE};
 
@@ -20,6 +21,45 @@ pub struct IngestMetrics {
     pub duplicates: Counter,
     pub retried: Counter,
     pub dropped: Counter,
+    /// Replays of events already past retention: acknowledged, not stored,
+    /// so a replay cannot resurrect what retention removed.
+    pub expired: Counter,
+}
+
+impl IngestMetrics {
+    /// Adds the counters to the `/metrics` registry.
+    pub fn register(&self, metrics: &telemetry::metrics::Metrics) {
+        let counters = [
+            (
+                "events_stored",
+                "Task events stored or already stored",
+                &self.stored,
+            ),
+            (
+                "events_duplicate",
+                "Redeliveries that added nothing",
+                &self.duplicates,
+            ),
+            (
+                "events_retried",
+                "Events answered with RETRY",
+                &self.retried,
+            ),
+            (
+                "events_dropped",
+                "Poison events answered with DROP",
+                &self.dropped,
+            ),
+            (
+                "events_expired",
+                "Events older than retention, not stored",
+                &self.expired,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            metrics.register(name, help, counter.clone());
+        }
+    }
 }
 
 /// `GET /dapr/subscribe`.
@@ -74,13 +114,19 @@ async fn store_event(state: &AppState, received: &Received) -> Outcome {
         tracing::warn!(event_id = %received.id, %what, "event dropped");
         return Outcome::Drop(what);
     };
+    let now = Utc::now();
     let entry = AuditEntry {
         event_id: &received.id,
         event_type: &received.event_type,
         source: &received.source,
-        occurred_at: received.time.unwrap_or_else(Utc::now),
+        occurred_at: received.time.unwrap_or(now),
         data,
     };
+    if entry.occurred_at < cutoff(now, state.retention.days) {
+        state.metrics.expired.inc();
+        tracing::info!(event_id = %received.id, occurred_at = %entry.occurred_at, "event older than retention; not stored");
+        return Outcome::Success;
+    }
     match state.store.record(&entry).await {
         Ok(true) => {
             tracing::info!(event_id = %received.id, task_id = %data.task_id, "audit entry stored");

@@ -1,20 +1,36 @@
 //! audit: the complete trail of task events.
 //!
-//! Ingest takes `task-events` pushes from Dapr (or Knative Eventing) and
-//! stores each event once, keyed by its id; the reply tells the deliverer
-//! whether to forget, retry or dead-letter the event.
+//! - [`ingest`]: `task-events` pushes from Dapr (or Knative Eventing) are
+//!   stored once per event id; the reply tells the deliverer whether to
+//!   forget, retry or dead-letter the event.
+//! - [`api`]: the access-controlled read API over [`query`] and [`gaps`].
+//! - [`retention`]: the daily Dapr job that deletes expired entries.
 
+pub mod api;
 pub mod config;
+pub mod gaps;
 pub mod ingest;
+pub mod query;
+pub mod retention;
 pub mod store;
 
+#[cfg(test)]
+mod testing;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth::{Authenticator, HasAuthenticator};
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::{get, post};
 use dapr_http::callback::AppToken;
 use service::health::ReadinessCheck;
 use telemetry::metrics::Metrics;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::config::RetentionConfig;
 use crate::store::AuditStore;
 
 /// The route Dapr pushes `task-events` to.
@@ -35,15 +51,39 @@ pub struct AppState {
     pub store: AuditStore,
     pub pubsub: String,
     pub metrics: ingest::IngestMetrics,
+    pub authenticator: Arc<Authenticator>,
+    pub retention: RetentionConfig,
 }
 
-/// The whole HTTP surface. Dapr's callbacks require the app API token.
+impl HasAuthenticator for AppState {
+    fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.authenticator
+    }
+}
+
+/// The whole HTTP surface. Dapr's callbacks (pushes, job triggers) require
+/// the app API token; the read API requires a user's bearer token and is
+/// bounded by `api_timeout`. Job triggers are not: a purge answers when it
+/// is done.
 pub fn app(
     state: AppState,
     app_token: AppToken,
     checks: Vec<Box<dyn ReadinessCheck>>,
     metrics: Metrics,
+    api_timeout: Duration,
 ) -> Router {
+    // Job triggers come only from daprd: the Knative push token, meant for
+    // event sources, does not open them.
+    let dapr_only = AppToken {
+        dapr: app_token.dapr.clone(),
+        knative_push: None,
+    };
+    let jobs = Router::new()
+        .route("/job/{name}", post(retention::run_job))
+        .route_layer(axum::middleware::from_fn_with_state(
+            dapr_only,
+            dapr_http::require_app_token,
+        ));
     let dapr_callbacks = Router::new()
         .route("/dapr/subscribe", get(ingest::subscriptions))
         .route(TASK_EVENTS_ROUTE, post(ingest::task_event))
@@ -51,9 +91,24 @@ pub fn app(
             app_token,
             dapr_http::require_app_token,
         ));
+    let api = Router::new()
+        .route("/api/audit-logs", get(api::list))
+        // A static segment wins over the parameter, so `gaps` is never
+        // taken for an event id (event ids are UUIDs).
+        .route("/api/audit-logs/gaps", get(api::gaps))
+        .route("/api/audit-logs/{event_id}", get(api::get_one))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            api_timeout,
+        ));
     Router::new()
         .merge(dapr_callbacks)
+        .merge(jobs)
+        .merge(api)
         .with_state(state)
         .layer(TraceLayer::new_for_http())
         .merge(service::health::routes(checks, metrics))
 }
+
+#[cfg(test)]
+mod app_tests;

@@ -1,4 +1,5 @@
-//! Wires audit: configuration, telemetry, the database and the server.
+//! Wires audit: configuration, telemetry, the database, the retention job
+//! and the server.
 
 use std::sync::Arc;
 
@@ -7,6 +8,8 @@ use audit::config::Config;
 use audit::ingest::IngestMetrics;
 use audit::store::AuditStore;
 use audit::{AppState, app};
+use auth::Authenticator;
+use dapr_http::DaprClient;
 use dapr_http::callback::AppToken;
 use service::db::{self, PostgresCheck};
 use settings::{ProcessEnv, Settings};
@@ -29,33 +32,29 @@ async fn main() -> anyhow::Result<()> {
 
     let metrics = Metrics::new("todo_audit");
     let ingest = IngestMetrics::default();
-    metrics.register(
-        "events_stored",
-        "Task events stored or already stored",
-        ingest.stored.clone(),
+    ingest.register(&metrics);
+
+    let dapr = DaprClient::new(
+        common.dapr_http_endpoint.clone(),
+        common.dapr_api_token.clone(),
+        common.dapr_timeout,
     );
-    metrics.register(
-        "events_duplicate",
-        "Redeliveries that added nothing",
-        ingest.duplicates.clone(),
-    );
-    metrics.register(
-        "events_retried",
-        "Events answered with RETRY",
-        ingest.retried.clone(),
-    );
-    metrics.register(
-        "events_dropped",
-        "Poison events answered with DROP",
-        ingest.dropped.clone(),
-    );
+    tokio::spawn(audit::retention::register_job(
+        dapr,
+        config.retention.schedule.clone(),
+    ));
 
     let state = AppState {
         store: AuditStore::new(pool.clone()),
         pubsub: common.pubsub_name.clone(),
         metrics: ingest,
+        authenticator: Arc::new(Authenticator::new(&config.auth)),
+        retention: config.retention.clone(),
     };
-    let app_token = AppToken(common.app_api_token.as_deref().map(Arc::from));
+    let app_token = AppToken::new(
+        common.app_api_token.as_deref(),
+        common.knative_push_token.as_deref(),
+    );
     let checks: Vec<Box<dyn service::health::ReadinessCheck>> = vec![Box::new(PostgresCheck(pool))];
 
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", common.port))
@@ -64,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(port = common.port, "audit listening");
     service::server::serve(
         listener,
-        app(state, app_token, checks, metrics),
+        app(state, app_token, checks, metrics, common.request_timeout),
         service::server::shutdown_signal(),
         common.shutdown_grace,
     )

@@ -16,7 +16,7 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    fn from_db(error: tokio_postgres::Error) -> Self {
+    pub(crate) fn from_db(error: tokio_postgres::Error) -> Self {
         let permanent = error.code().is_some_and(|code| {
             let class = &code.code()[..2];
             // 22: data exception, 23: integrity constraint violation.
@@ -50,14 +50,19 @@ impl AuditStore {
         Self { pool }
     }
 
+    /// A pooled connection; a pool that cannot give one is a transient
+    /// failure.
+    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))
+    }
+
     /// Stores the entry once. Returns `false` when the event id was already
     /// stored (a redelivery), which is success too.
     pub async fn record(&self, entry: &AuditEntry<'_>) -> Result<bool, StoreError> {
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let client = self.client().await?;
         let payload =
             serde_json::to_value(entry.data).map_err(|e| StoreError::Refused(e.to_string()))?;
         let inserted = client

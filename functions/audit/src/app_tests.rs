@@ -1,0 +1,368 @@
+//! Handler tests through the whole router with `oneshot`: auth, access
+//! scoping, precise problem statuses, ingest from every deliverer, and the
+//! job trigger. Tests that need rows use the real PostgreSQL (see
+//! [`crate::testing`]); the rest run against a pool that is never used.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth::Authenticator;
+use auth::testing::{expired_token_for, test_config, token_for};
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode, header};
+use chrono::Utc;
+use contracts::EventKind;
+use contracts::testing::{dapr_push_body, knative_binary_push, knative_kafka_push, task_event};
+use dapr_http::AppToken;
+use serde_json::Value;
+use telemetry::metrics::Metrics;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+use crate::config::RetentionConfig;
+use crate::store::AuditStore;
+use crate::testing::{TestEntry, store_or_skip};
+use crate::{AppState, app};
+
+const APP_TOKEN: &str = "app-token-for-tests";
+
+fn router(store: AuditStore) -> Router {
+    let state = AppState {
+        store,
+        pubsub: "pubsub".to_owned(),
+        metrics: Default::default(),
+        authenticator: Arc::new(Authenticator::new(&test_config())),
+        retention: RetentionConfig {
+            days: 90,
+            schedule: "@daily".to_owned(),
+            batch: 100,
+        },
+    };
+    app(
+        state,
+        AppToken::new(Some(APP_TOKEN), Some("knative-push-token")),
+        Vec::new(),
+        Metrics::new("test"),
+        Duration::from_secs(10),
+    )
+}
+
+/// A router whose database is never reached: for requests refused before.
+fn offline_router() -> Router {
+    let pool = service::db::pool("postgres://nobody@127.0.0.1:1/none", 1).unwrap();
+    router(AuditStore::new(pool))
+}
+
+async fn call(app: &Router, request: Request<Body>) -> (StatusCode, String, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = to_bytes(response.into_body(), 1 << 22).await.unwrap();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, content_type, body)
+}
+
+fn get(uri: &str, token: Option<&str>) -> Request<Body> {
+    let mut builder = Request::get(uri);
+    if let Some(token) = token {
+        builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    builder.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn refusals_are_precise_problems() {
+    let app = offline_router();
+    let alice = token_for("alice", false);
+    let admin = token_for("root", true);
+    let cases: Vec<(String, Option<String>, StatusCode)> = vec![
+        ("/api/audit-logs".into(), None, StatusCode::UNAUTHORIZED),
+        (
+            "/api/audit-logs".into(),
+            Some(expired_token_for("alice")),
+            StatusCode::UNAUTHORIZED,
+        ),
+        ("/api/audit-logs/x".into(), None, StatusCode::UNAUTHORIZED),
+        (
+            "/api/audit-logs/gaps".into(),
+            None,
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            "/api/audit-logs/gaps".into(),
+            Some(alice.clone()),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "/api/audit-logs?limit=abc".into(),
+            Some(alice.clone()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/audit-logs?task_id=nope".into(),
+            Some(alice.clone()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/audit-logs?from=yesterday".into(),
+            Some(alice.clone()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/audit-logs?cursor=!!!".into(),
+            Some(alice.clone()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/audit-logs?taskid=1".into(),
+            Some(alice.clone()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/audit-logs?limit=1&limit=2".into(),
+            Some(alice.clone()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/audit-logs?limit=501".into(),
+            Some(alice.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/api/audit-logs?limit=0".into(),
+            Some(alice.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/api/audit-logs?type=exploded".into(),
+            Some(alice.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/api/audit-logs?type=com.todo.reminder.scheduled".into(),
+            Some(alice.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/api/audit-logs?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z".into(),
+            Some(alice.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/api/audit-logs/gaps?limit=9999".into(),
+            Some(admin.clone()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/api/audit-logs/gaps?cursor=x".into(),
+            Some(admin),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (uri, token, want) in cases {
+        let (status, content_type, body) = call(&app, get(&uri, token.as_deref())).await;
+        assert_eq!(status, want, "{uri}: {body}");
+        assert_eq!(content_type, "application/problem+json", "{uri}");
+        assert_eq!(body["status"], want.as_u16(), "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn job_triggers_need_daprs_token_and_a_known_name() {
+    let app = offline_router();
+    let job = |name: &str, header: Option<(&str, &str)>| {
+        let mut builder = Request::post(format!("/job/{name}"));
+        if let Some((k, v)) = header {
+            builder = builder.header(k, v);
+        }
+        builder.body(Body::from("{}")).unwrap()
+    };
+    let (status, ..) = call(&app, job("audit-retention", None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The Knative push token opens pushes, never jobs.
+    let (status, ..) = call(
+        &app,
+        job(
+            "audit-retention",
+            Some(("ce-pushtoken", "knative-push-token")),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, ..) = call(&app, job("reminders", Some(("dapr-api-token", APP_TOKEN)))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn users_see_only_their_own_entries_and_admins_see_all() {
+    let Some(store) = store_or_skip().await else {
+        return;
+    };
+    let app = router(store.clone());
+    let alice = format!("alice-{}", Uuid::now_v7());
+    let bob = format!("bob-{}", Uuid::now_v7());
+    let alice_task = Uuid::now_v7();
+    let bob_task = Uuid::now_v7();
+    let alice_event = TestEntry::new(&alice, alice_task, 1, Utc::now())
+        .kind("created")
+        .insert(&store)
+        .await;
+    let bob_event = TestEntry::new(&bob, bob_task, 1, Utc::now())
+        .kind("created")
+        .insert(&store)
+        .await;
+    let alice_token = token_for(&alice, false);
+    let admin_token = token_for("auditor", true);
+
+    // Asking for bob's rows as alice still gives alice's rows only.
+    let (status, _, body) = call(
+        &app,
+        get(
+            &format!("/api/audit-logs?user_id={bob}"),
+            Some(&alice_token),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{body}");
+    assert_eq!(items[0]["event_id"], alice_event);
+    assert_eq!(items[0]["type"], "com.todo.task.created");
+    assert_eq!(items[0]["payload"]["task"]["id"], alice_task.to_string());
+    assert!(body["next_cursor"].is_null());
+
+    // bob's task filtered by alice: nothing, not an error.
+    let (_, _, body) = call(
+        &app,
+        get(
+            &format!("/api/audit-logs?task_id={bob_task}"),
+            Some(&alice_token),
+        ),
+    )
+    .await;
+    assert_eq!(body["items"], serde_json::json!([]));
+
+    // The admin sees bob's rows by user, and by short type name.
+    let (status, _, body) = call(
+        &app,
+        get(
+            &format!("/api/audit-logs?user_id={bob}&type=created&limit=500"),
+            Some(&admin_token),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["items"][0]["event_id"], bob_event, "{body}");
+
+    // One entry: owner and admin see it; anyone else gets the same 404 as
+    // for an id that does not exist.
+    let one = |id: &str, token: &str| get(&format!("/api/audit-logs/{id}"), Some(token));
+    let (status, _, body) = call(&app, one(&alice_event, &alice_token)).await;
+    assert_eq!(
+        (status, body["user_id"].as_str()),
+        (StatusCode::OK, Some(alice.as_str()))
+    );
+    let (status, _, _) = call(&app, one(&bob_event, &admin_token)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (hidden, _, hidden_body) = call(&app, one(&bob_event, &alice_token)).await;
+    let (missing, _, missing_body) = call(&app, one("no-such-event", &alice_token)).await;
+    assert_eq!(hidden, StatusCode::NOT_FOUND);
+    assert_eq!(hidden_body, missing_body);
+    assert_eq!(missing, StatusCode::NOT_FOUND);
+}
+
+fn push(headers: axum::http::HeaderMap, body: Vec<u8>, token: (&str, &str)) -> Request<Body> {
+    let mut builder = Request::post(crate::TASK_EVENTS_ROUTE).header(token.0, token.1);
+    for (name, value) in &headers {
+        builder = builder.header(name, value);
+    }
+    builder.body(Body::from(body)).unwrap()
+}
+
+#[tokio::test]
+async fn every_deliverer_stores_the_event_once() {
+    let Some(store) = store_or_skip().await else {
+        return;
+    };
+    let app = router(store.clone());
+    let user = format!("ingest-{}", Uuid::now_v7());
+    let event = task_event(EventKind::TaskCreated, &user);
+    let dapr = (
+        contracts::testing::structured_headers(),
+        dapr_push_body(&event).to_string().into_bytes(),
+    );
+    let dapr_token = ("dapr-api-token", APP_TOKEN);
+    let knative_token = ("ce-pushtoken", "knative-push-token");
+    let deliveries = [
+        (dapr.clone(), dapr_token),
+        (dapr, dapr_token),
+        (knative_binary_push(&event), knative_token),
+        (knative_kafka_push(&event), knative_token),
+    ];
+    for ((headers, body), token) in deliveries {
+        let (status, _, reply) = call(&app, push(headers, body, token)).await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+    }
+    let id = event.id.to_string();
+    let stored = store.get(&id).await.unwrap().expect("stored");
+    assert_eq!(stored.user_id, user);
+    assert_eq!(stored.event_type, "com.todo.task.created");
+    let client = store.client().await.unwrap();
+    let count: i64 = client
+        .query_one(
+            "SELECT count(*) FROM audit_logs WHERE user_id = $1",
+            &[&user],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 1, "four deliveries, one row");
+
+    // An event older than retention is acknowledged and not stored, so a
+    // replay cannot bring back what retention removed.
+    let mut old = task_event(EventKind::TaskUpdated, &user);
+    old.time = Utc::now() - chrono::Duration::days(100);
+    let body = dapr_push_body(&old).to_string().into_bytes();
+    let (status, _, reply) = call(
+        &app,
+        push(contracts::testing::structured_headers(), body, dapr_token),
+    )
+    .await;
+    assert_eq!(
+        (status, reply["status"].as_str()),
+        (StatusCode::OK, Some("SUCCESS"))
+    );
+    assert!(store.get(&old.id.to_string()).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn the_retention_job_purges_through_the_route() {
+    let Some(store) = store_or_skip().await else {
+        return;
+    };
+    let app = router(store.clone());
+    let user = format!("job-{}", Uuid::now_v7());
+    let old = TestEntry::new(
+        &user,
+        Uuid::now_v7(),
+        1,
+        Utc::now() - chrono::Duration::days(91),
+    )
+    .insert(&store)
+    .await;
+    let request = Request::post("/job/audit-retention")
+        .header("dapr-api-token", APP_TOKEN)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"purpose":"audit retention"}"#))
+        .unwrap();
+    let (status, _, report) = call(&app, request).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert!(report["deleted"].as_u64().unwrap() >= 1, "{report}");
+    assert!(store.get(&old).await.unwrap().is_none());
+}
