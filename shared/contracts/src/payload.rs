@@ -25,6 +25,10 @@ pub struct TaskSnapshot {
     /// The recurrence rule, as accepted by the task API (see the schema).
     #[serde(default)]
     pub recurrence: Option<serde_json::Value>,
+    /// Which occurrence of its recurring series the task is (1 = first).
+    /// Optional on the wire: events from before it existed lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurrence: Option<i32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,

@@ -1,18 +1,27 @@
 //! The task domain, shared by `task-api` and `recurring`: the model and its
-//! validation, the repository that changes tasks, the per-user streams, and
-//! the transactional outbox with the relay that publishes it through Dapr.
+//! validation, the recurrence engine, reminders, the repository that changes
+//! tasks, the per-user streams, and the transactional outbox with the relay
+//! that publishes it through Dapr.
 //!
 //! This crate is the only owner of the task tables: every change goes
 //! through [`repo::TaskRepository`], which commits the change and the events
 //! it causes in one transaction.
 
+pub mod devices;
+pub mod idempotency;
+pub mod input;
 pub mod model;
 pub mod outbox;
+pub mod query;
+pub mod recurrence;
 pub mod relay;
+pub mod reminder;
 pub mod repo;
 pub mod stream;
 
-pub use model::{NewTask, Priority, Status, Task, TaskInput, ValidationError};
+pub use input::{NewTask, ParseError, TaskInput, TaskPatch};
+pub use model::{Priority, Status, Task, ValidationError};
+pub use recurrence::Recurrence;
 pub use relay::{Relay, RelayConfig};
 pub use repo::{RepoError, TaskRepository};
 

@@ -6,6 +6,9 @@ use contracts::TaskSnapshot;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::recurrence::Recurrence;
+use crate::reminder::Reminder;
+
 pub const MAX_TITLE_CHARS: usize = 500;
 pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 pub const MAX_TAGS: usize = 20;
@@ -75,7 +78,10 @@ pub struct Task {
     pub tags: Vec<String>,
     pub due_at: Option<DateTime<Utc>>,
     pub time_zone: String,
-    pub recurrence: Option<serde_json::Value>,
+    pub recurrence: Option<Recurrence>,
+    /// Which occurrence of its series this task is (1 for the first).
+    pub occurrence: i32,
+    pub reminders: Vec<Reminder>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -95,41 +101,17 @@ impl Task {
             tags: self.tags.clone(),
             due_at: self.due_at,
             time_zone: self.time_zone.clone(),
-            recurrence: self.recurrence.clone(),
+            recurrence: self
+                .recurrence
+                .as_ref()
+                .and_then(|r| serde_json::to_value(r).ok()),
+            occurrence: Some(self.occurrence),
             created_at: self.created_at,
             updated_at: self.updated_at,
             completed_at: self.completed_at,
             sequence: self.sequence,
         }
     }
-}
-
-/// What a client sends to create a task. Unknown fields are refused.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TaskInput {
-    pub title: String,
-    #[serde(default)]
-    pub description: Option<String>,
-    #[serde(default)]
-    pub priority: Option<Priority>,
-    #[serde(default)]
-    pub tags: Option<Vec<String>>,
-    #[serde(default)]
-    pub due_at: Option<DateTime<Utc>>,
-    #[serde(default)]
-    pub time_zone: Option<String>,
-}
-
-/// A validated new task.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewTask {
-    pub title: String,
-    pub description: String,
-    pub priority: Priority,
-    pub tags: Vec<String>,
-    pub due_at: Option<DateTime<Utc>>,
-    pub time_zone: String,
 }
 
 /// One broken rule, by field.
@@ -140,7 +122,7 @@ pub struct ValidationError {
     pub message: String,
 }
 
-fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
+pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> ValidationError {
     ValidationError {
         field,
         message: message.into(),
@@ -203,79 +185,10 @@ pub fn validate_time_zone(name: &str) -> Result<String, ValidationError> {
         .map_err(|_| invalid("time_zone", format!("{name:?} is not an IANA time zone")))
 }
 
-impl TaskInput {
-    /// Checks every rule and reports all broken ones at once.
-    pub fn validate(self) -> Result<NewTask, Vec<ValidationError>> {
-        let mut errors = Vec::new();
-        let mut keep =
-            |r: Result<String, ValidationError>| r.map_err(|e| errors.push(e)).unwrap_or_default();
-        let title = keep(validate_title(&self.title));
-        let description = keep(validate_description(
-            self.description.as_deref().unwrap_or(""),
-        ));
-        let time_zone = keep(validate_time_zone(
-            self.time_zone.as_deref().unwrap_or("UTC"),
-        ));
-        let tags = normalise_tags(self.tags.as_deref().unwrap_or(&[])).map_err(|e| errors.push(e));
-        match (errors.is_empty(), tags) {
-            (true, Ok(tags)) => Ok(NewTask {
-                title,
-                description,
-                priority: self.priority.unwrap_or_default(),
-                tags,
-                due_at: self.due_at,
-                time_zone,
-            }),
-            _ => Err(errors),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    fn input(title: &str) -> TaskInput {
-        TaskInput {
-            title: title.to_owned(),
-            ..TaskInput::default()
-        }
-    }
-
-    #[test]
-    fn defaults_fill_in() {
-        let task = input("  Buy milk ").validate().unwrap();
-        assert_eq!(task.title, "Buy milk");
-        assert_eq!(task.priority, Priority::Medium);
-        assert_eq!(task.time_zone, "UTC");
-        assert!(task.tags.is_empty());
-    }
-
-    #[test]
-    fn all_broken_rules_are_reported() {
-        let bad = TaskInput {
-            title: " ".into(),
-            description: Some("x".repeat(MAX_DESCRIPTION_CHARS + 1)),
-            time_zone: Some("Mars/Olympus".into()),
-            tags: Some(vec!["".into()]),
-            ..TaskInput::default()
-        };
-        let fields: Vec<_> = bad
-            .validate()
-            .unwrap_err()
-            .iter()
-            .map(|e| e.field)
-            .collect();
-        assert_eq!(fields, ["title", "description", "time_zone", "tags"]);
-    }
-
-    #[test]
-    fn unknown_fields_are_refused() {
-        let err =
-            serde_json::from_str::<TaskInput>(r#"{"title":"a","owner":"mallory"}"#).unwrap_err();
-        assert!(err.to_string().contains("unknown field"), "{err}");
-    }
 
     #[test]
     fn tags_are_normalised() {

@@ -1,0 +1,274 @@
+//! What clients send: the create and patch bodies, parsed strictly (unknown
+//! fields refused) and validated into the values a change writes.
+//!
+//! [`parse_create`] and [`parse_patch`] are the request-parsing entry points
+//! the fuzz target (`shared/task-domain/fuzz`) and the property tests drive.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::model::{
+    Priority, Task, ValidationError, normalise_tags, validate_description, validate_time_zone,
+    validate_title,
+};
+use crate::recurrence::Recurrence;
+use crate::reminder::{ReminderInput, ReminderSpec, validate_reminders};
+
+/// What a client sends to create a task. Unknown fields are refused.
+/// `Serialize` gives the canonical form Idempotency-Key replays compare.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskInput {
+    pub title: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub due_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default)]
+    pub recurrence: Option<Recurrence>,
+    #[serde(default)]
+    pub reminders: Option<Vec<ReminderInput>>,
+}
+
+/// The editable fields of a task, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskFields {
+    pub title: String,
+    pub description: String,
+    pub priority: Priority,
+    pub tags: Vec<String>,
+    pub due_at: Option<DateTime<Utc>>,
+    pub time_zone: String,
+    pub recurrence: Option<Recurrence>,
+}
+
+/// A validated new task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    pub fields: TaskFields,
+    pub reminders: Vec<ReminderSpec>,
+}
+
+/// A partial update. Absent fields stay; `null` clears the nullable ones
+/// (`due_at`, `recurrence`); `reminders` replaces the whole list.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskPatch {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub due_at: Option<Option<DateTime<Utc>>>,
+    #[serde(default)]
+    pub time_zone: Option<String>,
+    #[serde(default, deserialize_with = "present")]
+    pub recurrence: Option<Option<Recurrence>>,
+    #[serde(default)]
+    pub reminders: Option<Vec<ReminderInput>>,
+}
+
+/// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The result of applying a patch: the new fields, the reminder list if the
+/// patch replaced it, and the names of the fields that really changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchOutcome {
+    pub fields: TaskFields,
+    pub reminders: Option<Vec<ReminderSpec>>,
+    pub changed: Vec<String>,
+}
+
+/// Collects every broken rule instead of stopping at the first.
+#[derive(Default)]
+struct Errors(Vec<ValidationError>);
+
+impl Errors {
+    fn keep<T: Default>(&mut self, r: Result<T, ValidationError>) -> T {
+        r.unwrap_or_else(|e| {
+            self.0.push(e);
+            T::default()
+        })
+    }
+
+    fn finish<T>(self, value: T) -> Result<T, Vec<ValidationError>> {
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self.0)
+        }
+    }
+}
+
+fn check_recurrence(
+    errors: &mut Errors,
+    recurrence: Option<&Recurrence>,
+    due_at: Option<DateTime<Utc>>,
+) {
+    if let Some(r) = recurrence {
+        errors.keep(r.validate(due_at.is_some()));
+    }
+}
+
+impl TaskInput {
+    /// Checks every rule and reports all broken ones at once.
+    pub fn validate(self) -> Result<NewTask, Vec<ValidationError>> {
+        let mut e = Errors::default();
+        let title = e.keep(validate_title(&self.title));
+        let description = e.keep(validate_description(
+            self.description.as_deref().unwrap_or(""),
+        ));
+        let time_zone = e.keep(validate_time_zone(
+            self.time_zone.as_deref().unwrap_or("UTC"),
+        ));
+        let tags = e.keep(normalise_tags(self.tags.as_deref().unwrap_or(&[])));
+        check_recurrence(&mut e, self.recurrence.as_ref(), self.due_at);
+        let reminders = e.keep(validate_reminders(
+            self.reminders.as_deref().unwrap_or(&[]),
+            self.due_at,
+        ));
+        e.finish(NewTask {
+            fields: TaskFields {
+                title,
+                description,
+                priority: self.priority.unwrap_or_default(),
+                tags,
+                due_at: self.due_at,
+                time_zone,
+                recurrence: self.recurrence,
+            },
+            reminders,
+        })
+    }
+}
+
+impl TaskPatch {
+    /// Applies the patch to `current`, validating the merged task.
+    pub fn apply(self, current: &Task) -> Result<PatchOutcome, Vec<ValidationError>> {
+        let mut e = Errors::default();
+        let mut f = TaskFields {
+            title: current.title.clone(),
+            description: current.description.clone(),
+            priority: current.priority,
+            tags: current.tags.clone(),
+            due_at: current.due_at,
+            time_zone: current.time_zone.clone(),
+            recurrence: current.recurrence.clone(),
+        };
+        let mut changed = Vec::new();
+        let mut set = |name: &str, differs: bool| {
+            if differs {
+                changed.push(name.to_owned());
+            }
+        };
+        if let Some(title) = self.title {
+            f.title = e.keep(validate_title(&title));
+            set("title", f.title != current.title);
+        }
+        if let Some(description) = self.description {
+            f.description = e.keep(validate_description(&description));
+            set("description", f.description != current.description);
+        }
+        if let Some(priority) = self.priority {
+            f.priority = priority;
+            set("priority", priority != current.priority);
+        }
+        if let Some(tags) = self.tags {
+            f.tags = e.keep(normalise_tags(&tags));
+            set("tags", f.tags != current.tags);
+        }
+        if let Some(due_at) = self.due_at {
+            f.due_at = due_at;
+            set("due_at", due_at != current.due_at);
+        }
+        if let Some(tz) = self.time_zone {
+            f.time_zone = e.keep(validate_time_zone(&tz));
+            set("time_zone", f.time_zone != current.time_zone);
+        }
+        if let Some(recurrence) = self.recurrence {
+            f.recurrence = recurrence;
+            set("recurrence", f.recurrence != current.recurrence);
+        }
+        check_recurrence(&mut e, f.recurrence.as_ref(), f.due_at);
+        let current_specs: Vec<ReminderSpec> = current.reminders.iter().map(|r| r.spec()).collect();
+        let reminders = match &self.reminders {
+            Some(inputs) => {
+                let specs = e.keep(validate_reminders(inputs, f.due_at));
+                set("reminders", specs != current_specs);
+                Some(specs)
+            }
+            // The kept reminders must still make sense with a new due date.
+            None if f.due_at.is_none() && current.due_at.is_some() => {
+                let relative = current.reminders.iter().any(|r| r.minutes_before.is_some());
+                if relative {
+                    e.0.push(ValidationError {
+                        field: "reminders",
+                        message: "a minutes_before reminder needs the task's due_at".to_owned(),
+                    });
+                }
+                None
+            }
+            None => None,
+        };
+        e.finish(PatchOutcome {
+            fields: f,
+            reminders,
+            changed,
+        })
+    }
+}
+
+/// Why a body could not be read as a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON at all: the client's 400.
+    #[error("malformed JSON: {0}")]
+    Syntax(String),
+    /// JSON of the wrong shape (types, unknown or missing fields): 422.
+    #[error("{0}")]
+    Shape(String),
+    #[error("the task is not valid")]
+    Invalid(Vec<ValidationError>),
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ParseError> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ParseError::Shape(e.to_string()),
+        _ => ParseError::Syntax(e.to_string()),
+    })
+}
+
+/// Parses and validates a create body.
+pub fn parse_create(body: &[u8]) -> Result<NewTask, ParseError> {
+    from_json::<TaskInput>(body)?
+        .validate()
+        .map_err(ParseError::Invalid)
+}
+
+/// Parses a patch body and applies it to `current`.
+pub fn parse_patch(body: &[u8], current: &Task) -> Result<PatchOutcome, ParseError> {
+    from_json::<TaskPatch>(body)?
+        .apply(current)
+        .map_err(ParseError::Invalid)
+}
+
+#[cfg(test)]
+#[path = "input_tests.rs"]
+mod tests;

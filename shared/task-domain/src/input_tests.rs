@@ -1,0 +1,169 @@
+//! Tests of request parsing and validation, including property tests that
+//! feed arbitrary bytes and arbitrary JSON to the same entry points the fuzz
+//! target drives.
+
+use super::*;
+use crate::model::{MAX_DESCRIPTION_CHARS, Status};
+use chrono::TimeZone;
+use proptest::prelude::*;
+use uuid::Uuid;
+
+fn input(title: &str) -> TaskInput {
+    TaskInput {
+        title: title.to_owned(),
+        ..TaskInput::default()
+    }
+}
+
+fn stored() -> Task {
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 9, 0, 0).unwrap();
+    Task {
+        id: Uuid::now_v7(),
+        user_id: "alice".into(),
+        title: "Pay rent".into(),
+        description: String::new(),
+        status: Status::Pending,
+        priority: Priority::Medium,
+        tags: vec!["home".into()],
+        due_at: Some(now),
+        time_zone: "UTC".into(),
+        recurrence: None,
+        occurrence: 1,
+        reminders: vec![crate::reminder::Reminder {
+            id: Uuid::now_v7(),
+            minutes_before: Some(30),
+            at: None,
+            channels: vec![contracts::ReminderChannel::Email],
+            fire_at: None,
+        }],
+        created_at: now,
+        updated_at: now,
+        completed_at: None,
+        sequence: 1,
+    }
+}
+
+#[test]
+fn defaults_fill_in() {
+    let task = input("  Buy milk ").validate().unwrap();
+    assert_eq!(task.fields.title, "Buy milk");
+    assert_eq!(task.fields.priority, Priority::Medium);
+    assert_eq!(task.fields.time_zone, "UTC");
+    assert!(task.fields.tags.is_empty() && task.reminders.is_empty());
+}
+
+#[test]
+fn all_broken_rules_are_reported() {
+    let bad = TaskInput {
+        title: " ".into(),
+        description: Some("x".repeat(MAX_DESCRIPTION_CHARS + 1)),
+        time_zone: Some("Mars/Olympus".into()),
+        tags: Some(vec!["".into()]),
+        recurrence: serde_json::from_str(r#"{"frequency":"daily","weekdays":["mon"]}"#).ok(),
+        ..TaskInput::default()
+    };
+    let fields: Vec<_> = bad
+        .validate()
+        .unwrap_err()
+        .iter()
+        .map(|e| e.field)
+        .collect();
+    assert_eq!(
+        fields,
+        ["title", "description", "time_zone", "tags", "recurrence"]
+    );
+}
+
+#[test]
+fn parse_errors_are_classified() {
+    assert!(matches!(parse_create(b"{"), Err(ParseError::Syntax(_))));
+    assert!(matches!(
+        parse_create(br#"{"title":"a","owner":"mallory"}"#),
+        Err(ParseError::Shape(m)) if m.contains("unknown field")
+    ));
+    assert!(matches!(
+        parse_create(br#"{"title":5}"#),
+        Err(ParseError::Shape(_))
+    ));
+    assert!(matches!(
+        parse_create(br#"{"title":"a","time_zone":"Nowhere/Land"}"#),
+        Err(ParseError::Invalid(_))
+    ));
+    assert!(parse_create(br#"{"title":"a","due_at":"2026-12-01T09:00:00Z","recurrence":{"frequency":"weekly","weekdays":["mon","fri"]},"reminders":[{"minutes_before":10,"channels":["push","email"]}]}"#).is_ok());
+}
+
+#[test]
+fn patch_tracks_real_changes_and_nulls() {
+    let task = stored();
+    let same = parse_patch(br#"{"title":"Pay rent","priority":"medium"}"#, &task).unwrap();
+    assert!(same.changed.is_empty());
+    let moved = parse_patch(
+        br#"{"due_at":"2026-11-02T09:00:00Z","tags":["Home","bills"]}"#,
+        &task,
+    )
+    .unwrap();
+    assert_eq!(moved.changed, ["tags", "due_at"]);
+    assert!(moved.reminders.is_none());
+    // Clearing the due date would strand the relative reminder.
+    let err = parse_patch(br#"{"due_at":null}"#, &task).unwrap_err();
+    assert!(matches!(err, ParseError::Invalid(e) if e[0].field == "reminders"));
+    let cleared = parse_patch(br#"{"due_at":null,"reminders":[]}"#, &task).unwrap();
+    assert_eq!(cleared.changed, ["due_at", "reminders"]);
+    assert!(matches!(
+        parse_patch(br#"{"status":"completed"}"#, &task),
+        Err(ParseError::Shape(_))
+    ));
+}
+
+fn any_json() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        "\\PC{0,20}".prop_map(serde_json::Value::from),
+        Just(serde_json::Value::from("2026-11-01T09:00:00Z")),
+        Just(serde_json::Value::from("daily")),
+        Just(serde_json::Value::from("Europe/Paris")),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        let keys = prop_oneof![
+            Just("title".to_owned()),
+            Just("due_at".to_owned()),
+            Just("recurrence".to_owned()),
+            Just("frequency".to_owned()),
+            Just("reminders".to_owned()),
+            Just("minutes_before".to_owned()),
+            Just("channels".to_owned()),
+            Just("time_zone".to_owned()),
+            Just("tags".to_owned()),
+            "[a-z_]{1,8}",
+        ];
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map(keys, inner, 0..5)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = parse_create(&bytes);
+        let _ = parse_patch(&bytes, &stored());
+    }
+
+    #[test]
+    fn arbitrary_json_is_accepted_only_when_valid(json in any_json()) {
+        let body = json.to_string();
+        if let Ok(new) = parse_create(body.as_bytes()) {
+            // Whatever is accepted satisfies every rule.
+            prop_assert!(validate_title(&new.fields.title).is_ok());
+            prop_assert!(new.fields.tags.len() <= crate::model::MAX_TAGS);
+            if let Some(r) = &new.fields.recurrence {
+                prop_assert!(r.validate(new.fields.due_at.is_some()).is_ok());
+            }
+        }
+        let _ = parse_patch(body.as_bytes(), &stored());
+    }
+}

@@ -1,0 +1,329 @@
+//! The recurrence model and engine: which rule a task repeats by, whether a
+//! rule is valid, and when its next occurrence is due.
+//!
+//! Rules are evaluated on the task's local calendar (its IANA zone, through
+//! chrono-tz), so "every day at 09:00" stays at 09:00 across DST changes.
+//! `recurring` (a later function) computes next occurrences through
+//! [`Recurrence::next_occurrence`]; this module is pure and has no I/O.
+
+use chrono::{
+    DateTime, Datelike, Days, LocalResult, Months, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday,
+};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::model::ValidationError;
+
+/// Intervals beyond this are refused: a longer gap is not a recurrence.
+pub const MAX_INTERVAL: u32 = 1000;
+/// "After N occurrences" is bounded so a count is a plausible plan.
+pub const MAX_COUNT: u32 = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Frequency {
+    Daily,
+    Weekly,
+    Monthly,
+    Yearly,
+}
+
+/// A weekday as clients spell it: `mon` … `sun`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Day {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Day {
+    pub const ALL: [Day; 7] = [
+        Day::Mon,
+        Day::Tue,
+        Day::Wed,
+        Day::Thu,
+        Day::Fri,
+        Day::Sat,
+        Day::Sun,
+    ];
+
+    pub fn weekday(self) -> Weekday {
+        match self {
+            Day::Mon => Weekday::Mon,
+            Day::Tue => Weekday::Tue,
+            Day::Wed => Weekday::Wed,
+            Day::Thu => Weekday::Thu,
+            Day::Fri => Weekday::Fri,
+            Day::Sat => Weekday::Sat,
+            Day::Sun => Weekday::Sun,
+        }
+    }
+}
+
+/// "The 2nd Tuesday", or with `nth: -1`, "the last Friday" of a month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NthWeekday {
+    /// 1 to 4, or -1 for the last one: these exist in every month.
+    pub nth: i8,
+    pub weekday: Day,
+}
+
+/// What the next due date is counted from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Anchor {
+    /// A fixed schedule from the due date: completing late does not shift it.
+    #[default]
+    Schedule,
+    /// Counted from the day the previous occurrence was completed.
+    Completion,
+}
+
+/// When the series stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum End {
+    #[default]
+    Never,
+    /// After this many occurrences in total (the first one included).
+    After(u32),
+    /// No occurrence falls after this local date.
+    Until(NaiveDate),
+}
+
+/// A recurrence rule, stored as JSONB in `tasks.recurrence`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recurrence {
+    pub frequency: Frequency,
+    #[serde(default = "one")]
+    pub interval: u32,
+    /// Weekly only: the weekdays it falls on (default: the due date's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weekdays: Vec<Day>,
+    /// Monthly only: the day of month, clamped to short months' last day
+    /// (default: the due date's day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub month_day: Option<u8>,
+    /// Monthly only: an nth weekday instead of a day of month.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nth_weekday: Option<NthWeekday>,
+    #[serde(default)]
+    pub anchor: Anchor,
+    #[serde(default)]
+    pub end: End,
+}
+
+fn one() -> u32 {
+    1
+}
+
+fn invalid(message: impl Into<String>) -> ValidationError {
+    ValidationError {
+        field: "recurrence",
+        message: message.into(),
+    }
+}
+
+impl Recurrence {
+    /// Checks the rule's own consistency. `has_due` is whether the task has
+    /// a due date: every rule keeps the due date's time of day, so it needs one.
+    pub fn validate(&self, has_due: bool) -> Result<(), ValidationError> {
+        if !has_due {
+            return Err(invalid("a recurring task needs a due_at"));
+        }
+        if !(1..=MAX_INTERVAL).contains(&self.interval) {
+            return Err(invalid(format!("interval must be 1 to {MAX_INTERVAL}")));
+        }
+        if !self.weekdays.is_empty() && self.frequency != Frequency::Weekly {
+            return Err(invalid("weekdays are allowed only with weekly"));
+        }
+        let mut days = self.weekdays.clone();
+        days.sort();
+        days.dedup();
+        if days.len() != self.weekdays.len() {
+            return Err(invalid("weekdays must not repeat"));
+        }
+        if (self.month_day.is_some() || self.nth_weekday.is_some())
+            && self.frequency != Frequency::Monthly
+        {
+            return Err(invalid(
+                "month_day and nth_weekday are allowed only with monthly",
+            ));
+        }
+        if self.month_day.is_some() && self.nth_weekday.is_some() {
+            return Err(invalid("give month_day or nth_weekday, not both"));
+        }
+        if let Some(day) = self.month_day
+            && !(1..=31).contains(&day)
+        {
+            return Err(invalid("month_day must be 1 to 31"));
+        }
+        if let Some(nth) = self.nth_weekday
+            && !matches!(nth.nth, 1..=4 | -1)
+        {
+            return Err(invalid(
+                "nth_weekday.nth must be 1 to 4, or -1 for the last",
+            ));
+        }
+        if let End::After(count) = self.end
+            && !(1..=MAX_COUNT).contains(&count)
+        {
+            return Err(invalid(format!("end.after must be 1 to {MAX_COUNT}")));
+        }
+        Ok(())
+    }
+
+    /// The due date of the occurrence after the one due at `due`, which is
+    /// occurrence number `occurrence` (1-based) of the series. `completed_at`
+    /// matters only with [`Anchor::Completion`]. `None` when the series ends.
+    pub fn next_occurrence(
+        &self,
+        tz: Tz,
+        due: DateTime<Utc>,
+        occurrence: u32,
+        completed_at: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        if let End::After(count) = self.end
+            && occurrence >= count
+        {
+            return None;
+        }
+        let local_due = due.with_timezone(&tz).naive_local();
+        let base_date = match self.anchor {
+            Anchor::Schedule => local_due.date(),
+            Anchor::Completion => completed_at.with_timezone(&tz).date_naive(),
+        };
+        let next_date = self.next_date(local_due.date(), base_date)?;
+        if let End::Until(until) = self.end
+            && next_date > until
+        {
+            return None;
+        }
+        Some(to_utc(tz, next_date.and_time(local_due.time())))
+    }
+
+    /// The first date of the series strictly after `base`, where `first` is
+    /// the date the series' pattern (weekday, day of month) is read from.
+    fn next_date(&self, first: NaiveDate, base: NaiveDate) -> Option<NaiveDate> {
+        let n = self.interval;
+        match self.frequency {
+            Frequency::Daily => base.checked_add_days(Days::new(u64::from(n))),
+            // After completion, the series' weeks count from the completion.
+            Frequency::Weekly => match self.anchor {
+                Anchor::Schedule => self.next_weekly(first, first, base),
+                Anchor::Completion => self.next_weekly(first, base, base),
+            },
+            Frequency::Monthly => self.next_in_months(first, base, n),
+            Frequency::Yearly => self.next_in_months(first, base, n.checked_mul(12)?),
+        }
+    }
+
+    /// `phase` fixes which weeks belong to the series (every `interval`th
+    /// week from its week).
+    fn next_weekly(
+        &self,
+        first: NaiveDate,
+        phase: NaiveDate,
+        base: NaiveDate,
+    ) -> Option<NaiveDate> {
+        let mut days: Vec<Weekday> = if self.weekdays.is_empty() {
+            vec![first.weekday()]
+        } else {
+            self.weekdays.iter().map(|d| d.weekday()).collect()
+        };
+        days.sort_by_key(|d| d.num_days_from_monday());
+        let week_start =
+            |d: NaiveDate| d - Days::new(u64::from(d.weekday().num_days_from_monday()));
+        // The rest of base's week, if base's week is one of the series' weeks.
+        let weeks_from_first = (week_start(base) - week_start(phase)).num_weeks();
+        if weeks_from_first.rem_euclid(i64::from(self.interval)) == 0
+            && let Some(day) = days
+                .iter()
+                .find(|d| d.num_days_from_monday() > base.weekday().num_days_from_monday())
+        {
+            return week_start(base)
+                .checked_add_days(Days::new(u64::from(day.num_days_from_monday())));
+        }
+        // Otherwise the first listed day of the next series week.
+        let skip = i64::from(self.interval) - weeks_from_first.rem_euclid(i64::from(self.interval));
+        let next_week =
+            week_start(base).checked_add_days(Days::new(u64::try_from(skip * 7).ok()?))?;
+        next_week.checked_add_days(Days::new(u64::from(days[0].num_days_from_monday())))
+    }
+
+    /// Months `step`, `2·step`, … after `base`'s month (`0` too, for a
+    /// monthly pattern whose date in base's month is still ahead).
+    fn next_in_months(&self, first: NaiveDate, base: NaiveDate, step: u32) -> Option<NaiveDate> {
+        let month_start = base.with_day(1)?;
+        // A schedule-anchored series starts from its first date; checking a
+        // few candidates covers the current month and the next period.
+        for k in 0..=2u32 {
+            let start = month_start.checked_add_months(Months::new(step.checked_mul(k)?))?;
+            let candidate = match (self.frequency, self.nth_weekday) {
+                (Frequency::Monthly, Some(nth)) => nth_weekday_of(start, nth)?,
+                (Frequency::Yearly, _) => clamp_day(start.with_month(first.month())?, first.day())?,
+                _ => clamp_day(start, self.month_day.map_or(first.day(), u32::from))?,
+            };
+            if candidate > base {
+                return Some(candidate);
+            }
+        }
+        None
+    }
+}
+
+/// The day `day` of `month_start`'s month, or its last day if shorter.
+fn clamp_day(month_start: NaiveDate, day: u32) -> Option<NaiveDate> {
+    let next_month = month_start.checked_add_months(Months::new(1))?;
+    let last = next_month.pred_opt()?.day();
+    month_start.with_day(day.min(last))
+}
+
+fn nth_weekday_of(month_start: NaiveDate, nth: NthWeekday) -> Option<NaiveDate> {
+    let want = nth.weekday.weekday();
+    if nth.nth > 0 {
+        NaiveDate::from_weekday_of_month_opt(
+            month_start.year(),
+            month_start.month(),
+            want,
+            u8::try_from(nth.nth).ok()?,
+        )
+    } else {
+        let mut day = month_start.checked_add_months(Months::new(1))?.pred_opt()?;
+        while day.weekday() != want {
+            day = day.pred_opt()?;
+        }
+        Some(day)
+    }
+}
+
+/// A local wall-clock time in `tz` as UTC. An ambiguous time (DST ends)
+/// takes the earlier instant; a skipped one (DST starts) moves to the first
+/// wall time after the gap.
+pub fn to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    match tz.from_local_datetime(&local) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
+        LocalResult::None => {
+            let mut probe = local;
+            for _ in 0..48 {
+                probe += chrono::Duration::minutes(30);
+                if let Some(t) = tz.from_local_datetime(&probe).earliest() {
+                    return t.with_timezone(&Utc);
+                }
+            }
+            // No zone has a gap this long; treat the wall time as UTC.
+            Utc.from_utc_datetime(&local)
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "recurrence_tests.rs"]
+mod tests;

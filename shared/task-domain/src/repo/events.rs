@@ -1,0 +1,92 @@
+//! The events a change enqueues, in the order the relay publishes them:
+//! the `task-events` event, the `task-updates` stream entry, then the
+//! reminder firings it withdraws and those it schedules.
+
+use contracts::{EventKind, OutgoingEvent, ReminderEventData, TaskEventData, TaskSyncData};
+use deadpool_postgres::Transaction;
+
+use super::{RepoError, corrupt};
+use crate::model::Task;
+use crate::reminder::{Firing, FiringDiff};
+use crate::{EMITTER, outbox, stream};
+
+/// What one change was, for its events.
+pub struct Change<'a> {
+    pub kind: EventKind,
+    /// The stream entry's `op`: created, updated, completed or deleted.
+    pub op: &'a str,
+    pub changed: Vec<String>,
+    pub position: stream::StreamPosition,
+    pub traceparent: Option<&'a str>,
+}
+
+/// Enqueues every event of a change of `task` (the task after the change;
+/// before it, with the new sequence, for a delete).
+pub async fn emit(
+    tx: &Transaction<'_>,
+    task: &Task,
+    change: Change<'_>,
+    firings: &FiringDiff,
+) -> Result<(), RepoError> {
+    let snapshot = task.snapshot();
+    let task_event = TaskEventData {
+        task_id: task.id,
+        user_id: task.user_id.clone(),
+        sequence: task.sequence,
+        task: snapshot.clone(),
+        changed: change.changed.clone(),
+    };
+    let sync = TaskSyncData {
+        task_id: task.id,
+        user_id: task.user_id.clone(),
+        sequence: task.sequence,
+        epoch: change.position.epoch.to_string(),
+        offset: change.position.offset,
+        op: change.op.to_owned(),
+        task: (change.kind != EventKind::TaskDeleted).then_some(snapshot),
+        changed: change.changed,
+    };
+    let subject = task.id.to_string();
+    let change_event =
+        OutgoingEvent::new(change.kind, EMITTER, subject.clone(), &task_event).map_err(corrupt)?;
+    let sync_event =
+        OutgoingEvent::new(EventKind::TaskSync, EMITTER, subject, &sync).map_err(corrupt)?;
+    let tp = change.traceparent;
+    outbox::enqueue(tx, &change_event, &task.user_id, None, tp).await?;
+    outbox::enqueue(
+        tx,
+        &sync_event,
+        &task.user_id,
+        Some(change.position.offset),
+        tp,
+    )
+    .await?;
+    for (kind, list) in [
+        (EventKind::ReminderCancelled, &firings.cancelled),
+        (EventKind::ReminderScheduled, &firings.scheduled),
+    ] {
+        for firing in list {
+            let event = reminder_event(kind, task, firing)?;
+            outbox::enqueue(tx, &event, &task.user_id, None, tp).await?;
+        }
+    }
+    Ok(())
+}
+
+fn reminder_event(
+    kind: EventKind,
+    task: &Task,
+    firing: &Firing,
+) -> Result<OutgoingEvent, RepoError> {
+    let data = ReminderEventData {
+        reminder_id: firing.reminder_id,
+        task_id: task.id,
+        user_id: task.user_id.clone(),
+        sequence: task.sequence,
+        fire_at: firing.fire_at,
+        occurrence_due_at: firing.occurrence_due_at,
+        channels: firing.channels.clone(),
+        title: task.title.clone(),
+    };
+    OutgoingEvent::new(kind, EMITTER, task.id.to_string(), &data).map_err(corrupt)
+}
