@@ -97,33 +97,55 @@ fn knative_problem(status: StatusCode, title: &str, detail: &str) -> Response {
         .into_response()
 }
 
-/// The expected app API token; `None` disables the check (tests, or a
-/// deployment that relies on network policy alone).
+/// Who may call the app's callback routes.
+///
+/// daprd proves itself with the app API token in `dapr-api-token`. A Knative
+/// KafkaSource cannot send that header, so in the `scale-to-zero` profile it
+/// sends a separate push token as a CloudEvent extension (`pushtoken`, which
+/// arrives as the `ce-pushtoken` header). `None` disables a check; with both
+/// unset every caller is accepted (tests, or network policy alone).
 #[derive(Debug, Clone, Default)]
-pub struct AppToken(pub Option<Arc<str>>);
+pub struct AppToken {
+    pub dapr: Option<Arc<str>>,
+    pub knative_push: Option<Arc<str>>,
+}
 
-/// Middleware: the request must carry daprd's app API token.
-pub async fn require_app_token(
-    State(token): State<AppToken>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let Some(expected) = token.0 else {
-        return next.run(request).await;
-    };
-    let presented = request
-        .headers()
-        .get(API_TOKEN_HEADER)
-        .map(|v| v.as_bytes())
-        .unwrap_or_default();
-    if bool::from(presented.ct_eq(expected.as_bytes())) {
+/// The header a KafkaSource's `ceOverrides.extensions.pushtoken` becomes.
+pub const KNATIVE_PUSH_TOKEN_HEADER: &str = "ce-pushtoken";
+
+impl AppToken {
+    pub fn new(dapr: Option<&str>, knative_push: Option<&str>) -> Self {
+        Self {
+            dapr: dapr.map(Arc::from),
+            knative_push: knative_push.map(Arc::from),
+        }
+    }
+
+    fn admits(&self, headers: &axum::http::HeaderMap) -> bool {
+        if self.dapr.is_none() && self.knative_push.is_none() {
+            return true;
+        }
+        let matches = |expected: &Option<Arc<str>>, header: &str| {
+            expected.as_ref().is_some_and(|expected| {
+                let presented = headers.get(header).map(|v| v.as_bytes()).unwrap_or_default();
+                bool::from(presented.ct_eq(expected.as_bytes()))
+            })
+        };
+        matches(&self.dapr, API_TOKEN_HEADER) || matches(&self.knative_push, KNATIVE_PUSH_TOKEN_HEADER)
+    }
+}
+
+/// Middleware: the request must carry daprd's app API token (or the Knative
+/// push token, where one is configured).
+pub async fn require_app_token(State(token): State<AppToken>, request: Request, next: Next) -> Response {
+    if token.admits(request.headers()) {
         next.run(request).await
     } else {
-        tracing::warn!(path = %request.uri().path(), "app callback refused: missing or wrong dapr-api-token");
+        tracing::warn!(path = %request.uri().path(), "app callback refused: missing or wrong token");
         knative_problem(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
-            "this endpoint is only for the Dapr sidecar",
+            "this endpoint is only for the Dapr sidecar and the event sources",
         )
     }
 }
@@ -162,6 +184,29 @@ mod tests {
         assert_eq!(retry, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(drop, StatusCode::BAD_REQUEST);
         assert!(body.contains("bad json"));
+    }
+
+    #[test]
+    fn tokens_admit_dapr_or_knative_and_nothing_else() {
+        use axum::http::HeaderMap;
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (k, v) in pairs {
+                map.insert(*k, v.parse().unwrap());
+            }
+            map
+        };
+        let open = AppToken::default();
+        assert!(open.admits(&headers(&[])));
+        let dapr_only = AppToken::new(Some("s3cret"), None);
+        assert!(dapr_only.admits(&headers(&[(API_TOKEN_HEADER, "s3cret")])));
+        assert!(!dapr_only.admits(&headers(&[(API_TOKEN_HEADER, "wrong")])));
+        assert!(!dapr_only.admits(&headers(&[])));
+        assert!(!dapr_only.admits(&headers(&[(KNATIVE_PUSH_TOKEN_HEADER, "s3cret")])));
+        let both = AppToken::new(Some("d"), Some("k"));
+        assert!(both.admits(&headers(&[(KNATIVE_PUSH_TOKEN_HEADER, "k")])));
+        assert!(both.admits(&headers(&[(API_TOKEN_HEADER, "d")])));
+        assert!(!both.admits(&headers(&[(KNATIVE_PUSH_TOKEN_HEADER, "d")])));
     }
 
     #[test]

@@ -18,6 +18,8 @@ pub const ENV_DAPR_HTTP_PORT: &str = "DAPR_HTTP_PORT";
 pub const DEFAULT_DAPR_HTTP_PORT: u16 = 3500;
 pub const ENV_DAPR_API_TOKEN: &str = "DAPR_API_TOKEN";
 pub const ENV_APP_API_TOKEN: &str = "APP_API_TOKEN";
+/// The token a Knative KafkaSource sends as the `pushtoken` extension.
+pub const ENV_KNATIVE_PUSH_TOKEN: &str = "KNATIVE_PUSH_TOKEN";
 pub const ENV_PUBSUB_NAME: &str = "PUBSUB_NAME";
 pub const DEFAULT_PUBSUB_NAME: &str = "pubsub";
 pub const ENV_DAPR_TIMEOUT_MS: &str = "DAPR_TIMEOUT_MS";
@@ -43,6 +45,7 @@ pub struct CommonConfig {
     pub dapr_http_endpoint: String,
     pub dapr_api_token: Option<String>,
     pub app_api_token: Option<String>,
+    pub knative_push_token: Option<String>,
     pub pubsub_name: String,
     pub dapr_timeout: Duration,
     pub request_timeout: Duration,
@@ -67,6 +70,7 @@ impl CommonConfig {
             ),
             dapr_api_token: s.optional(ENV_DAPR_API_TOKEN),
             app_api_token: s.optional(ENV_APP_API_TOKEN),
+            knative_push_token: s.optional(ENV_KNATIVE_PUSH_TOKEN),
             pubsub_name: s.string(ENV_PUBSUB_NAME, DEFAULT_PUBSUB_NAME),
             dapr_timeout: s.millis(ENV_DAPR_TIMEOUT_MS, DEFAULT_DAPR_TIMEOUT_MS)?,
             request_timeout: s.millis(ENV_REQUEST_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS)?,
