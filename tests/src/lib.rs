@@ -1,1 +1,186 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the cross-function tests: where the real local stack
+//! is, tokens for it, a database client, daprd's publish API and
+//! `scripts/dev` for disruptions.
+//!
+//! `./scripts/test` starts the stack and sets `TODO_EVENTS_STACK=1`; then a
+//! missing or unreachable part fails the test. Without that variable (a
+//! plain `cargo test`), [`Stack::from_env`] returns `None` and the tests
+//! return early, saying so.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// The running local stack.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub task_api: String,
+    pub audit: String,
+    pub task_api_dapr: String,
+    pub audit_dapr: String,
+    pub database_url: String,
+    pub dapr_api_token: Option<String>,
+    pub app_api_token: Option<String>,
+    pub jwt_secret: String,
+    pub dev_script: PathBuf,
+    pub http: reqwest::Client,
+}
+
+fn env(key: &str, default: &str) -> String {
+    std::env::var(key)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+impl Stack {
+    /// The stack described by the environment `./scripts/test` sets up.
+    pub fn from_env() -> Option<Stack> {
+        if std::env::var("TODO_EVENTS_STACK").is_err() {
+            eprintln!(
+                "TODO_EVENTS_STACK is not set: skipping a test that needs the local stack (run ./scripts/test)"
+            );
+            return None;
+        }
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        Some(Stack {
+            task_api: env("TASK_API_URL", "http://127.0.0.1:8080"),
+            audit: env("AUDIT_URL", "http://127.0.0.1:8081"),
+            task_api_dapr: env("TASK_API_DAPR_URL", "http://127.0.0.1:3500"),
+            audit_dapr: env("AUDIT_DAPR_URL", "http://127.0.0.1:3501"),
+            database_url: env("DATABASE_URL", "postgres://todo:todo@127.0.0.1:5432/todo"),
+            dapr_api_token: std::env::var("DAPR_API_TOKEN").ok(),
+            app_api_token: std::env::var("APP_API_TOKEN").ok(),
+            jwt_secret: std::env::var("JWT_HS256_SECRET").unwrap_or_else(|_| {
+                panic!("JWT_HS256_SECRET must be set when TODO_EVENTS_STACK is")
+            }),
+            dev_script: std::env::var("TODO_EVENTS_DEV")
+                .map(PathBuf::from)
+                .unwrap_or_else(|_| repo.join("scripts/dev")),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .unwrap_or_default(),
+        })
+    }
+
+    /// A valid user token signed with the stack's secret.
+    pub fn token(&self, user: &str, admin: bool) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        let roles = if admin {
+            serde_json::json!(["admin"])
+        } else {
+            serde_json::json!([])
+        };
+        let mut claims =
+            serde_json::json!({"sub": user, "iat": now, "exp": now + 3600, "roles": roles});
+        for (claim, var) in [("iss", "JWT_ISSUER"), ("aud", "JWT_AUDIENCE")] {
+            if let Ok(value) = std::env::var(var) {
+                claims[claim] = Value::String(value);
+            }
+        }
+        auth::testing::sign(&claims, &self.jwt_secret)
+    }
+
+    /// A fresh database connection.
+    pub async fn db(&self) -> tokio_postgres::Client {
+        let (client, connection) =
+            tokio_postgres::connect(&self.database_url, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("PostgreSQL at {} is not reachable: {e}", self.database_url)
+                });
+        tokio::spawn(connection);
+        client
+    }
+
+    /// Creates a task through the API; returns the response JSON.
+    pub async fn create_task(&self, user: &str, body: &Value) -> Value {
+        let response = self
+            .http
+            .post(format!("{}/api/tasks", self.task_api))
+            .bearer_auth(self.token(user, false))
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("task-api at {} is not reachable: {e}", self.task_api));
+        let status = response.status();
+        let json: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(
+            status,
+            reqwest::StatusCode::CREATED,
+            "create failed: {json}"
+        );
+        json
+    }
+
+    /// Publishes a structured CloudEvent through task-api's daprd, the way
+    /// the outbox relay does. Returns daprd's status code.
+    pub async fn publish(&self, topic: &str, partition_key: &str, event: &Value) -> u16 {
+        let mut request = self
+            .http
+            .post(format!(
+                "{}/v1.0/publish/pubsub/{topic}",
+                self.task_api_dapr
+            ))
+            .query(&[("metadata.partitionKey", partition_key)])
+            .header("content-type", "application/cloudevents+json")
+            .body(event.to_string());
+        if let Some(token) = &self.dapr_api_token {
+            request = request.header("dapr-api-token", token);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("daprd at {} is not reachable: {e}", self.task_api_dapr));
+        response.status().as_u16()
+    }
+
+    /// Runs `scripts/dev ARGS…`, failing the test if it fails.
+    pub async fn dev(&self, args: &[&str]) -> String {
+        let output = tokio::process::Command::new(&self.dev_script)
+            .args(args)
+            .output()
+            .await
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.dev_script.display()));
+        assert!(
+            output.status.success(),
+            "scripts/dev {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, for at most `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Counts audit rows for `task_id` (of every type).
+pub async fn audit_rows_for_task(db: &tokio_postgres::Client, task_id: uuid::Uuid) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM audit_logs WHERE task_id = $1",
+        &[&task_id],
+    )
+    .await
+    .map(|row| row.get(0))
+    .unwrap_or(-1)
+}

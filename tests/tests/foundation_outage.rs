@@ -1,0 +1,71 @@
+//! Nothing is lost between the database and the broker: with task-api's
+//! daprd stopped, writes still succeed and their events wait in the outbox;
+//! when daprd is back, the relay publishes them and audit stores them.
+//!
+//! This disrupts the shared stack, so it lives in its own test binary
+//! (cargo runs test binaries one after another).
+
+use std::time::Duration;
+
+use e2e_tests::{Stack, audit_rows_for_task, eventually};
+use futures::FutureExt;
+use serde_json::json;
+use uuid::Uuid;
+
+#[tokio::test]
+async fn events_written_while_daprd_is_down_arrive_after_it_returns() {
+    let Some(stack) = Stack::from_env() else {
+        return;
+    };
+    let user = format!("outage-{}", Uuid::new_v4().simple());
+
+    stack.dev(&["sidecar", "stop", "task-api"]).await;
+    let created = std::panic::AssertUnwindSafe(async {
+        let task = stack
+            .create_task(&user, &json!({"title": "Written during an outage"}))
+            .await;
+        let task_id: Uuid = task["id"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .expect("task id");
+        // The relay cannot publish: the event waits, unsent, in the outbox.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let db = stack.db().await;
+        let pending: i64 = db
+            .query_one(
+                "SELECT count(*) FROM outbox WHERE partition_key = $1 AND sent_at IS NULL",
+                &[&user],
+            )
+            .await
+            .expect("outbox")
+            .get(0);
+        (task_id, pending)
+    });
+    let outcome = created.catch_unwind().await;
+    // Whatever happened, bring the sidecar back for the tests after us.
+    stack.dev(&["sidecar", "start", "task-api"]).await;
+    let (task_id, pending) = outcome.unwrap_or_else(|p| std::panic::resume_unwind(p));
+    assert_eq!(
+        pending, 2,
+        "task.created and its sync event wait in the outbox"
+    );
+
+    let db = stack.db().await;
+    let arrived = eventually(Duration::from_secs(60), || async {
+        (audit_rows_for_task(&db, task_id).await == 1).then_some(())
+    })
+    .await;
+    assert!(
+        arrived.is_some(),
+        "the event is published once daprd is back"
+    );
+    let unsent: i64 = db
+        .query_one(
+            "SELECT count(*) FROM outbox WHERE partition_key = $1 AND sent_at IS NULL",
+            &[&user],
+        )
+        .await
+        .expect("outbox")
+        .get(0);
+    assert_eq!(unsent, 0);
+}
