@@ -1,0 +1,106 @@
+//! The HTTP routes, and the request-header rules they share.
+
+mod devices;
+mod tasks;
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The OpenAPI 3.1 document, also kept in the repo beside this crate.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// Every route this module serves, as (method, path template). A test holds
+/// the router, this list and `openapi.json` together.
+pub const ROUTES: [(&str, &str); 13] = [
+    ("post", "/api/tasks"),
+    ("get", "/api/tasks"),
+    ("get", "/api/tasks/{id}"),
+    ("patch", "/api/tasks/{id}"),
+    ("delete", "/api/tasks/{id}"),
+    ("post", "/api/tasks/{id}/complete"),
+    ("post", "/api/tasks/{id}/reopen"),
+    ("post", "/api/devices"),
+    ("delete", "/api/devices/{id}"),
+    ("get", "/openapi.json"),
+    // Mounted by `service::health::routes`, documented here too.
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+];
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/tasks", post(tasks::create).get(tasks::list))
+        .route(
+            "/api/tasks/{id}",
+            get(tasks::get_one)
+                .patch(tasks::update)
+                .delete(tasks::remove),
+        )
+        .route("/api/tasks/{id}/complete", post(tasks::complete))
+        .route("/api/tasks/{id}/reopen", post(tasks::reopen))
+        .route("/api/devices", post(devices::create))
+        .route("/api/devices/{id}", delete(devices::remove))
+        .route("/openapi.json", get(openapi))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// A path id; a malformed one cannot name anything the caller owns.
+fn parse_id(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(what))
+}
+
+/// The sequence in `If-Match` (`"3"`, `W/"3"` or `3`); `*` and no header
+/// mean "any".
+fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let raw = value
+        .to_str()
+        .map_err(|_| ApiError::bad_header("If-Match is not ASCII"))?
+        .trim();
+    if raw == "*" {
+        return Ok(None);
+    }
+    let tag = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
+    tag.parse::<i64>().map(Some).map_err(|_| {
+        ApiError::bad_header("If-Match must be the task's sequence as an entity tag, e.g. \"3\"")
+    })
+}
+
+/// The ETag of a task at `sequence`.
+fn etag(sequence: i64) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("\"{sequence}\"")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_forms() {
+        let mut h = HeaderMap::new();
+        assert_eq!(if_match(&h).unwrap(), None);
+        for (v, want) in [
+            ("\"3\"", Some(3)),
+            ("W/\"4\"", Some(4)),
+            ("5", Some(5)),
+            ("*", None),
+        ] {
+            h.insert(header::IF_MATCH, HeaderValue::from_static(v));
+            assert_eq!(if_match(&h).unwrap(), want, "{v}");
+        }
+        h.insert(header::IF_MATCH, HeaderValue::from_static("\"abc\""));
+        assert!(if_match(&h).is_err());
+    }
+}
