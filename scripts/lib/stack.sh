@@ -127,6 +127,9 @@ wait_function_ready() {
   wait_for "$name (/healthz on port $(fn_port "$name"))" 120 curl -fsS "http://127.0.0.1:$(fn_port "$name")/healthz"
   wait_for "daprd for $name (/v1.0/healthz on port $(fn_dapr_http "$name"))" 120 \
     curl -fsS "http://127.0.0.1:$(fn_dapr_http "$name")/v1.0/healthz"
+  # Outbound: its components (Kafka, PostgreSQL state, secrets) are ready.
+  wait_for "daprd for $name to reach its components (/v1.0/healthz/outbound)" 60 \
+    curl -fsS "http://127.0.0.1:$(fn_dapr_http "$name")/v1.0/healthz/outbound"
 }
 
 functions_up() {
