@@ -1,8 +1,18 @@
 //! Auth settings, read from the environment.
 
+use std::time::Duration;
+
 use settings::{SettingError, Settings};
 
 pub const ENV_HS256_SECRET: &str = "JWT_HS256_SECRET";
+pub const ENV_JWKS_URL: &str = "JWT_JWKS_URL";
+pub const ENV_JWKS_TTL_S: &str = "JWT_JWKS_TTL_SECONDS";
+pub const DEFAULT_JWKS_TTL_S: u64 = 300;
+/// The least time between two JWKS fetches caused by unknown `kid`s.
+pub const ENV_JWKS_MIN_REFRESH_S: &str = "JWT_JWKS_MIN_REFRESH_SECONDS";
+pub const DEFAULT_JWKS_MIN_REFRESH_S: u64 = 30;
+pub const ENV_JWKS_TIMEOUT_MS: &str = "JWT_JWKS_TIMEOUT_MS";
+pub const DEFAULT_JWKS_TIMEOUT_MS: u64 = 3_000;
 pub const ENV_ISSUER: &str = "JWT_ISSUER";
 pub const ENV_AUDIENCE: &str = "JWT_AUDIENCE";
 pub const ENV_ROLE_CLAIM: &str = "JWT_ROLE_CLAIM";
@@ -14,9 +24,20 @@ pub const DEFAULT_LEEWAY_S: u64 = 30;
 /// Shorter secrets are refused: HS256 with a guessable key is no auth at all.
 pub const MIN_SECRET_BYTES: usize = 32;
 
+/// Where keys come from: HS256 tokens use the secret, RS256/ES256/EdDSA
+/// tokens the JWKS. At least one is required; both may be set.
+#[derive(Debug, Clone, Default)]
+pub struct JwksConfig {
+    pub url: String,
+    pub ttl: Duration,
+    pub min_refresh: Duration,
+    pub timeout: Duration,
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
-    pub hs256_secret: String,
+    pub hs256_secret: Option<String>,
+    pub jwks: Option<JwksConfig>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub role_claim: String,
@@ -26,21 +47,71 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     pub fn from_settings(s: &Settings<'_>) -> Result<Self, SettingError> {
-        let hs256_secret = s.required(ENV_HS256_SECRET, "the HS256 key that signs user tokens")?;
-        if hs256_secret.len() < MIN_SECRET_BYTES {
+        let hs256_secret = s.optional(ENV_HS256_SECRET);
+        if let Some(secret) = &hs256_secret
+            && secret.len() < MIN_SECRET_BYTES
+        {
             return Err(SettingError::Invalid {
                 key: ENV_HS256_SECRET.to_owned(),
                 value: "<redacted>".to_owned(),
                 reason: format!("must be at least {MIN_SECRET_BYTES} bytes"),
             });
         }
+        let jwks = match s.optional(ENV_JWKS_URL) {
+            None => None,
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                Some(JwksConfig {
+                    url,
+                    ttl: Duration::from_secs(s.parsed(ENV_JWKS_TTL_S, DEFAULT_JWKS_TTL_S)?),
+                    min_refresh: Duration::from_secs(
+                        s.parsed(ENV_JWKS_MIN_REFRESH_S, DEFAULT_JWKS_MIN_REFRESH_S)?,
+                    ),
+                    timeout: s.millis(ENV_JWKS_TIMEOUT_MS, DEFAULT_JWKS_TIMEOUT_MS)?,
+                })
+            }
+            Some(url) => {
+                return Err(SettingError::Invalid {
+                    key: ENV_JWKS_URL.to_owned(),
+                    value: url,
+                    reason: "must be an http(s) URL".to_owned(),
+                });
+            }
+        };
+        if hs256_secret.is_none() && jwks.is_none() {
+            return Err(SettingError::Missing {
+                key: format!("{ENV_HS256_SECRET} or {ENV_JWKS_URL}"),
+                hint: "the key that signs user tokens: a shared HS256 secret or a JWKS URL"
+                    .to_owned(),
+            });
+        }
         Ok(Self {
             hs256_secret,
+            jwks,
             issuer: s.optional(ENV_ISSUER),
             audience: s.optional(ENV_AUDIENCE),
             role_claim: s.string(ENV_ROLE_CLAIM, DEFAULT_ROLE_CLAIM),
             admin_role: s.string(ENV_ADMIN_ROLE, DEFAULT_ADMIN_ROLE),
             leeway_s: s.parsed(ENV_LEEWAY_S, DEFAULT_LEEWAY_S)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn a_key_source_is_required_and_checked() {
+        let none: HashMap<&str, &str> = HashMap::new();
+        let err = AuthConfig::from_settings(&Settings::new(&none)).unwrap_err();
+        assert!(err.to_string().contains("JWT_JWKS_URL"), "{err}");
+        let short: HashMap<&str, &str> = [("JWT_HS256_SECRET", "short")].into();
+        assert!(AuthConfig::from_settings(&Settings::new(&short)).is_err());
+        let jwks: HashMap<&str, &str> = [("JWT_JWKS_URL", "https://idp/jwks.json")].into();
+        let c = AuthConfig::from_settings(&Settings::new(&jwks)).unwrap();
+        assert_eq!(c.jwks.unwrap().ttl, Duration::from_secs(DEFAULT_JWKS_TTL_S));
+        let bad: HashMap<&str, &str> = [("JWT_JWKS_URL", "file:///etc/keys")].into();
+        assert!(AuthConfig::from_settings(&Settings::new(&bad)).is_err());
     }
 }

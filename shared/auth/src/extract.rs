@@ -33,6 +33,7 @@ where
         state
             .authenticator()
             .verify_header(header)
+            .await
             .map(Authenticated)
             .map_err(|e| {
                 tracing::debug!(reason = %e, "request not authenticated");

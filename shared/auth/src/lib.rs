@@ -1,4 +1,6 @@
 //! Who is calling: Bearer JWT verification and the [`Principal`] it yields.
+//! Keys: an HS256 shared secret, a JWKS URL (RS256, ES256, EdDSA; cached by
+//! `kid`, refetched on an unknown one), or both.
 //!
 //! `sub` is the user; a configurable role claim (a string or an array of
 //! strings) marks admins. `iss` and `aud` are checked when configured.
@@ -7,9 +9,10 @@
 
 pub mod config;
 pub mod extract;
+pub mod jwks;
 pub mod verify;
 
-pub use config::AuthConfig;
+pub use config::{AuthConfig, JwksConfig};
 pub use extract::{Authenticated, HasAuthenticator};
 pub use verify::{AuthError, Authenticator, Principal};
 

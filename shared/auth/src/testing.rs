@@ -9,7 +9,8 @@ pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret-0123";
 
 pub fn test_config() -> AuthConfig {
     AuthConfig {
-        hs256_secret: TEST_SECRET.to_owned(),
+        hs256_secret: Some(TEST_SECRET.to_owned()),
+        jwks: None,
         issuer: None,
         audience: None,
         role_claim: "roles".to_owned(),

@@ -9,26 +9,26 @@ fn authenticator() -> Authenticator {
     Authenticator::new(&test_config())
 }
 
-#[test]
-fn valid_tokens_give_the_subject_and_role() {
+#[tokio::test]
+async fn valid_tokens_give_the_subject_and_role() {
     let a = authenticator();
-    let p = a.verify(&token_for("alice", false)).unwrap();
+    let p = a.verify(&token_for("alice", false)).await.unwrap();
     assert_eq!((p.user_id.as_str(), p.admin), ("alice", false));
-    assert!(a.verify(&token_for("root", true)).unwrap().admin);
+    assert!(a.verify(&token_for("root", true)).await.unwrap().admin);
 }
 
-#[test]
-fn expired_forged_and_unsigned_tokens_are_refused() {
+#[tokio::test]
+async fn expired_forged_and_unsigned_tokens_are_refused() {
     let a = authenticator();
     assert!(matches!(
-        a.verify(&expired_token_for("alice")),
+        a.verify(&expired_token_for("alice")).await,
         Err(AuthError::Invalid(_))
     ));
     let forged = sign(
         &json!({"sub": "alice", "exp": 4_000_000_000u64}),
         "another-secret-another-secret-0000",
     );
-    assert!(a.verify(&forged).is_err());
+    assert!(a.verify(&forged).await.is_err());
     let b64 = |v: serde_json::Value| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
     };
@@ -37,12 +37,12 @@ fn expired_forged_and_unsigned_tokens_are_refused() {
         b64(json!({"alg": "none", "typ": "JWT"})),
         b64(json!({"sub": "alice", "exp": 4_000_000_000u64}))
     );
-    assert!(a.verify(&none).is_err());
-    assert!(a.verify("not.a.jwt").is_err());
+    assert!(a.verify(&none).await.is_err());
+    assert!(a.verify("not.a.jwt").await.is_err());
 }
 
-#[test]
-fn audience_and_issuer_are_checked_when_configured() {
+#[tokio::test]
+async fn audience_and_issuer_are_checked_when_configured() {
     let mut config = test_config();
     config.audience = Some("todo".into());
     config.issuer = Some("https://issuer".into());
@@ -59,19 +59,22 @@ fn audience_and_issuer_are_checked_when_configured() {
         &json!({"sub": "u", "exp": 4_000_000_000u64, "aud": "todo", "iss": "https://evil"}),
         TEST_SECRET,
     );
-    assert!(a.verify(&good).is_ok());
-    assert!(a.verify(&wrong_aud).is_err());
-    assert!(a.verify(&wrong_iss).is_err());
+    assert!(a.verify(&good).await.is_ok());
+    assert!(a.verify(&wrong_aud).await.is_err());
+    assert!(a.verify(&wrong_iss).await.is_err());
 }
 
-#[test]
-fn header_must_be_bearer() {
+#[tokio::test]
+async fn header_must_be_bearer() {
     let a = authenticator();
-    assert!(matches!(a.verify_header(None), Err(AuthError::Missing)));
     assert!(matches!(
-        a.verify_header(Some("Basic abc")),
+        a.verify_header(None).await,
+        Err(AuthError::Missing)
+    ));
+    assert!(matches!(
+        a.verify_header(Some("Basic abc")).await,
         Err(AuthError::NotBearer)
     ));
     let ok = format!("Bearer {}", token_for("bob", false));
-    assert_eq!(a.verify_header(Some(&ok)).unwrap().user_id, "bob");
+    assert_eq!(a.verify_header(Some(&ok)).await.unwrap().user_id, "bob");
 }

@@ -1,0 +1,217 @@
+//! JWKS verification against a real HTTP JWKS endpoint served on 127.0.0.1:
+//! RS256, ES256 and EdDSA keys, key rotation by unknown `kid`, the refetch
+//! rate limit, and tokens that must be refused.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use auth::testing::{TEST_SECRET, sign};
+use auth::{AuthConfig, Authenticator, JwksConfig};
+use axum::Json;
+use axum::extract::State;
+use axum::routing::get;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::json;
+use tokio::sync::RwLock;
+
+struct Key {
+    kid: &'static str,
+    alg: Algorithm,
+    encoding: EncodingKey,
+}
+
+fn keys() -> Vec<Key> {
+    let load = |pem: &[u8], alg| match alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(pem).unwrap(),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(pem).unwrap(),
+        _ => EncodingKey::from_ed_pem(pem).unwrap(),
+    };
+    vec![
+        Key {
+            kid: "rsa-1",
+            alg: Algorithm::RS256,
+            encoding: load(include_bytes!("keys/rsa.pem"), Algorithm::RS256),
+        },
+        Key {
+            kid: "ec-1",
+            alg: Algorithm::ES256,
+            encoding: load(include_bytes!("keys/ec.pem"), Algorithm::ES256),
+        },
+        Key {
+            kid: "ed-1",
+            alg: Algorithm::EdDSA,
+            encoding: load(include_bytes!("keys/ed25519.pem"), Algorithm::EdDSA),
+        },
+    ]
+}
+
+/// The public half of `keys/ed25519.pem` (base64url), from
+/// `openssl pkey -in ed25519.pem -pubout -outform DER | tail -c 32`:
+/// jsonwebtoken cannot derive an OKP JWK from an encoding key.
+const ED25519_X: &str = "O_rJ0o--Ona04zyChof4ysSO234NZxDxaTHAfkLR1J4";
+
+fn jwk(key: &Key) -> Jwk {
+    let mut jwk = match key.alg {
+        Algorithm::EdDSA => serde_json::from_value(
+            json!({"kty": "OKP", "crv": "Ed25519", "x": ED25519_X, "alg": "EdDSA"}),
+        )
+        .unwrap(),
+        alg => Jwk::from_encoding_key(&key.encoding, alg).unwrap(),
+    };
+    jwk.common.key_id = Some(key.kid.to_owned());
+    jwk
+}
+
+#[derive(Clone)]
+struct Issuer {
+    set: Arc<RwLock<JwkSet>>,
+    fetches: Arc<AtomicUsize>,
+}
+
+async fn jwks(State(issuer): State<Issuer>) -> Json<JwkSet> {
+    issuer.fetches.fetch_add(1, Ordering::SeqCst);
+    Json(issuer.set.read().await.clone())
+}
+
+async fn serve(initial: Vec<Jwk>) -> (Issuer, String) {
+    let issuer = Issuer {
+        set: Arc::new(RwLock::new(JwkSet { keys: initial })),
+        fetches: Arc::new(AtomicUsize::new(0)),
+    };
+    let app = axum::Router::new()
+        .route("/jwks.json", get(jwks))
+        .with_state(issuer.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (issuer, url)
+}
+
+fn config(url: String, min_refresh: Duration) -> AuthConfig {
+    AuthConfig {
+        hs256_secret: None,
+        jwks: Some(JwksConfig {
+            url,
+            ttl: Duration::from_secs(300),
+            min_refresh,
+            timeout: Duration::from_secs(2),
+        }),
+        issuer: Some("https://issuer.test".into()),
+        audience: Some("todo".into()),
+        role_claim: "roles".into(),
+        admin_role: "admin".into(),
+        leeway_s: 0,
+    }
+}
+
+fn claims(sub: &str) -> serde_json::Value {
+    json!({"sub": sub, "exp": 4_000_000_000u64, "iss": "https://issuer.test", "aud": "todo", "roles": ["admin"]})
+}
+
+fn token(key: &Key, kid: &str, claims: &serde_json::Value) -> String {
+    let mut header = Header::new(key.alg);
+    header.kid = Some(kid.to_owned());
+    encode(&header, claims, &key.encoding).unwrap()
+}
+
+#[tokio::test]
+async fn rs256_es256_and_eddsa_tokens_verify_with_one_fetch() {
+    let keys = keys();
+    let (issuer, url) = serve(keys.iter().map(jwk).collect()).await;
+    let a = Authenticator::new(&config(url, Duration::from_secs(30)));
+    for key in &keys {
+        let p = a.verify(&token(key, key.kid, &claims("carol"))).await;
+        let p = p.unwrap_or_else(|e| panic!("{:?}: {e}", key.alg));
+        assert_eq!((p.user_id.as_str(), p.admin), ("carol", true));
+    }
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1, "keys are cached");
+}
+
+#[tokio::test]
+async fn an_unknown_kid_refetches_the_set_once() {
+    let keys = keys();
+    let (issuer, url) = serve(vec![jwk(&keys[0])]).await;
+    let a = Authenticator::new(&config(url, Duration::ZERO));
+    assert!(
+        a.verify(&token(&keys[0], "rsa-1", &claims("u")))
+            .await
+            .is_ok()
+    );
+    // The issuer rotates in a new key; the first token under it triggers a refetch.
+    issuer.set.write().await.keys.push(jwk(&keys[1]));
+    assert!(
+        a.verify(&token(&keys[1], "ec-1", &claims("u")))
+            .await
+            .is_ok()
+    );
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn unknown_kids_cannot_flood_the_issuer() {
+    let keys = keys();
+    let (issuer, url) = serve(vec![jwk(&keys[0])]).await;
+    let a = Authenticator::new(&config(url, Duration::from_secs(60)));
+    assert!(
+        a.verify(&token(&keys[0], "rsa-1", &claims("u")))
+            .await
+            .is_ok()
+    );
+    for i in 0..50 {
+        let forged = token(&keys[0], &format!("made-up-{i}"), &claims("u"));
+        let err = a.verify(&forged).await.unwrap_err();
+        assert!(err.to_string().contains("unknown key id"), "{err}");
+    }
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 1, "rate-limited");
+}
+
+#[tokio::test]
+async fn wrong_tokens_are_refused() {
+    let keys = keys();
+    let (_issuer, url) = serve(keys.iter().map(jwk).collect()).await;
+    let a = Authenticator::new(&config(url, Duration::from_secs(30)));
+    let other = Key {
+        kid: "ed-1",
+        alg: Algorithm::EdDSA,
+        encoding: EncodingKey::from_ed_pem(include_bytes!("keys/ed25519-other.pem")).unwrap(),
+    };
+    let cases = [
+        ("signed by another key", token(&other, "ed-1", &claims("u"))),
+        (
+            "kid of a key for another alg",
+            token(&keys[2], "ec-1", &claims("u")),
+        ),
+        ("wrong audience", {
+            let mut c = claims("u");
+            c["aud"] = json!("other");
+            token(&keys[0], "rsa-1", &c)
+        }),
+        ("wrong issuer", {
+            let mut c = claims("u");
+            c["iss"] = json!("https://evil.test");
+            token(&keys[0], "rsa-1", &c)
+        }),
+        ("expired", {
+            let mut c = claims("u");
+            c["exp"] = json!(1_000_000_000u64);
+            token(&keys[1], "ec-1", &c)
+        }),
+        (
+            "HS256 without a configured secret",
+            sign(&claims("u"), TEST_SECRET),
+        ),
+        ("no kid", {
+            encode(
+                &Header::new(Algorithm::RS256),
+                &claims("u"),
+                &keys[0].encoding,
+            )
+            .unwrap()
+        }),
+    ];
+    for (why, token) in cases {
+        assert!(a.verify(&token).await.is_err(), "accepted a token {why}");
+    }
+}
