@@ -111,7 +111,8 @@ pub struct Page {
 const COLUMNS: &str =
     "event_id, event_type, task_id, user_id, sequence, occurred_at, received_at, source, payload";
 
-type Param = Box<dyn ToSql + Sync + Send>;
+/// A query parameter of any type.
+pub type Param = Box<dyn ToSql + Sync + Send>;
 
 /// The WHERE clause for `filter` and `after`, with its parameters. Only the
 /// conditions in use are written, so the planner sees plain equalities and
@@ -159,6 +160,18 @@ fn where_clause(filter: &Filter, after: Option<&Cursor>) -> (String, Vec<Param>)
     (clause, params)
 }
 
+/// The SQL of one page and its parameters; `limit` is already clamped.
+/// Public so the benchmark can EXPLAIN exactly what the API runs.
+pub fn list_sql(filter: &Filter, after: Option<&Cursor>, limit: i64) -> (String, Vec<Param>) {
+    let (clause, params) = where_clause(filter, after);
+    // One row more than asked tells whether another page exists.
+    let sql = format!(
+        "SELECT {COLUMNS} FROM audit_logs {clause} ORDER BY occurred_at, event_id LIMIT {}",
+        limit + 1
+    );
+    (sql, params)
+}
+
 impl AuditStore {
     /// One page of entries matching `filter`, after `after`, at most
     /// `limit` (clamped to 1..=[`MAX_LIMIT`]).
@@ -169,12 +182,7 @@ impl AuditStore {
         limit: i64,
     ) -> Result<Page, StoreError> {
         let limit = limit.clamp(1, MAX_LIMIT);
-        let (clause, params) = where_clause(filter, after);
-        // One row more than asked tells whether another page exists.
-        let sql = format!(
-            "SELECT {COLUMNS} FROM audit_logs {clause} ORDER BY occurred_at, event_id LIMIT {}",
-            limit + 1
-        );
+        let (sql, params) = list_sql(filter, after, limit);
         let refs: Vec<&(dyn ToSql + Sync)> = params
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
