@@ -1,0 +1,246 @@
+//! Handler tests with `oneshot`: every route is documented in openapi.json,
+//! and bad input gets a precise problem+json before any database work.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth::Authenticator;
+use auth::testing::{TEST_SECRET, expired_token_for, sign, test_config, token_for};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use base64::Engine;
+use dapr_http::DaprClient;
+use serde_json::{Value, json};
+use task_api::routes::{OPENAPI, ROUTES};
+use task_api::{AppState, Limits, app};
+use task_domain::relay::RelayMetrics;
+use task_domain::{Relay, RelayConfig, TaskRepository};
+use telemetry::metrics::Metrics;
+use tower::ServiceExt;
+
+const MAX_BODY: usize = 4096;
+
+/// The app over a pool that is never connected (nothing here reaches the
+/// database) and a daprd address nothing listens on.
+fn test_app(auth: auth::AuthConfig) -> Router {
+    let pool = service::db::pool("postgres://todo:todo@127.0.0.1:1/none", 1).unwrap();
+    let dapr = DaprClient::new("http://127.0.0.1:1", None, Duration::from_millis(100));
+    let relay_config = RelayConfig {
+        pubsub: "pubsub".into(),
+        batch_size: 10,
+        concurrency: 1,
+        poll_interval: Duration::from_secs(60),
+    };
+    let state = AppState {
+        repo: TaskRepository::new(pool.clone()),
+        relay: Relay::new(pool, dapr, relay_config, RelayMetrics::default()),
+        authenticator: Arc::new(Authenticator::new(&auth)),
+    };
+    let limits = Limits {
+        max_body_bytes: MAX_BODY,
+        request_timeout: Duration::from_secs(5),
+    };
+    app(state, Vec::new(), Metrics::new("test"), limits)
+}
+
+async fn send(app: &Router, request: Request<Body>) -> (StatusCode, String, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        content_type,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn post(path: &str, token: Option<&str>, body: impl Into<Body>) -> Request<Body> {
+    let mut r = Request::post(path).header("content-type", "application/json");
+    if let Some(t) = token {
+        r = r.header("authorization", format!("Bearer {t}"));
+    }
+    r.body(body.into()).unwrap()
+}
+
+#[tokio::test]
+async fn every_route_is_served_and_documented() {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    let methods = ["get", "post", "put", "patch", "delete"];
+    for (path, item) in paths {
+        for method in methods.iter().filter(|m| item.get(**m).is_some()) {
+            assert!(
+                ROUTES.contains(&(method, path.as_str())),
+                "{method} {path} is documented but not routed"
+            );
+        }
+    }
+    let app = test_app(test_config());
+    for (method, path) in ROUTES {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is routed but not in openapi.json"
+        );
+        let uri = path.replace("{id}", "0192f0c1-0000-7000-8000-000000000000");
+        let request = Request::builder()
+            .method(method.to_uppercase().as_str())
+            .uri(&uri)
+            .body(Body::empty())
+            .unwrap();
+        let (status, ..) = send(&app, request).await;
+        assert!(
+            status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} is not routed: {status}"
+        );
+        if path.starts_with("/api/") {
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}");
+        }
+        // A method the document does not list for this path is not routed.
+        for other in methods.iter().filter(|m| !ROUTES.contains(&(*m, path))) {
+            let request = Request::builder()
+                .method(other.to_uppercase().as_str())
+                .uri(&uri)
+                .body(Body::empty())
+                .unwrap();
+            let (status, ..) = send(&app, request).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{other} {path}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_bodies_get_precise_problems() {
+    let app = test_app(test_config());
+    let t = token_for("alice", false);
+    let cases: Vec<(&str, String, StatusCode, Option<&str>)> = vec![
+        ("malformed", "{\"title\":".into(), StatusCode::BAD_REQUEST, None),
+        ("unknown field", r#"{"title":"a","owner":"bob"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, None),
+        ("wrong type", r#"{"title":["a"]}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, None),
+        ("empty title", r#"{"title":"  "}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, Some("title")),
+        ("time zone", r#"{"title":"a","time_zone":"Mars/Base"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, Some("time_zone")),
+        (
+            "recurrence",
+            r#"{"title":"a","due_at":"2026-12-01T09:00:00Z","recurrence":{"frequency":"daily","weekdays":["mon"]}}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("recurrence"),
+        ),
+        (
+            "reminder without due",
+            r#"{"title":"a","reminders":[{"minutes_before":5,"channels":["push"]}]}"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("reminders"),
+        ),
+        (
+            "oversized",
+            json!({"title": "a", "description": "x".repeat(MAX_BODY)}).to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            None,
+        ),
+    ];
+    for (why, body, want, field) in cases {
+        let (status, content_type, problem) = send(&app, post("/api/tasks", Some(&t), body)).await;
+        assert_eq!(status, want, "{why}: {problem}");
+        assert_eq!(content_type, "application/problem+json", "{why}");
+        assert_eq!(problem["status"], want.as_u16(), "{why}");
+        if let Some(field) = field {
+            assert_eq!(problem["errors"][0]["field"], field, "{why}: {problem}");
+        }
+    }
+    let plain = Request::post("/api/tasks")
+        .header("authorization", format!("Bearer {t}"))
+        .header("content-type", "text/plain")
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_eq!(
+        send(&app, plain).await.0,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+}
+
+#[tokio::test]
+async fn bad_headers_and_queries_are_400() {
+    let app = test_app(test_config());
+    let t = token_for("alice", false);
+    let mut r = post("/api/tasks", Some(&t), r#"{"title":"a"}"#);
+    r.headers_mut()
+        .insert("idempotency-key", "has space".parse().unwrap());
+    assert_eq!(send(&app, r).await.0, StatusCode::BAD_REQUEST);
+    let r = Request::patch("/api/tasks/0192f0c1-0000-7000-8000-000000000000")
+        .header("authorization", format!("Bearer {t}"))
+        .header("content-type", "application/json")
+        .header("if-match", "\"three\"")
+        .body(Body::from("{}"))
+        .unwrap();
+    assert_eq!(send(&app, r).await.0, StatusCode::BAD_REQUEST);
+    for query in [
+        "sort=size",
+        "limit=0",
+        "nope=1",
+        "due_after=soon",
+        "cursor=@@",
+    ] {
+        let r = Request::get(format!("/api/tasks?{query}"))
+            .header("authorization", format!("Bearer {t}"))
+            .body(Body::empty())
+            .unwrap();
+        let (status, content_type, _) = send(&app, r).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert_eq!(content_type, "application/problem+json");
+    }
+    // A malformed id cannot be anyone's task.
+    let r = Request::get("/api/tasks/not-a-uuid")
+        .header("authorization", format!("Bearer {t}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&app, r).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_tokens_are_401() {
+    let mut config = test_config();
+    config.audience = Some("todo".into());
+    let app = test_app(config);
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let far = 4_000_000_000u64;
+    let tokens = [
+        ("expired", expired_token_for("alice")),
+        (
+            "forged",
+            sign(
+                &json!({"sub":"alice","exp":far,"aud":"todo"}),
+                "another-secret-another-secret-000",
+            ),
+        ),
+        (
+            "alg none",
+            format!(
+                "{}.{}.",
+                b64(json!({"alg":"none","typ":"JWT"})),
+                b64(json!({"sub":"alice","exp":far,"aud":"todo"}))
+            ),
+        ),
+        (
+            "wrong audience",
+            sign(&json!({"sub":"alice","exp":far,"aud":"other"}), TEST_SECRET),
+        ),
+        ("garbage", "abc".to_owned()),
+    ];
+    for (why, token) in tokens {
+        let (status, content_type, problem) =
+            send(&app, post("/api/tasks", Some(&token), r#"{"title":"a"}"#)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}");
+        assert_eq!(content_type, "application/problem+json", "{why}");
+        assert!(problem["detail"].as_str().is_some(), "{why}");
+    }
+    let (status, ..) = send(&app, post("/api/tasks", None, r#"{"title":"a"}"#)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
