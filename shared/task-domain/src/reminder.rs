@@ -153,11 +153,14 @@ pub struct FiringDiff {
     pub scheduled: Vec<Firing>,
 }
 
-/// Compares firings before and after a change. A firing whose time or
-/// occurrence is unchanged produces nothing; channel-only edits reschedule
-/// too, since the notification function must learn them.
+/// Compares firings before and after a change. A reminder whose firing
+/// time (and channels) did not change produces nothing, even if its task's
+/// due date moved (an absolute reminder); channel-only edits reschedule,
+/// since the notification function must learn them.
 pub fn diff_firings(before: &[Firing], after: &[Firing]) -> FiringDiff {
-    let same = |a: &Firing, b: &Firing| a == b;
+    let same = |a: &Firing, b: &Firing| {
+        (a.reminder_id, a.fire_at, &a.channels) == (b.reminder_id, b.fire_at, &b.channels)
+    };
     FiringDiff {
         cancelled: before
             .iter()
