@@ -13,6 +13,7 @@
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::query::split_page;
 use crate::store::{AuditStore, StoreError};
 
 /// At most this many missing numbers are listed per task; `missing_count`
@@ -91,10 +92,8 @@ impl AuditStore {
             )
             .await
             .map_err(StoreError::from_db)?;
-        let more = rows.len() as i64 > limit;
         let items = rows
             .iter()
-            .take(limit as usize)
             .map(|row| -> Result<TaskGaps, tokio_postgres::Error> {
                 Ok(TaskGaps {
                     task_id: row.try_get(0)?,
@@ -107,10 +106,7 @@ impl AuditStore {
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| StoreError::Refused(e.to_string()))?;
-        let next_cursor = match items.last() {
-            Some(last) if more => Some(last.task_id.to_string()),
-            _ => None,
-        };
+        let (items, next_cursor) = split_page(items, limit, |last| last.task_id.to_string());
         Ok(GapReport { items, next_cursor })
     }
 }

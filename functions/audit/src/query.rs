@@ -172,6 +172,24 @@ pub fn list_sql(filter: &Filter, after: Option<&Cursor>, limit: i64) -> (String,
     (sql, params)
 }
 
+/// Pages are fetched with one row more than `limit`: that row only says a
+/// next page exists, and the cursor is the last row kept.
+pub(crate) fn split_page<T>(
+    mut rows: Vec<T>,
+    limit: i64,
+    cursor_of: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let limit = usize::try_from(limit).unwrap_or(0);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more {
+        rows.last().map(cursor_of)
+    } else {
+        None
+    };
+    (rows, next)
+}
+
 impl AuditStore {
     /// One page of entries matching `filter`, after `after`, at most
     /// `limit` (clamped to 1..=[`MAX_LIMIT`]).
@@ -192,22 +210,17 @@ impl AuditStore {
             .query(&sql, &refs)
             .await
             .map_err(StoreError::from_db)?;
-        let more = rows.len() as i64 > limit;
         let items = rows
             .iter()
-            .take(limit as usize)
             .map(AuditRecord::from_row)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = match items.last() {
-            Some(last) if more => Some(
-                Cursor {
-                    occurred_at: last.occurred_at,
-                    event_id: last.event_id.clone(),
-                }
-                .encode(),
-            ),
-            _ => None,
-        };
+        let (items, next_cursor) = split_page(items, limit, |last| {
+            Cursor {
+                occurred_at: last.occurred_at,
+                event_id: last.event_id.clone(),
+            }
+            .encode()
+        });
         Ok(Page { items, next_cursor })
     }
 
@@ -241,6 +254,17 @@ mod tests {
         for bad in ["", "!!!", "bm9jb2xvbg", "eDox", "MTIz"] {
             assert_eq!(Cursor::decode(bad), Err(BadCursor), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_extra_row_only_signals_a_next_page() {
+        let cursor = |n: &i32| n.to_string();
+        assert_eq!(
+            split_page(vec![1, 2, 3], 2, cursor),
+            (vec![1, 2], Some("2".into()))
+        );
+        assert_eq!(split_page(vec![1, 2], 2, cursor), (vec![1, 2], None));
+        assert_eq!(split_page(Vec::<i32>::new(), 2, cursor), (vec![], None));
     }
 
     #[test]
