@@ -269,6 +269,51 @@ pub fn parse_patch(body: &[u8], current: &Task) -> Result<PatchOutcome, ParseErr
         .map_err(ParseError::Invalid)
 }
 
+/// Runs every request parser over `body`: as a create body, as a patch of
+/// a sample task, and as a `GET /api/tasks` query string. The fuzz target
+/// (`fuzz/fuzz_targets/parse_request.rs`) and the property tests call this;
+/// the only requirement is that it returns.
+pub fn parse_any(body: &[u8]) {
+    let _ = parse_create(body);
+    let sample = sample_task();
+    let _ = parse_patch(body, &sample);
+    if let Ok(text) = std::str::from_utf8(body)
+        && let Ok(params) = serde_urlencoded::from_str::<crate::query::ListParams>(text)
+    {
+        let _ = params.validate();
+    }
+}
+
+/// A pending task with a due date and a relative reminder, the state most
+/// patch rules depend on.
+fn sample_task() -> Task {
+    let at = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+    Task {
+        id: uuid::Uuid::nil(),
+        user_id: "fuzz".to_owned(),
+        title: "Sample".to_owned(),
+        description: String::new(),
+        status: crate::model::Status::Pending,
+        priority: Priority::Medium,
+        tags: vec!["home".to_owned()],
+        due_at: Some(at),
+        time_zone: "Europe/Paris".to_owned(),
+        recurrence: None,
+        occurrence: 1,
+        reminders: vec![crate::reminder::Reminder {
+            id: uuid::Uuid::nil(),
+            minutes_before: Some(30),
+            at: None,
+            channels: vec![contracts::ReminderChannel::Push],
+            fire_at: Some(at),
+        }],
+        created_at: at,
+        updated_at: at,
+        completed_at: None,
+        sequence: 1,
+    }
+}
+
 #[cfg(test)]
 #[path = "input_tests.rs"]
 mod tests;
