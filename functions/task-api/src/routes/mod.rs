@@ -4,9 +4,12 @@ mod devices;
 mod tasks;
 
 use axum::Router;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use telemetry::trace_context::TraceParent;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -52,6 +55,29 @@ pub fn router() -> Router<AppState> {
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// What every write of one task reads from the request: the task's id,
+/// the sequence the client expects (`If-Match`) and the trace context.
+pub struct TaskTarget {
+    pub id: Uuid,
+    pub if_match: Option<i64>,
+    pub traceparent: TraceParent,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TaskTarget {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound("task"))?;
+        Ok(Self {
+            id: parse_id(&raw, "task")?,
+            if_match: if_match(&parts.headers)?,
+            traceparent: TraceParent::from_headers_or_new(&parts.headers),
+        })
+    }
 }
 
 /// A path id; a malformed one cannot name anything the caller owns.

@@ -10,10 +10,10 @@ use service::ApiJson;
 use task_domain::idempotency::{request_hash, valid_key};
 use task_domain::query::{ListParams, Page};
 use task_domain::repo::{CreateOutcome, Idempotency};
-use task_domain::{Task, TaskInput, TaskPatch};
+use task_domain::{Status, Task, TaskInput, TaskPatch};
 use telemetry::trace_context::TraceParent;
 
-use super::{etag, if_match, parse_id};
+use super::{TaskTarget, etag, parse_id};
 use crate::AppState;
 use crate::error::ApiError;
 
@@ -117,74 +117,64 @@ pub async fn get_one(
         .ok_or(ApiError::NotFound("task"))
 }
 
-#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, task_id = %id))]
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, task_id = %t.id))]
 pub async fn update(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    t: TaskTarget,
     ApiJson(patch): ApiJson<TaskPatch>,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id, "task")?;
-    let expected = if_match(&headers)?;
-    let tp = TraceParent::from_headers_or_new(&headers);
+    let tp = Some(t.traceparent.as_str());
     let task = state
         .repo
-        .update(&principal.user_id, id, patch, expected, Some(tp.as_str()))
+        .update(&principal.user_id, t.id, patch, t.if_match, tp)
         .await?;
     state.relay.wake();
     Ok(task_response(&task))
 }
 
-#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, task_id = %id))]
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, task_id = %t.id))]
 pub async fn remove(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    t: TaskTarget,
 ) -> Result<StatusCode, ApiError> {
-    let id = parse_id(&id, "task")?;
-    let expected = if_match(&headers)?;
-    let tp = TraceParent::from_headers_or_new(&headers);
+    let tp = Some(t.traceparent.as_str());
     state
         .repo
-        .delete(&principal.user_id, id, expected, Some(tp.as_str()))
+        .delete(&principal.user_id, t.id, t.if_match, tp)
         .await?;
     state.relay.wake();
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, task_id = %id))]
 pub async fn complete(
-    State(state): State<AppState>,
-    Authenticated(principal): Authenticated,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    state: State<AppState>,
+    principal: Authenticated,
+    t: TaskTarget,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id, "task")?;
-    let expected = if_match(&headers)?;
-    let tp = TraceParent::from_headers_or_new(&headers);
-    let task = state
-        .repo
-        .complete(&principal.user_id, id, expected, Some(tp.as_str()))
-        .await?;
-    state.relay.wake();
-    Ok(task_response(&task))
+    set_status(state, principal, t, Status::Completed).await
 }
 
-#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, task_id = %id))]
 pub async fn reopen(
+    state: State<AppState>,
+    principal: Authenticated,
+    t: TaskTarget,
+) -> Result<Response, ApiError> {
+    set_status(state, principal, t, Status::Pending).await
+}
+
+#[tracing::instrument(skip_all, fields(user_id = %principal.user_id, task_id = %t.id, ?status))]
+async fn set_status(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    t: TaskTarget,
+    status: Status,
 ) -> Result<Response, ApiError> {
-    let id = parse_id(&id, "task")?;
-    let expected = if_match(&headers)?;
-    let tp = TraceParent::from_headers_or_new(&headers);
+    let tp = Some(t.traceparent.as_str());
     let task = state
         .repo
-        .reopen(&principal.user_id, id, expected, Some(tp.as_str()))
+        .set_status(&principal.user_id, t.id, status, t.if_match, tp)
         .await?;
     state.relay.wake();
     Ok(task_response(&task))

@@ -172,31 +172,10 @@ impl TaskRepository {
         changed.ok_or(RepoError::NotFound)
     }
 
-    /// Marks the task completed; completing a completed task changes nothing.
-    pub async fn complete(
-        &self,
-        user_id: &str,
-        task_id: Uuid,
-        if_match: Option<i64>,
-        traceparent: Option<&str>,
-    ) -> Result<Task, RepoError> {
-        self.set_status(user_id, task_id, Status::Completed, if_match, traceparent)
-            .await
-    }
-
-    /// Makes a completed task pending again (its reminders fire again).
-    pub async fn reopen(
-        &self,
-        user_id: &str,
-        task_id: Uuid,
-        if_match: Option<i64>,
-        traceparent: Option<&str>,
-    ) -> Result<Task, RepoError> {
-        self.set_status(user_id, task_id, Status::Pending, if_match, traceparent)
-            .await
-    }
-
-    async fn set_status(
+    /// Completes (`Completed`) or reopens (`Pending`) the task. Setting the
+    /// status it already has changes nothing and emits nothing; reopening
+    /// makes its reminders fire again.
+    pub async fn set_status(
         &self,
         user_id: &str,
         task_id: Uuid,
