@@ -89,6 +89,18 @@ fn patch_tracks_real_changes_and_nulls() {
     ));
 }
 
+#[test]
+fn a_recurring_task_knows_its_next_due_date() {
+    let mut task = stored();
+    assert_eq!(task.next_due(Utc::now()), None, "not recurring");
+    let body = br#"{"recurrence":{"frequency":"daily","interval":2,"end":{"after":2}}}"#;
+    task.recurrence = parse_patch(body, &task).unwrap().fields.recurrence;
+    let due = task.due_at.unwrap();
+    assert_eq!(task.next_due(due), Some(due + chrono::Duration::days(2)));
+    task.occurrence = 2;
+    assert_eq!(task.next_due(due), None, "the series ended");
+}
+
 fn any_json() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
         Just(serde_json::Value::Null),

@@ -89,6 +89,15 @@ pub struct Task {
 }
 
 impl Task {
+    /// When the occurrence after this one is due, if the task recurs and its
+    /// series has not ended: what `recurring` creates on completion.
+    pub fn next_due(&self, completed_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let rule = self.recurrence.as_ref()?;
+        let tz: chrono_tz::Tz = self.time_zone.parse().ok()?;
+        let occurrence = u32::try_from(self.occurrence).ok()?;
+        rule.next_occurrence(tz, self.due_at?, occurrence, completed_at)
+    }
+
     /// The task as events carry it.
     pub fn snapshot(&self) -> TaskSnapshot {
         TaskSnapshot {
