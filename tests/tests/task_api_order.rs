@@ -14,6 +14,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use task_domain::relay::RelayMetrics;
 use task_domain::{Relay, RelayConfig};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use uuid::Uuid;
 
 const USERS: usize = 50;
@@ -21,13 +22,71 @@ const TASKS_PER_USER: usize = 2;
 const CHANGES_PER_USER: usize = 20;
 const WAIT: Duration = Duration::from_secs(90);
 
-/// Every record of `topic` from the beginning, via `scripts/dev topic`
-/// (Kafka's console consumer), in each partition's order.
-async fn read_topic(stack: &Stack, topic: &str) -> Vec<Value> {
-    let out = stack.dev(&["topic", topic, "10"]).await;
-    out.lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .collect()
+/// The records of `topic` whose `data.user_id` is one of `users`, read from
+/// the beginning with `scripts/dev topic` (Kafka's console consumer), in
+/// each partition's order, until `expected` distinct events are seen. The
+/// console consumer only exits after 10 s without a record, which never
+/// comes while other tests keep publishing, so the read stops itself; if the
+/// consumer ends early (the shared stack restarted under it), it reads again.
+async fn read_topic(
+    stack: &Stack,
+    topic: &str,
+    users: &HashSet<String>,
+    expected: usize,
+) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (records, seen) = read_topic_once(stack, topic, users, expected, deadline).await;
+        if seen >= expected || tokio::time::Instant::now() >= deadline {
+            return records;
+        }
+        eprintln!(
+            "{topic}: the console consumer ended after {seen} of {expected} events; reading again"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+async fn read_topic_once(
+    stack: &Stack,
+    topic: &str,
+    users: &HashSet<String>,
+    expected: usize,
+    deadline: tokio::time::Instant,
+) -> (Vec<Value>, usize) {
+    let mut child = tokio::process::Command::new(&stack.dev_script)
+        .args(["topic", topic, "10"])
+        .stdout(std::process::Stdio::piped())
+        // Its own process group, so the JVM under the script stops with it.
+        .process_group(0)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run scripts/dev topic: {e}"));
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let (mut records, mut ids) = (Vec::new(), HashSet::new());
+    while ids.len() < expected {
+        let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await else {
+            break;
+        };
+        let Ok(record) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if record["data"]["user_id"]
+            .as_str()
+            .is_some_and(|u| users.contains(u))
+        {
+            ids.insert(record["id"].as_str().unwrap_or_default().to_owned());
+            records.push(record);
+        }
+    }
+    if let Some(pid) = child.id() {
+        let _ = tokio::process::Command::new("kill")
+            .args(["-TERM", "--", &format!("-{pid}")])
+            .status()
+            .await;
+    }
+    let _ = child.wait().await;
+    (records, ids.len())
 }
 
 /// The sequence of `field` values of each user's records, in Kafka order,
@@ -154,9 +213,10 @@ async fn a_thousand_interleaved_changes_arrive_in_per_user_order() {
     wait_sent(&db, &users).await;
     let wanted: HashSet<String> = users.iter().cloned().collect();
 
+    let events = USERS * CHANGES_PER_USER;
     let (sync, changes) = tokio::join!(
-        read_topic(&stack, "task-updates"),
-        read_topic(&stack, "task-events")
+        read_topic(&stack, "task-updates", &wanted, events),
+        read_topic(&stack, "task-events", &wanted, events)
     );
     // task-updates: each user's stream offsets, in Kafka order, are 1..=20.
     let offsets = per_user(&sync, &wanted, "user", "offset");
@@ -169,13 +229,13 @@ async fn a_thousand_interleaved_changes_arrive_in_per_user_order() {
     // task-events: each task's sequences, in Kafka order, are 1..=n.
     let sequences = per_user(&changes, &wanted, "task_id", "sequence");
     assert_eq!(sequences.len(), tasks.len());
-    let mut events = 0;
+    let mut seen_events = 0;
     for (task, seen) in &sequences {
         let expected: Vec<i64> = (1..=seen.len() as i64).collect();
         assert_eq!(seen, &expected, "task {task}'s events in Kafka");
-        events += seen.len();
+        seen_events += seen.len();
     }
-    assert_eq!(events, USERS * CHANGES_PER_USER);
+    assert_eq!(seen_events, events);
 
     // audit stored each of them once, with gap-free sequences per task.
     let stored = eventually(WAIT, || async {
@@ -295,7 +355,13 @@ async fn two_relays_never_publish_a_users_events_out_of_order() {
     eprintln!("published by relay A, B: {counts:?} (task-api's own relay took the rest)");
 
     let wanted: HashSet<String> = users.iter().cloned().collect();
-    let records = read_topic(&stack, "task-updates").await;
+    let records = read_topic(
+        &stack,
+        "task-updates",
+        &wanted,
+        RELAY_USERS * EVENTS as usize,
+    )
+    .await;
     let offsets = per_user(&records, &wanted, "user", "offset");
     let expected: Vec<i64> = (1..=EVENTS).collect();
     assert_eq!(
