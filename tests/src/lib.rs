@@ -142,14 +142,21 @@ impl Stack {
 
     /// Runs `scripts/dev ARGS…`, failing the test if it fails.
     pub async fn dev(&self, args: &[&str]) -> String {
-        let output = tokio::process::Command::new(&self.dev_script)
+        self.script("dev", args).await
+    }
+
+    /// Runs `scripts/NAME ARGS…` (a project command), failing the test if it
+    /// fails; returns its standard output.
+    pub async fn script(&self, name: &str, args: &[&str]) -> String {
+        let path = self.dev_script.with_file_name(name);
+        let output = tokio::process::Command::new(&path)
             .args(args)
             .output()
             .await
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.dev_script.display()));
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", path.display()));
         assert!(
             output.status.success(),
-            "scripts/dev {args:?} failed: {}",
+            "scripts/{name} {args:?} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
         String::from_utf8_lossy(&output.stdout).into_owned()

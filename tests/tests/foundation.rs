@@ -152,7 +152,7 @@ async fn a_poison_event_is_dropped_to_the_dead_letter_topic() {
 
     // daprd forwarded the DROPped event to the dead-letter topic in Kafka.
     let found = eventually(WAIT, || async {
-        let records = stack.dev(&["topic", "task-events-dlq", "6"]).await;
+        let records = stack.script("dlq", &["list", "task-events", "50"]).await;
         records.contains(&poison_id).then_some(())
     })
     .await;
