@@ -191,3 +191,25 @@ pub async fn audit_rows_for_task(db: &tokio_postgres::Client, task_id: uuid::Uui
     .map(|row| row.get(0))
     .unwrap_or(-1)
 }
+
+/// Counts audit rows stored for one event id.
+pub async fn audit_rows_for_event(db: &tokio_postgres::Client, event_id: &str) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM audit_logs WHERE event_id = $1",
+        &[&event_id],
+    )
+    .await
+    .map(|row| row.get(0))
+    .unwrap_or(-1)
+}
+
+/// Counts a user's outbox rows the relay has not published yet.
+pub async fn unsent_outbox_rows(db: &tokio_postgres::Client, user_id: &str) -> i64 {
+    db.query_one(
+        "SELECT count(*) FROM outbox WHERE partition_key = $1 AND sent_at IS NULL",
+        &[&user_id],
+    )
+    .await
+    .map(|row| row.get(0))
+    .unwrap_or(-1)
+}

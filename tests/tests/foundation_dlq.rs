@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use contracts::EventKind;
 use contracts::testing::task_event;
-use e2e_tests::{Stack, eventually};
+use e2e_tests::{Stack, audit_rows_for_event, eventually};
 use uuid::Uuid;
 
 #[tokio::test]
@@ -44,14 +44,7 @@ async fn a_dead_lettered_event_is_listed_and_replayed_once() {
 
     let db = stack.db().await;
     let stored = eventually(Duration::from_secs(30), || async {
-        let n: i64 = db
-            .query_one(
-                "SELECT count(*) FROM audit_logs WHERE event_id = $1",
-                &[&id],
-            )
-            .await
-            .map(|r| r.get(0))
-            .unwrap_or(0);
+        let n: i64 = audit_rows_for_event(&db, &id).await;
         (n == 1).then_some(())
     })
     .await;

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use e2e_tests::{Stack, audit_rows_for_task, eventually};
+use e2e_tests::{Stack, audit_rows_for_task, eventually, unsent_outbox_rows};
 use futures::FutureExt;
 use serde_json::json;
 use uuid::Uuid;
@@ -31,14 +31,7 @@ async fn events_written_while_daprd_is_down_arrive_after_it_returns() {
         // The relay cannot publish: the event waits, unsent, in the outbox.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let db = stack.db().await;
-        let pending: i64 = db
-            .query_one(
-                "SELECT count(*) FROM outbox WHERE partition_key = $1 AND sent_at IS NULL",
-                &[&user],
-            )
-            .await
-            .expect("outbox")
-            .get(0);
+        let pending: i64 = unsent_outbox_rows(&db, &user).await;
         (task_id, pending)
     });
     let outcome = created.catch_unwind().await;
@@ -59,13 +52,6 @@ async fn events_written_while_daprd_is_down_arrive_after_it_returns() {
         arrived.is_some(),
         "the event is published once daprd is back"
     );
-    let unsent: i64 = db
-        .query_one(
-            "SELECT count(*) FROM outbox WHERE partition_key = $1 AND sent_at IS NULL",
-            &[&user],
-        )
-        .await
-        .expect("outbox")
-        .get(0);
+    let unsent: i64 = unsent_outbox_rows(&db, &user).await;
     assert_eq!(unsent, 0);
 }

@@ -21,14 +21,7 @@ async fn main() -> anyhow::Result<()> {
     let common = &config.common;
     telemetry::init("audit", &common.log_filter, common.log_format);
 
-    let pool = db::pool(&common.database_url, common.db_pool_size)?;
-    db::wait_ready(&pool, &common.database_url, common.db_wait).await?;
-    db::migrate(
-        &common.database_url,
-        audit::migrations(),
-        audit::MIGRATION_TABLE,
-    )
-    .await?;
+    let pool = db::connect_and_migrate(common, audit::migrations(), audit::MIGRATION_TABLE).await?;
 
     let metrics = Metrics::new("todo_audit");
     let ingest = IngestMetrics::default();
@@ -57,14 +50,10 @@ async fn main() -> anyhow::Result<()> {
     );
     let checks: Vec<Box<dyn service::health::ReadinessCheck>> = vec![Box::new(PostgresCheck(pool))];
 
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", common.port))
-        .await
-        .with_context(|| format!("binding port {}", common.port))?;
-    tracing::info!(port = common.port, "audit listening");
-    service::server::serve(
-        listener,
+    service::server::bind_and_serve(
+        "audit",
+        common.port,
         app(state, app_token, checks, metrics, common.request_timeout),
-        service::server::shutdown_signal(),
         common.shutdown_grace,
     )
     .await?;

@@ -20,10 +20,8 @@ async fn main() -> anyhow::Result<()> {
     let common = &config.common;
     telemetry::init("task-api", &common.log_filter, common.log_format);
 
-    let pool = db::pool(&common.database_url, common.db_pool_size)?;
-    db::wait_ready(&pool, &common.database_url, common.db_wait).await?;
-    db::migrate(
-        &common.database_url,
+    let pool = db::connect_and_migrate(
+        common,
         task_domain::migrations(),
         task_domain::MIGRATION_TABLE,
     )
@@ -67,14 +65,10 @@ async fn main() -> anyhow::Result<()> {
         let _ = rx.wait_for(|stop| *stop).await;
     }));
 
-    let listener = tokio::net::TcpListener::bind(("0.0.0.0", common.port))
-        .await
-        .with_context(|| format!("binding port {}", common.port))?;
-    tracing::info!(port = common.port, "task-api listening");
-    service::server::serve(
-        listener,
+    service::server::bind_and_serve(
+        "task-api",
+        common.port,
         app(state, checks, metrics, limits),
-        service::server::shutdown_signal(),
         common.shutdown_grace,
     )
     .await?;

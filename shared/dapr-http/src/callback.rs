@@ -127,17 +127,25 @@ impl AppToken {
         }
         let matches = |expected: &Option<Arc<str>>, header: &str| {
             expected.as_ref().is_some_and(|expected| {
-                let presented = headers.get(header).map(|v| v.as_bytes()).unwrap_or_default();
+                let presented = headers
+                    .get(header)
+                    .map(|v| v.as_bytes())
+                    .unwrap_or_default();
                 bool::from(presented.ct_eq(expected.as_bytes()))
             })
         };
-        matches(&self.dapr, API_TOKEN_HEADER) || matches(&self.knative_push, KNATIVE_PUSH_TOKEN_HEADER)
+        matches(&self.dapr, API_TOKEN_HEADER)
+            || matches(&self.knative_push, KNATIVE_PUSH_TOKEN_HEADER)
     }
 }
 
 /// Middleware: the request must carry daprd's app API token (or the Knative
 /// push token, where one is configured).
-pub async fn require_app_token(State(token): State<AppToken>, request: Request, next: Next) -> Response {
+pub async fn require_app_token(
+    State(token): State<AppToken>,
+    request: Request,
+    next: Next,
+) -> Response {
     if token.admits(request.headers()) {
         next.run(request).await
     } else {

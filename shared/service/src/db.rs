@@ -153,3 +153,16 @@ impl crate::health::ReadinessCheck for PostgresCheck {
         })
     }
 }
+
+/// The usual start of a table-owning function: a pool, a wait until the
+/// database answers, then the owner's migrations.
+pub async fn connect_and_migrate(
+    common: &crate::config::CommonConfig,
+    migrations: refinery::Runner,
+    history_table: &str,
+) -> Result<Pool, DbError> {
+    let pool = self::pool(&common.database_url, common.db_pool_size)?;
+    wait_ready(&pool, &common.database_url, common.db_wait).await?;
+    migrate(&common.database_url, migrations, history_table).await?;
+    Ok(pool)
+}

@@ -60,3 +60,20 @@ pub async fn serve(
         }
     }
 }
+
+/// Binds `0.0.0.0:port` and serves `app` until SIGTERM or Ctrl-C.
+pub async fn bind_and_serve(
+    service: &'static str,
+    port: u16,
+    app: Router,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(("0.0.0.0", port)).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("{service} cannot listen on port {port}: {e}"),
+        )
+    })?;
+    tracing::info!(service, port, "listening");
+    serve(listener, app, shutdown_signal(), grace).await
+}
