@@ -26,6 +26,7 @@ use crate::testing::{TestEntry, store_or_skip};
 use crate::{AppState, app};
 
 const APP_TOKEN: &str = "app-token-for-tests";
+const PUSH_TOKEN: &str = "knative-push-token";
 
 fn router(store: AuditStore) -> Router {
     let state = AppState {
@@ -41,7 +42,7 @@ fn router(store: AuditStore) -> Router {
     };
     app(
         state,
-        AppToken::new(Some(APP_TOKEN), Some("knative-push-token")),
+        AppToken::new(Some(APP_TOKEN), Some(PUSH_TOKEN)),
         Vec::new(),
         Metrics::new("test"),
         Duration::from_secs(10),
@@ -173,29 +174,76 @@ async fn refusals_are_precise_problems() {
     }
 }
 
+/// A trigger as the scale-to-zero PingSource sends it
+/// (knative/overlays/scale-to-zero/audit-pingsource.yaml): a binary-mode
+/// CloudEvent whose `pushtoken` extension arrives as `ce-pushtoken`, with
+/// the PingSource's `data` as an `application/json` body, or no body when
+/// `data` is unset.
+fn ping_trigger(name: &str, push_token: Option<&str>, data: Option<&str>) -> Request<Body> {
+    let mut builder = Request::post(format!("/job/{name}"))
+        .header("ce-specversion", "1.0")
+        .header("ce-id", Uuid::now_v7().to_string())
+        .header("ce-type", "dev.knative.sources.ping")
+        .header(
+            "ce-source",
+            "/apis/v1/namespaces/todo-audit/pingsources/audit-retention",
+        )
+        .header("ce-time", Utc::now().to_rfc3339());
+    if let Some(token) = push_token {
+        builder = builder.header("ce-pushtoken", token);
+    }
+    match data {
+        Some(data) => builder
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(data.to_owned())),
+        None => builder.body(Body::empty()),
+    }
+    .unwrap()
+}
+
+const PING_DATA: &str = r#"{"purpose":"audit retention"}"#;
+
 #[tokio::test]
-async fn job_triggers_need_daprs_token_and_a_known_name() {
+async fn job_triggers_need_a_callback_token_and_a_known_name() {
     let app = offline_router();
-    let job = |name: &str, header: Option<(&str, &str)>| {
+    let dapr_job = |name: &str, token: Option<&str>| {
         let mut builder = Request::post(format!("/job/{name}"));
-        if let Some((k, v)) = header {
-            builder = builder.header(k, v);
+        if let Some(token) = token {
+            builder = builder.header("dapr-api-token", token);
         }
         builder.body(Body::from("{}")).unwrap()
     };
-    let (status, ..) = call(&app, job("audit-retention", None)).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    // The Knative push token opens pushes, never jobs.
+    for (label, request) in [
+        ("no token", dapr_job("audit-retention", None)),
+        (
+            "wrong app token",
+            dapr_job("audit-retention", Some("wrong")),
+        ),
+        (
+            "ping without push token",
+            ping_trigger("audit-retention", None, Some(PING_DATA)),
+        ),
+        (
+            "ping with wrong push token",
+            ping_trigger("audit-retention", Some("wrong"), Some(PING_DATA)),
+        ),
+        (
+            "ping carrying the app token as push token",
+            ping_trigger("audit-retention", Some(APP_TOKEN), None),
+        ),
+    ] {
+        let (status, content_type, _) = call(&app, request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{label}");
+        assert_eq!(content_type, "application/problem+json", "{label}");
+    }
+    // Either token gets past the guard to the name check.
+    let (status, ..) = call(&app, dapr_job("reminders", Some(APP_TOKEN))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, ..) = call(
         &app,
-        job(
-            "audit-retention",
-            Some(("ce-pushtoken", "knative-push-token")),
-        ),
+        ping_trigger("reminders", Some(PUSH_TOKEN), Some(PING_DATA)),
     )
     .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, ..) = call(&app, job("reminders", Some(("dapr-api-token", APP_TOKEN)))).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -365,4 +413,47 @@ async fn the_retention_job_purges_through_the_route() {
     assert_eq!(status, StatusCode::OK, "{report}");
     assert!(report["deleted"].as_u64().unwrap() >= 1, "{report}");
     assert!(store.get(&old).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_pingsource_trigger_with_the_push_token_purges() {
+    let Some(store) = store_or_skip().await else {
+        return;
+    };
+    let app = router(store.clone());
+    let user = format!("ping-{}", Uuid::now_v7());
+    let expired = |sequence| {
+        TestEntry::new(
+            &user,
+            Uuid::now_v7(),
+            sequence,
+            Utc::now() - chrono::Duration::days(91),
+        )
+    };
+
+    // A wrong or missing push token is refused before the purge: 401, no
+    // report.
+    for token in [None, Some("wrong")] {
+        let (status, _, body) = call(
+            &app,
+            ping_trigger("audit-retention", token, Some(PING_DATA)),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
+        assert!(body.get("batches").is_none(), "{body}");
+    }
+
+    // The PingSource's JSON data, and no data at all, both run the purge;
+    // the report proves it ran (the row may go to a concurrent purge).
+    for (sequence, data) in [(1, Some(PING_DATA)), (2, None)] {
+        let old = expired(sequence).insert(&store).await;
+        let (status, _, report) = call(
+            &app,
+            ping_trigger("audit-retention", Some(PUSH_TOKEN), data),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{data:?}: {report}");
+        assert!(report["batches"].as_u64().unwrap() >= 1, "{report}");
+        assert!(store.get(&old).await.unwrap().is_none(), "{data:?}");
+    }
 }

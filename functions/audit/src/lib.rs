@@ -4,7 +4,8 @@
 //!   stored once per event id; the reply tells the deliverer whether to
 //!   forget, retry or dead-letter the event.
 //! - [`api`]: the access-controlled read API over [`query`] and [`gaps`].
-//! - [`retention`]: the daily Dapr job that deletes expired entries.
+//! - [`retention`]: the daily job that deletes expired entries, triggered by
+//!   the Dapr scheduler or, with audit at zero, a Knative PingSource.
 
 pub mod api;
 pub mod config;
@@ -61,10 +62,10 @@ impl HasAuthenticator for AppState {
     }
 }
 
-/// The whole HTTP surface. Dapr's callbacks (pushes, job triggers) require
-/// the app API token; the read API requires a user's bearer token and is
-/// bounded by `api_timeout`. Job triggers are not: a purge answers when it
-/// is done.
+/// The whole HTTP surface. The callbacks (pushes, job triggers) require
+/// daprd's app API token or the Knative push token; the read API requires a
+/// user's bearer token and is bounded by `api_timeout`. Job triggers are
+/// not: a purge answers when it is done.
 pub fn app(
     state: AppState,
     app_token: AppToken,
@@ -72,21 +73,14 @@ pub fn app(
     metrics: Metrics,
     api_timeout: Duration,
 ) -> Router {
-    // Job triggers come only from daprd: the Knative push token, meant for
-    // event sources, does not open them.
-    let dapr_only = AppToken {
-        dapr: app_token.dapr.clone(),
-        knative_push: None,
-    };
-    let jobs = Router::new()
-        .route("/job/{name}", post(retention::run_job))
-        .route_layer(axum::middleware::from_fn_with_state(
-            dapr_only,
-            dapr_http::require_app_token,
-        ));
-    let dapr_callbacks = Router::new()
+    // Job triggers take the same tokens as pushes: at zero replicas there
+    // is no sidecar for the Dapr scheduler to trigger, so in the
+    // scale-to-zero profile a PingSource sends the retention trigger with
+    // the push token (knative/overlays/scale-to-zero/audit-pingsource.yaml).
+    let callbacks = Router::new()
         .route("/dapr/subscribe", get(ingest::subscriptions))
         .route(TASK_EVENTS_ROUTE, post(ingest::task_event))
+        .route("/job/{name}", post(retention::run_job))
         .route_layer(axum::middleware::from_fn_with_state(
             app_token,
             dapr_http::require_app_token,
@@ -102,8 +96,7 @@ pub fn app(
             api_timeout,
         ));
     Router::new()
-        .merge(dapr_callbacks)
-        .merge(jobs)
+        .merge(callbacks)
         .merge(api)
         .with_state(state)
         .layer(TraceLayer::new_for_http())

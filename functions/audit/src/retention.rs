@@ -3,7 +3,10 @@
 //!
 //! The job is registered in the Dapr scheduler at start (with overwrite, so
 //! a changed schedule replaces the old one) and fires `POST /job/{name}`
-//! on whichever replica's sidecar the scheduler picks. The purge deletes in
+//! on whichever replica's sidecar the scheduler picks. With audit at zero
+//! replicas there is no sidecar to fire on, so the `scale-to-zero` profile
+//! also sends that request from a Knative PingSource on the same schedule
+//! (a binary-mode CloudEvent, which wakes the Service). The purge deletes in
 //! bounded batches, each its own statement, so a backlog never becomes one
 //! huge transaction, and progress survives a crash between batches.
 
@@ -95,8 +98,11 @@ pub fn cutoff(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
     now - chrono::Duration::days(i64::from(days))
 }
 
-/// `POST /job/{name}`: daprd triggering a job. Answers only when the purge
-/// is done, so a failure reaches the job's failure policy (daprd retries).
+/// `POST /job/{name}`: daprd, or a PingSource, triggering a job. The body
+/// (the job's data, or the PingSource's binary-mode CloudEvent data, or
+/// nothing) is not read: the name says what to run. Answers only when the
+/// purge is done, so the caller sees a failure (daprd then applies the
+/// job's failure policy).
 #[tracing::instrument(skip(state))]
 pub async fn run_job(
     State(state): State<AppState>,
