@@ -5,6 +5,12 @@
 # directories, logs, pids) lives under TODO_EVENTS_RUN.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# Toolchains installed the usual way (rustup, the Go tarball) may be missing
+# from a non-login shell's PATH, as in CI.
+for dir in "${CARGO_HOME:-$HOME/.cargo}/bin" /usr/local/go/bin; do
+  [[ -d $dir && ":$PATH:" != *":$dir:"* ]] && PATH="$dir:$PATH"
+done
+export PATH
 : "${TODO_EVENTS_CACHE:=/var/cache/todo-events}"
 : "${TODO_EVENTS_RUN:=/var/tmp/todo-events}"
 export TODO_EVENTS_CACHE TODO_EVENTS_RUN
