@@ -101,10 +101,14 @@ kafka_ensure_topics() {
   done
 }
 
-# kafka_read TOPIC SECONDS: prints the topic's records (values) from the start.
+# kafka_read TOPIC SECONDS: prints the topic's records (values) from the
+# start, until SECONDS pass with no new record, and at most 4×SECONDS in all
+# (under steady traffic the idle timeout alone would never fire).
 kafka_read() {
-  kafka_java org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$KAFKA_BOOTSTRAP" \
-    --topic "$1" --from-beginning --timeout-ms "$(( ${2:-5} * 1000 ))" 2>/dev/null || true
+  local idle=${2:-5}
+  timeout "$((idle * 4 + 10))" java -Xms64m -Xmx256m -Dlog4j.configuration="file:$KAFKA_DATA/log4j.properties" \
+    -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$KAFKA_BOOTSTRAP" \
+    --topic "$1" --from-beginning --timeout-ms "$((idle * 1000))" 2>/dev/null || true
 }
 
 kafka_down() {

@@ -9,6 +9,7 @@ use chrono::Utc;
 use contracts::{Delivery, Event, Received, Topic, decode_push};
 use dapr_http::{Outcome, Subscription, reply};
 use prometheus_client::metrics::counter::Counter;
+use telemetry::trace_context::TraceParent;
 
 use crate::retention::cutoff;
 use crate::store::{AuditEntry, StoreError};
@@ -82,7 +83,7 @@ fn delivery_of_undecodable(headers: &HeaderMap) -> Delivery {
 }
 
 /// `POST /events/task-events`.
-#[tracing::instrument(skip_all, fields(event_id))]
+#[tracing::instrument(skip_all, fields(event_id, trace_id))]
 pub async fn task_event(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -99,7 +100,12 @@ pub async fn task_event(
             );
         }
     };
-    tracing::Span::current().record("event_id", received.id.as_str());
+    let span = tracing::Span::current();
+    span.record("event_id", received.id.as_str());
+    // The W3C trace the API request started; Dapr carries it through Kafka.
+    if let Some(trace) = received.traceparent.as_deref().and_then(TraceParent::parse) {
+        span.record("trace_id", trace.trace_id());
+    }
     let outcome = store_event(&state, &received).await;
     count(&state.metrics, &outcome);
     reply(&outcome, received.delivery)
