@@ -411,7 +411,9 @@ async fn the_retention_job_purges_through_the_route() {
         .unwrap();
     let (status, _, report) = call(&app, request).await;
     assert_eq!(status, StatusCode::OK, "{report}");
-    assert!(report["deleted"].as_u64().unwrap() >= 1, "{report}");
+    // Other tests purge the same table concurrently and may delete this
+    // row first, so the count is not asserted; that the row is gone is.
+    assert!(report["batches"].as_u64().is_some_and(|b| b >= 1), "{report}");
     assert!(store.get(&old).await.unwrap().is_none());
 }
 
