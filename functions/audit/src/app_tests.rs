@@ -413,7 +413,10 @@ async fn the_retention_job_purges_through_the_route() {
     assert_eq!(status, StatusCode::OK, "{report}");
     // Other tests purge the same table concurrently and may delete this
     // row first, so the count is not asserted; that the row is gone is.
-    assert!(report["batches"].as_u64().is_some_and(|b| b >= 1), "{report}");
+    assert!(
+        report["batches"].as_u64().is_some_and(|b| b >= 1),
+        "{report}"
+    );
     assert!(store.get(&old).await.unwrap().is_none());
 }
 
