@@ -171,6 +171,18 @@ async fn a_task_lives_and_dies_with_its_reminders_and_events() {
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(bad.body["errors"][0]["field"], "recurrence");
+    // PostgreSQL cannot store U+0000: refused as invalid, not a 500.
+    let nul = api
+        .call(
+            Method::PATCH,
+            &path,
+            &alice,
+            Some(&json!({"title": "a\u{0}b"})),
+            &[],
+        )
+        .await;
+    assert_eq!(nul.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(nul.body["errors"][0]["field"], "title");
     // A patch that changes nothing emits nothing and keeps the sequence.
     let same = api
         .call(
@@ -405,6 +417,20 @@ async fn list_filters_sorts_and_pages_stably() {
         )
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    // A well-formed cursor with a forged sort key is the client's error too.
+    // base64url of {"sort":"created","desc":true,"key":"not a time","id":"00000000-0000-0000-0000-000000000000"}
+    let forged = "eyJzb3J0IjoiY3JlYXRlZCIsImRlc2MiOnRydWUsImtleSI6Im5vdCBhIHRpbWUiLCJpZCI6IjAwMDAwMDAwLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDAwMCJ9";
+    let forged = api
+        .call(
+            Method::GET,
+            &format!("/api/tasks?cursor={forged}"),
+            &user,
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+    assert_eq!(forged.body["errors"][0]["field"], "cursor");
 }
 
 #[tokio::test]

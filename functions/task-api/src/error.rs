@@ -43,6 +43,12 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest { detail, errors } => {
                 Problem::bad_request(detail).with_errors(field_errors(errors))
             }
+            ApiError::Repo(RepoError::BadCursor) => {
+                Problem::bad_request("invalid query parameters").with_errors(vec![FieldError {
+                    field: "cursor".to_owned(),
+                    message: "is not a cursor this API issued".to_owned(),
+                }])
+            }
             ApiError::NotFound(what) => Problem::not_found(format!("no such {what}")),
             ApiError::Repo(RepoError::NotFound) => Problem::not_found("no such task"),
             ApiError::Repo(RepoError::SequenceMismatch { current }) => Problem::new(

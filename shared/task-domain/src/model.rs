@@ -138,11 +138,20 @@ pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Valida
     }
 }
 
+/// PostgreSQL `text` and `jsonb` cannot hold U+0000: letting it through
+/// would fail the write with a database error, a 500 instead of a 422.
+pub(crate) fn has_nul(text: &str) -> bool {
+    text.contains('\0')
+}
+
 pub fn validate_title(title: &str) -> Result<String, ValidationError> {
     let trimmed = title.trim();
     let chars = trimmed.chars().count();
     if chars == 0 {
         return Err(invalid("title", "must not be empty"));
+    }
+    if has_nul(trimmed) {
+        return Err(invalid("title", "must not contain NUL characters"));
     }
     if chars > MAX_TITLE_CHARS {
         return Err(invalid(
@@ -159,6 +168,9 @@ pub fn validate_description(description: &str) -> Result<String, ValidationError
             "description",
             format!("must be at most {MAX_DESCRIPTION_CHARS} characters"),
         ));
+    }
+    if has_nul(description) {
+        return Err(invalid("description", "must not contain NUL characters"));
     }
     Ok(description.to_owned())
 }
@@ -198,6 +210,13 @@ pub fn validate_time_zone(name: &str) -> Result<String, ValidationError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn nul_characters_are_refused_in_free_text() {
+        assert!(validate_title("a\0b").is_err());
+        assert!(validate_description("line\0").is_err());
+        assert!(validate_description("two\nlines\tok").is_ok());
+    }
 
     #[test]
     fn tags_are_normalised() {

@@ -170,6 +170,9 @@ impl ListParams {
             if text.chars().count() > MAX_SEARCH_CHARS {
                 check(Err(invalid("q", "at most 200 characters")));
             }
+            if crate::model::has_nul(text) {
+                check(Err(invalid("q", "must not contain NUL characters")));
+            }
             q.q = Some(text.to_owned());
         }
         match self.sort.as_deref() {
@@ -240,6 +243,18 @@ fn contains_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// A cursor comes back from the client, so its sort key may be forged; the
+/// database then refuses the key's cast with a data exception (class 22),
+/// which is the client's error, not a server failure.
+fn forged_cursor(error: tokio_postgres::Error, q: &ListQuery) -> RepoError {
+    let data_exception = error.code().is_some_and(|c| c.code().starts_with("22"));
+    if q.cursor.is_some() && data_exception {
+        RepoError::BadCursor
+    } else {
+        RepoError::Db(error)
+    }
+}
+
 impl TaskRepository {
     /// One page of the user's tasks.
     pub async fn list(&self, user_id: &str, q: &ListQuery) -> Result<Page, RepoError> {
@@ -292,7 +307,10 @@ impl TaskRepository {
             .iter()
             .map(|p| p.as_ref() as &(dyn ToSql + Sync))
             .collect();
-        let rows = client.query(&sql, &refs).await?;
+        let rows = client
+            .query(&sql, &refs)
+            .await
+            .map_err(|e| forged_cursor(e, q))?;
         let more = rows.len() as i64 > q.limit;
         let rows = &rows[..rows.len().min(q.limit as usize)];
         let mut items = rows
@@ -370,6 +388,16 @@ mod tests {
         assert_eq!(decode_cursor(&raw), Some(c));
         assert!(params(&format!("sort=due&cursor={raw}")).is_ok());
         assert!(params(&format!("sort=created&cursor={raw}")).is_err());
+    }
+
+    #[test]
+    fn nul_in_search_text_is_refused() {
+        let params = ListParams {
+            q: Some("a\0b".into()),
+            ..ListParams::default()
+        };
+        let errors = params.validate().unwrap_err();
+        assert_eq!(errors[0].field, "q");
     }
 
     #[test]

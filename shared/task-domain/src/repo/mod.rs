@@ -35,6 +35,10 @@ pub enum RepoError {
     /// The change is invalid against the task as it is now.
     #[error("the change is not valid")]
     Invalid(Vec<ValidationError>),
+    /// A list cursor whose sort key the database cannot read: not one this
+    /// API issued.
+    #[error("the cursor is not one this API issued")]
+    BadCursor,
     /// The Idempotency-Key was used before with another request body.
     #[error("the Idempotency-Key was used with a different request")]
     IdempotencyConflict,
