@@ -85,6 +85,10 @@ fn params<'a>(pairs: &'a Pairs, allowed: &[&str]) -> Result<Vec<(&'a str, &'a st
         if seen.iter().any(|(k, _)| k == key) {
             return Err(ApiError::BadQuery(format!("parameter {key} given twice")));
         }
+        // PostgreSQL text cannot hold U+0000; the query would fail as a 500.
+        if value.contains('\0') {
+            return Err(ApiError::BadQuery(format!("parameter {key} contains NUL")));
+        }
         seen.push((key, value));
     }
     Ok(seen)
@@ -203,6 +207,11 @@ pub async fn get_one(
     Authenticated(caller): Authenticated,
     Path(event_id): Path<String>,
 ) -> Result<Json<AuditRecord>, ApiError> {
+    // No stored id contains U+0000 (PostgreSQL text cannot hold it), and
+    // asking the database would fail with a data exception.
+    if event_id.contains('\0') {
+        return Err(ApiError::NotFound);
+    }
     match state.store.get(&event_id).await? {
         Some(record) if caller.admin || record.user_id == caller.user_id => Ok(Json(record)),
         _ => Err(ApiError::NotFound),

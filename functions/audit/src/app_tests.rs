@@ -160,6 +160,17 @@ async fn refusals_are_precise_problems() {
             Some(admin.clone()),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
+        // U+0000 cannot be stored, so it cannot be asked for either.
+        (
+            "/api/audit-logs?user_id=a%00b".into(),
+            Some(alice.clone()),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/audit-logs/a%00b".into(),
+            Some(alice.clone()),
+            StatusCode::NOT_FOUND,
+        ),
         (
             "/api/audit-logs/gaps?cursor=x".into(),
             Some(admin),

@@ -18,9 +18,9 @@ pub enum StoreError {
 impl StoreError {
     pub(crate) fn from_db(error: tokio_postgres::Error) -> Self {
         let permanent = error.code().is_some_and(|code| {
-            let class = &code.code()[..2];
+            let class = |c: &str| code.code().starts_with(c);
             // 22: data exception, 23: integrity constraint violation.
-            class == "22" || class == "23" || *code == SqlState::PROGRAM_LIMIT_EXCEEDED
+            class("22") || class("23") || *code == SqlState::PROGRAM_LIMIT_EXCEEDED
         });
         if permanent {
             StoreError::Refused(error.to_string())

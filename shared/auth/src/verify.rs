@@ -94,10 +94,19 @@ impl Authenticator {
                 .map_err(|e| AuthError::Invalid(e.to_string()))?;
         let claims = data.claims;
         let user_id = match claims.get("sub") {
-            Some(Value::String(sub)) if !sub.trim().is_empty() && sub.len() <= 255 => sub.clone(),
+            // `sub` keys every row the user owns: control characters (U+0000
+            // above all, which PostgreSQL text cannot hold) would turn each
+            // of the user's requests into a database error.
+            Some(Value::String(sub))
+                if !sub.trim().is_empty()
+                    && sub.len() <= 255
+                    && !sub.chars().any(char::is_control) =>
+            {
+                sub.clone()
+            }
             _ => {
                 return Err(AuthError::Invalid(
-                    "sub must be a non-empty string".to_owned(),
+                    "sub must be a non-empty string of printable characters".to_owned(),
                 ));
             }
         };

@@ -78,3 +78,12 @@ async fn header_must_be_bearer() {
     let ok = format!("Bearer {}", token_for("bob", false));
     assert_eq!(a.verify_header(Some(&ok)).await.unwrap().user_id, "bob");
 }
+
+#[tokio::test]
+async fn a_subject_with_control_characters_is_refused() {
+    let a = authenticator();
+    for sub in ["a\u{0}b", "line\nbreak"] {
+        let token = sign(&json!({"sub": sub, "exp": 4_000_000_000u64}), TEST_SECRET);
+        assert!(a.verify(&token).await.is_err(), "{sub:?}");
+    }
+}
