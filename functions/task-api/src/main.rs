@@ -73,7 +73,16 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
+    // A pass in flight may be waiting on a slow daprd, one publish at a
+    // time; it gets the grace period, no more. Cutting it off rolls its
+    // transaction back, so the next start re-publishes those rows under
+    // the same event ids and consumers deduplicate them.
     let _ = stop_tx.send(true);
-    let _ = relay_task.await;
+    if tokio::time::timeout(common.shutdown_grace, relay_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("outbox relay still busy after the grace period; stopping it");
+    }
     Ok(())
 }

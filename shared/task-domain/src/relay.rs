@@ -100,8 +100,8 @@ impl Relay {
                 )
                 .await?
                 .iter()
-                .map(|row| row.get(0))
-                .collect()
+                .map(|row| row.try_get(0))
+                .collect::<Result<_, _>>()?
         };
         let results: Vec<Result<u64, RepoError>> = futures::stream::iter(keys)
             .map(|key| async move { self.publish_key(&key).await })
@@ -126,7 +126,7 @@ impl Relay {
                 &[&RELAY_LOCK_NAMESPACE, &key],
             )
             .await?
-            .get(0);
+            .try_get(0)?;
         if !locked {
             return Ok(0);
         }
@@ -138,13 +138,15 @@ impl Relay {
             )
             .await?
             .iter()
-            .map(|r| PendingRow {
-                id: r.get(0),
-                topic: r.get(1),
-                payload: r.get(2),
-                traceparent: r.get(3),
+            .map(|r| {
+                Ok(PendingRow {
+                    id: r.try_get(0)?,
+                    topic: r.try_get(1)?,
+                    payload: r.try_get(2)?,
+                    traceparent: r.try_get(3)?,
+                })
             })
-            .collect();
+            .collect::<Result<_, tokio_postgres::Error>>()?;
         let mut sent = 0;
         for row in rows {
             let published = self

@@ -27,7 +27,7 @@ pub async fn next_offset(
         )
         .await?;
     Ok(StreamPosition {
-        epoch: row.get(0),
-        offset: row.get(1),
+        epoch: row.try_get(0)?,
+        offset: row.try_get(1)?,
     })
 }
