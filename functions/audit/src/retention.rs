@@ -83,7 +83,7 @@ impl AuditStore {
                 .query_one(&statement, &[&cutoff, &batch])
                 .await
                 .map_err(StoreError::from_db)?;
-            let deleted: i64 = row.get(0);
+            let deleted: i64 = row.try_get(0).map_err(StoreError::from_db)?;
             report.deleted += deleted as u64;
             report.batches += 1;
             if deleted < batch {
@@ -95,7 +95,11 @@ impl AuditStore {
 
 /// The cutoff for entries kept `days` days, as of `now`.
 pub fn cutoff(now: DateTime<Utc>, days: u32) -> DateTime<Utc> {
-    now - chrono::Duration::days(i64::from(days))
+    // A retention longer than chrono's calendar keeps everything; plain
+    // subtraction would panic on every ingest instead.
+    chrono::TimeDelta::try_days(i64::from(days))
+        .and_then(|age| now.checked_sub_signed(age))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// `POST /job/{name}`: daprd, or a PingSource, triggering a job. The body
@@ -178,6 +182,11 @@ mod tests {
     use crate::testing::{TestEntry, store_or_skip};
     use chrono::Duration;
     use uuid::Uuid;
+
+    #[test]
+    fn a_huge_retention_keeps_everything_instead_of_panicking() {
+        assert_eq!(cutoff(Utc::now(), u32::MAX), DateTime::<Utc>::MIN_UTC);
+    }
 
     #[test]
     fn the_job_overwrites_and_carries_the_schedule() {
