@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::model::ValidationError;
+use crate::model::{ValidationError, invalid};
 use crate::repo::{RepoError, TaskRepository};
 
 pub const MAX_ENDPOINT_LEN: usize = 2048;
@@ -34,13 +34,6 @@ pub struct Device {
     pub p256dh: String,
     pub auth: String,
     pub created_at: DateTime<Utc>,
-}
-
-fn invalid(field: &'static str, message: &str) -> ValidationError {
-    ValidationError {
-        field,
-        message: message.to_owned(),
-    }
 }
 
 impl DeviceInput {

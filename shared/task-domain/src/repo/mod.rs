@@ -10,7 +10,7 @@ mod events;
 mod reminders;
 mod write;
 
-use deadpool_postgres::Pool;
+use deadpool_postgres::{GenericClient, Pool};
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -71,20 +71,32 @@ impl TaskRepository {
     /// The user's task, or `None` (also when it belongs to someone else).
     pub async fn get(&self, user_id: &str, task_id: Uuid) -> Result<Option<Task>, RepoError> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT * FROM tasks WHERE id = $1 AND user_id = $2",
-                &[&task_id, &user_id],
-            )
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let mut task = task_from_row(&row)?;
-        task.reminders = reminders::load(&client, &[task.id])
-            .await?
-            .remove(&task.id)
-            .unwrap_or_default();
-        Ok(Some(task))
+        find_task(&client, user_id, task_id, "").await
     }
+}
+
+/// The user's task with its reminders, or `None` (also when it belongs to
+/// someone else). `lock` is appended to the row's SELECT: `FOR UPDATE`
+/// inside a change's transaction, empty for a plain read.
+pub(crate) async fn find_task(
+    client: &impl GenericClient,
+    user_id: &str,
+    task_id: Uuid,
+    lock: &'static str,
+) -> Result<Option<Task>, RepoError> {
+    let row = client
+        .query_opt(
+            &format!("SELECT * FROM tasks WHERE id = $1 AND user_id = $2 {lock}"),
+            &[&task_id, &user_id],
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut task = task_from_row(&row)?;
+    task.reminders = reminders::load(client, &[task.id])
+        .await?
+        .remove(&task.id)
+        .unwrap_or_default();
+    Ok(Some(task))
 }
 
 /// A task row without its reminders (the caller loads them).

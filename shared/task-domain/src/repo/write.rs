@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::events::{self, Change};
 use super::reminders::{self, firings};
-use super::{RepoError, TaskRepository, corrupt, task_from_row};
+use super::{RepoError, TaskRepository, corrupt, find_task, task_from_row};
 use crate::idempotency;
 use crate::input::{NewTask, TaskFields, TaskPatch};
 use crate::model::{Status, Task};
@@ -296,19 +296,9 @@ impl TaskRepository {
 
 /// The user's task with its reminders, locked until `tx` ends.
 async fn lock_task(tx: &Transaction<'_>, user_id: &str, task_id: Uuid) -> Result<Task, RepoError> {
-    let row = tx
-        .query_opt(
-            "SELECT * FROM tasks WHERE id = $1 AND user_id = $2 FOR UPDATE",
-            &[&task_id, &user_id],
-        )
+    find_task(tx, user_id, task_id, "FOR UPDATE")
         .await?
-        .ok_or(RepoError::NotFound)?;
-    let mut task = task_from_row(&row)?;
-    task.reminders = reminders::load(tx, &[task_id])
-        .await?
-        .remove(&task_id)
-        .unwrap_or_default();
-    Ok(task)
+        .ok_or(RepoError::NotFound)
 }
 
 async fn store(tx: &Transaction<'_>, task: &Task) -> Result<(), RepoError> {
