@@ -7,6 +7,8 @@
 //! plain `cargo test`), [`Stack::from_env`] returns `None` and the tests
 //! return early, saying so.
 
+pub mod verify;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

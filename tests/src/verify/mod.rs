@@ -1,0 +1,140 @@
+//! The "lost or duplicated" check: N concurrent task operations against
+//! task-api, every outcome recorded, then — with bounded waits for the
+//! outbox relay and the audit function — a comparison of what clients were
+//! told with the task table, the outbox, the user streams and the audit log.
+//! Used by the `verify_ops` tool (10,000 operations) and by
+//! `tests/tests/ops_no_loss.rs` (300, on every test run).
+
+pub mod check;
+pub mod db;
+pub mod drive;
+pub mod plan;
+mod report;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+
+pub use check::Findings;
+pub use drive::Outcome;
+pub use report::Report;
+
+/// One run's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// task-api's base URL; only loopback addresses are accepted.
+    pub task_api: String,
+    pub database_url: String,
+    pub jwt_secret: String,
+    /// Operations in all.
+    pub ops: usize,
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    pub users: usize,
+    /// The bound on each wait (outbox drained, audit caught up).
+    pub settle: Duration,
+}
+
+impl Config {
+    /// The defaults of the measured target, with the stack's addresses.
+    pub fn new(task_api: &str, database_url: &str, jwt_secret: &str) -> Self {
+        Self {
+            task_api: task_api.trim_end_matches('/').to_owned(),
+            database_url: database_url.to_owned(),
+            jwt_secret: jwt_secret.to_owned(),
+            ops: 10_000,
+            concurrency: 32,
+            users: 40,
+            settle: Duration::from_secs(180),
+        }
+    }
+}
+
+fn ensure_loopback(url: &str) -> anyhow::Result<()> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("bad URL {url}"))?;
+    let host = parsed.host_str().unwrap_or_default();
+    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        bail!("task-api must be on a loopback address, not {host}");
+    }
+    Ok(())
+}
+
+/// A user token with the claims task-api checks.
+fn token(user: &str, secret: &str) -> anyhow::Result<String> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
+    let mut claims = json!({"sub": user, "iat": now, "exp": now + 3600});
+    for (claim, var) in [("iss", "JWT_ISSUER"), ("aud", "JWT_AUDIENCE")] {
+        if let Ok(value) = std::env::var(var) {
+            claims[claim] = Value::String(value);
+        }
+    }
+    Ok(auth::testing::sign(&claims, secret))
+}
+
+/// Runs the operations, waits for the events to settle and checks them.
+/// An unreachable task-api or database is an error, not a clean report.
+pub async fn run(config: &Config) -> anyhow::Result<Report> {
+    ensure_loopback(&config.task_api)?;
+    if config.concurrency == 0 || config.users == 0 {
+        bail!("concurrency and users must be at least 1");
+    }
+    let db = db::connect(&config.database_url).await?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(config.concurrency)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    http.get(format!("{}/healthz", config.task_api))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .with_context(|| format!("task-api at {} is not healthy", config.task_api))?;
+
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let users: Vec<String> = (0..config.users)
+        .map(|n| format!("ops-{run_id}-{n}"))
+        .collect();
+    let tokens = users
+        .iter()
+        .map(|u| token(u, &config.jwt_secret))
+        .collect::<anyhow::Result<_>>()?;
+    let target = Arc::new(drive::Target {
+        http,
+        url: config.task_api.clone(),
+        tokens,
+        permits: Arc::new(Semaphore::new(config.concurrency)),
+    });
+
+    let chains = plan::plan(config.ops, config.users);
+    let started = Instant::now();
+    let outcomes = drive::run(target, chains, 2 * config.concurrency).await;
+    let ops_time = started.elapsed();
+
+    let changed = outcomes
+        .iter()
+        .filter(|o| o.verdict == drive::Verdict::Changed)
+        .count() as i64;
+    let deadline = tokio::time::Instant::now() + config.settle;
+    let published = db::wait_published(&db, &users, 2 * changed, deadline).await?;
+    let published_after = started.elapsed();
+    let deadline = tokio::time::Instant::now() + config.settle;
+    let audited = db::wait_audited(&db, &users, deadline).await?;
+    let audited_after = started.elapsed();
+
+    let snapshot = db::snapshot(&db, &users).await?;
+    let findings = check::check(&outcomes, &users, &snapshot);
+    Ok(Report::new(report::Parts {
+        run_id,
+        config: config.clone(),
+        outcomes,
+        snapshot,
+        findings,
+        ops_time,
+        published: published.then_some(published_after),
+        audited: audited.then_some(audited_after),
+    }))
+}
