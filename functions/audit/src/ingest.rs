@@ -72,13 +72,15 @@ pub async fn subscriptions(State(state): State<AppState>) -> Json<Vec<Subscripti
     )])
 }
 
-/// Who delivered a push we could not decode: Knative uses `ce-` headers or
-/// no Dapr token; daprd always sends its token when one is configured.
+/// Who delivered a push we could not decode. daprd always sends its app
+/// token (the callback guard requires it when one is configured); anything
+/// else came from Knative Eventing, whose retry and dead-letter logic reads
+/// the HTTP status, so a 200 DROP there would lose the event.
 fn delivery_of_undecodable(headers: &HeaderMap) -> Delivery {
-    if headers.contains_key("ce-id") {
-        Delivery::Knative
-    } else {
+    if headers.contains_key(dapr_http::API_TOKEN_HEADER) {
         Delivery::Dapr
+    } else {
+        Delivery::Knative
     }
 }
 

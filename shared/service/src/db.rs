@@ -166,3 +166,35 @@ pub async fn connect_and_migrate(
     migrate(&common.database_url, migrations, history_table).await?;
     Ok(pool)
 }
+
+/// Whether the same statement can succeed later: the connection broke, or
+/// the server answered with a class that means "not now" (08 connection,
+/// 40 serialization failure or deadlock, 53 insufficient resources, 57
+/// operator intervention such as a restart, 58 system error). Anything else
+/// is a fact about the request or the code, and retrying will not change it.
+pub fn is_transient(error: &tokio_postgres::Error) -> bool {
+    match error.code() {
+        Some(code) => ["08", "40", "53", "57", "58"]
+            .iter()
+            .any(|class| code.code().starts_with(class)),
+        None => {
+            error.is_closed()
+                || std::error::Error::source(error).is_some_and(|s| s.is::<std::io::Error>())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_is_transient() {
+        // Port 1 on loopback: nothing listens, the connect fails with io.
+        let error = tokio_postgres::connect("host=127.0.0.1 port=1 user=x", NoTls)
+            .await
+            .err()
+            .expect("nothing listens on port 1");
+        assert!(is_transient(&error), "{error}");
+    }
+}
