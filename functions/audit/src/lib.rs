@@ -95,10 +95,8 @@ pub fn app(
             StatusCode::SERVICE_UNAVAILABLE,
             api_timeout,
         ));
-    Router::new()
-        .merge(callbacks)
-        .merge(api)
-        .with_state(state)
+    let routes = Router::new().merge(callbacks).merge(api).with_state(state);
+    service::http_metrics::instrument(routes, &metrics)
         .layer(TraceLayer::new_for_http())
         .merge(service::health::routes(checks, metrics))
 }

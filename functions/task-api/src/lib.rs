@@ -47,9 +47,8 @@ pub fn app(
     metrics: Metrics,
     limits: Limits,
 ) -> Router {
-    Router::new()
-        .merge(routes::router())
-        .with_state(state)
+    let api = Router::new().merge(routes::router()).with_state(state);
+    service::http_metrics::instrument(api, &metrics)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

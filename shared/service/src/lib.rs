@@ -6,6 +6,7 @@
 pub mod config;
 pub mod db;
 pub mod health;
+pub mod http_metrics;
 pub mod json;
 pub mod problem;
 pub mod server;
