@@ -69,23 +69,7 @@ impl Stack {
 
     /// A valid user token signed with the stack's secret.
     pub fn token(&self, user: &str, admin: bool) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        let roles = if admin {
-            serde_json::json!(["admin"])
-        } else {
-            serde_json::json!([])
-        };
-        let mut claims =
-            serde_json::json!({"sub": user, "iat": now, "exp": now + 3600, "roles": roles});
-        for (claim, var) in [("iss", "JWT_ISSUER"), ("aud", "JWT_AUDIENCE")] {
-            if let Ok(value) = std::env::var(var) {
-                claims[claim] = Value::String(value);
-            }
-        }
-        auth::testing::sign(&claims, &self.jwt_secret)
+        user_token(user, admin, &self.jwt_secret)
     }
 
     /// A fresh database connection.
@@ -163,6 +147,28 @@ impl Stack {
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
+}
+
+/// A one-hour token for `user`, signed with `secret`, carrying the issuer
+/// and audience task-api checks when `JWT_ISSUER` / `JWT_AUDIENCE` are set.
+pub fn user_token(user: &str, admin: bool, secret: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let roles = if admin {
+        serde_json::json!(["admin"])
+    } else {
+        serde_json::json!([])
+    };
+    let mut claims =
+        serde_json::json!({"sub": user, "iat": now, "exp": now + 3600, "roles": roles});
+    for (claim, var) in [("iss", "JWT_ISSUER"), ("aud", "JWT_AUDIENCE")] {
+        if let Ok(value) = std::env::var(var) {
+            claims[claim] = Value::String(value);
+        }
+    }
+    auth::testing::sign(&claims, secret)
 }
 
 /// Polls `probe` every 100 ms until it returns `Some`, for at most `timeout`.

@@ -65,16 +65,7 @@ fn parse_args() -> anyhow::Result<Args> {
 
 fn token(user: &str) -> anyhow::Result<String> {
     let secret = std::env::var("JWT_HS256_SECRET").context("JWT_HS256_SECRET must be set")?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let mut claims = json!({"sub": user, "iat": now, "exp": now + 3600});
-    for (claim, var) in [("iss", "JWT_ISSUER"), ("aud", "JWT_AUDIENCE")] {
-        if let Ok(value) = std::env::var(var) {
-            claims[claim] = Value::String(value);
-        }
-    }
-    Ok(auth::testing::sign(&claims, &secret))
+    Ok(e2e_tests::user_token(user, false, &secret))
 }
 
 /// What one phase measured.

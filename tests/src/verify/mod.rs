@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
 pub use check::Findings;
@@ -64,16 +63,7 @@ fn ensure_loopback(url: &str) -> anyhow::Result<()> {
 
 /// A user token with the claims task-api checks.
 fn token(user: &str, secret: &str) -> anyhow::Result<String> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let mut claims = json!({"sub": user, "iat": now, "exp": now + 3600});
-    for (claim, var) in [("iss", "JWT_ISSUER"), ("aud", "JWT_AUDIENCE")] {
-        if let Ok(value) = std::env::var(var) {
-            claims[claim] = Value::String(value);
-        }
-    }
-    Ok(auth::testing::sign(&claims, secret))
+    Ok(crate::user_token(user, false, secret))
 }
 
 /// Runs the operations, waits for the events to settle and checks them.
