@@ -92,36 +92,52 @@ fn describe(url: &str) -> String {
     )
 }
 
-/// Applies `runner`'s migrations, recording them in `history_table`.
+/// Applies `runner`'s migrations, recording them in `history_table`, on a
+/// connection of its own.
 pub async fn migrate(
     url: &str,
-    mut runner: refinery::Runner,
+    runner: refinery::Runner,
     history_table: &str,
 ) -> Result<(), DbError> {
-    let failed = |reason: String| DbError::Migration {
-        table: history_table.to_owned(),
-        reason,
-    };
     let (mut client, connection) = tokio_postgres::connect(url, NoTls)
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| migration_failed(history_table, e.to_string()))?;
     let driver = tokio::spawn(connection);
-    // Two replicas starting together would race on the history table; a
-    // session advisory lock per history table serialises them.
+    let result = migrate_on(&mut client, runner, history_table).await;
+    drop(client);
+    let _ = driver.await;
+    result.map(|_| ())
+}
+
+fn migration_failed(history_table: &str, reason: String) -> DbError {
+    DbError::Migration {
+        table: history_table.to_owned(),
+        reason,
+    }
+}
+
+/// Runs the migrations on `client` under a session advisory lock per
+/// history table, so replicas starting together do not race on it. Returns
+/// whether the lock was released (a connection still holding it must not be
+/// reused).
+async fn migrate_on(
+    client: &mut tokio_postgres::Client,
+    mut runner: refinery::Runner,
+    history_table: &str,
+) -> Result<bool, DbError> {
     client
         .execute("SELECT pg_advisory_lock(hashtext($1))", &[&history_table])
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| migration_failed(history_table, e.to_string()))?;
     let report = runner
         .set_migration_table_name(history_table)
-        .run_async(&mut client)
+        .run_async(client)
         .await
-        .map_err(|e| failed(e.to_string()));
-    let _ = client
+        .map_err(|e| migration_failed(history_table, e.to_string()));
+    let unlocked = client
         .execute("SELECT pg_advisory_unlock(hashtext($1))", &[&history_table])
-        .await;
-    drop(client);
-    let _ = driver.await;
+        .await
+        .is_ok();
     for applied in report?.applied_migrations() {
         tracing::info!(
             version = applied.version(),
@@ -130,7 +146,7 @@ pub async fn migrate(
             "migration applied"
         );
     }
-    Ok(())
+    Ok(unlocked)
 }
 
 /// `/readyz` check: the database answers a trivial query.
@@ -163,7 +179,14 @@ pub async fn connect_and_migrate(
 ) -> Result<Pool, DbError> {
     let pool = self::pool(&common.database_url, common.db_pool_size)?;
     wait_ready(&pool, &common.database_url, common.db_wait).await?;
-    migrate(&common.database_url, migrations, history_table).await?;
+    // The connection wait_ready opened does the migrations too: one
+    // authentication handshake fewer on every cold start.
+    let mut connection = pool.get().await.map_err(|e| DbError::Pool(e.to_string()))?;
+    let unlocked = migrate_on(&mut connection, migrations, history_table).await?;
+    if !unlocked {
+        // Never hand a connection that may still hold the lock to requests.
+        drop(deadpool_postgres::Object::take(connection));
+    }
     Ok(pool)
 }
 
