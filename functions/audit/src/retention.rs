@@ -179,7 +179,7 @@ pub async fn register_job(dapr: DaprClient, schedule: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{TestEntry, store_or_skip};
+    use crate::testing::{TestEntry, purged_soon, store_or_skip};
     use chrono::Duration;
     use uuid::Uuid;
 
@@ -211,10 +211,12 @@ mod tests {
             .insert(&store)
             .await;
 
-        // A batch of one forces several batches when other old rows exist.
+        // A batch of one: the loop runs until a batch comes back short. A
+        // concurrent test's purge may take this row first (rows another
+        // purge holds are skipped), so the row's fate is what is asserted.
         let report = store.purge_before(cutoff(now, 90), 1).await.unwrap();
-        assert!(report.deleted >= 1 && report.batches >= 2, "{report:?}");
-        assert!(store.get(&old).await.unwrap().is_none(), "91 days: gone");
+        assert!(report.batches >= 1, "{report:?}");
+        assert!(purged_soon(&store, &old).await, "91 days: gone");
         assert!(store.get(&kept).await.unwrap().is_some(), "89 days: kept");
 
         // The floor tells the gap check that sequence 1 expired, not lost.

@@ -91,3 +91,17 @@ impl TestEntry {
         self.event_id.clone()
     }
 }
+
+/// Whether the entry is gone within a second. Purges skip rows another
+/// purge has locked (`FOR UPDATE SKIP LOCKED`), and tests here purge the
+/// same table concurrently, so a row can outlive the purge that returned
+/// first by the time the other one commits.
+pub async fn purged_soon(store: &AuditStore, event_id: &str) -> bool {
+    for _ in 0..50 {
+        if store.get(event_id).await.unwrap().is_none() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    false
+}
