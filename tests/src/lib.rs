@@ -189,35 +189,45 @@ where
     }
 }
 
+/// Runs a `SELECT count(*) …` with one parameter; -1 when the query fails,
+/// so a broken database never reads as "no rows yet".
+async fn count(
+    db: &tokio_postgres::Client,
+    sql: &str,
+    param: &(dyn tokio_postgres::types::ToSql + Sync),
+) -> i64 {
+    db.query_one(sql, &[param])
+        .await
+        .map(|row| row.get(0))
+        .unwrap_or(-1)
+}
+
 /// Counts audit rows for `task_id` (of every type).
 pub async fn audit_rows_for_task(db: &tokio_postgres::Client, task_id: uuid::Uuid) -> i64 {
-    db.query_one(
+    count(
+        db,
         "SELECT count(*) FROM audit_logs WHERE task_id = $1",
-        &[&task_id],
+        &task_id,
     )
     .await
-    .map(|row| row.get(0))
-    .unwrap_or(-1)
 }
 
 /// Counts audit rows stored for one event id.
 pub async fn audit_rows_for_event(db: &tokio_postgres::Client, event_id: &str) -> i64 {
-    db.query_one(
+    count(
+        db,
         "SELECT count(*) FROM audit_logs WHERE event_id = $1",
-        &[&event_id],
+        &event_id,
     )
     .await
-    .map(|row| row.get(0))
-    .unwrap_or(-1)
 }
 
 /// Counts a user's outbox rows the relay has not published yet.
 pub async fn unsent_outbox_rows(db: &tokio_postgres::Client, user_id: &str) -> i64 {
-    db.query_one(
+    count(
+        db,
         "SELECT count(*) FROM outbox WHERE partition_key = $1 AND sent_at IS NULL",
-        &[&user_id],
+        &user_id,
     )
     .await
-    .map(|row| row.get(0))
-    .unwrap_or(-1)
 }

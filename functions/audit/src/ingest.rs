@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::Utc;
-use contracts::{Delivery, Event, Received, Topic, decode_push};
+use contracts::{Event, Received, Topic, decode_push};
 use dapr_http::{Outcome, Subscription, reply};
 use prometheus_client::metrics::counter::Counter;
 use telemetry::trace_context::TraceParent;
@@ -72,18 +72,6 @@ pub async fn subscriptions(State(state): State<AppState>) -> Json<Vec<Subscripti
     )])
 }
 
-/// Who delivered a push we could not decode. daprd always sends its app
-/// token (the callback guard requires it when one is configured); anything
-/// else came from Knative Eventing, whose retry and dead-letter logic reads
-/// the HTTP status, so a 200 DROP there would lose the event.
-fn delivery_of_undecodable(headers: &HeaderMap) -> Delivery {
-    if headers.contains_key(dapr_http::API_TOKEN_HEADER) {
-        Delivery::Dapr
-    } else {
-        Delivery::Knative
-    }
-}
-
 /// `POST /events/task-events`.
 #[tracing::instrument(skip_all, fields(event_id, trace_id))]
 pub async fn task_event(
@@ -98,7 +86,7 @@ pub async fn task_event(
             state.metrics.dropped.inc();
             return reply(
                 &Outcome::Drop(error.to_string()),
-                delivery_of_undecodable(&headers),
+                dapr_http::callback::delivery_of_undecodable(&headers),
             );
         }
     };

@@ -62,10 +62,6 @@ impl IntoResponse for ApiError {
                 tracing::error!(%reason, "database unavailable");
                 Problem::unavailable("the database is unavailable; try again")
             }
-            ApiError::Repo(RepoError::Db(error)) if service::db::is_transient(&error) => {
-                tracing::warn!(%error, "transient database failure");
-                Problem::unavailable("the database is unavailable; try again")
-            }
             ApiError::Repo(error) => {
                 tracing::error!(%error, "repository failure");
                 Problem::internal()

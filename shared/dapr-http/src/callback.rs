@@ -78,6 +78,19 @@ pub fn reply(outcome: &Outcome, delivery: Delivery) -> Response {
     }
 }
 
+/// Who delivered a push that could not be decoded, so the DROP is spelled
+/// for the right deliverer. daprd always sends its app token (the callback
+/// guard requires it when one is configured); anything else came from
+/// Knative Eventing, whose retry and dead-letter logic reads the HTTP
+/// status, so a 200 DROP there would lose the event.
+pub fn delivery_of_undecodable(headers: &axum::http::HeaderMap) -> Delivery {
+    if headers.contains_key(API_TOKEN_HEADER) {
+        Delivery::Dapr
+    } else {
+        Delivery::Knative
+    }
+}
+
 fn dapr_status(status: &'static str) -> Response {
     (StatusCode::OK, Json(DaprStatus { status })).into_response()
 }
@@ -215,6 +228,14 @@ mod tests {
         assert!(both.admits(&headers(&[(KNATIVE_PUSH_TOKEN_HEADER, "k")])));
         assert!(both.admits(&headers(&[(API_TOKEN_HEADER, "d")])));
         assert!(!both.admits(&headers(&[(KNATIVE_PUSH_TOKEN_HEADER, "d")])));
+    }
+
+    #[test]
+    fn undecodable_pushes_are_answered_in_the_deliverers_terms() {
+        let mut headers = axum::http::HeaderMap::new();
+        assert_eq!(delivery_of_undecodable(&headers), Delivery::Knative);
+        headers.insert(API_TOKEN_HEADER, "t".parse().unwrap());
+        assert_eq!(delivery_of_undecodable(&headers), Delivery::Dapr);
     }
 
     #[test]

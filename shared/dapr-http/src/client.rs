@@ -112,30 +112,6 @@ impl DaprClient {
             .json(job);
         expect_success(builder.send().await).await
     }
-
-    /// Deletes a job; a job that does not exist counts as deleted.
-    pub async fn delete_job(&self, name: &str) -> Result<(), DaprError> {
-        let result = self
-            .request(
-                reqwest::Method::DELETE,
-                &format!("/v1.0-alpha1/jobs/{name}"),
-            )
-            .send()
-            .await;
-        match expect_success(result).await {
-            Err(DaprError::Rejected { status: 404, .. }) => Ok(()),
-            other => other,
-        }
-    }
-
-    /// daprd's outbound health: its components (broker, state) are ready.
-    pub async fn outbound_healthy(&self) -> Result<(), DaprError> {
-        let result = self
-            .request(reqwest::Method::GET, "/v1.0/healthz/outbound")
-            .send()
-            .await;
-        expect_success(result).await
-    }
 }
 
 async fn expect_success(result: reqwest::Result<reqwest::Response>) -> Result<(), DaprError> {
@@ -152,19 +128,5 @@ async fn expect_success(result: reqwest::Result<reqwest::Response>) -> Result<()
             status: status.as_u16(),
             body,
         })
-    }
-}
-
-/// `/readyz` check: daprd's outbound components are ready.
-pub struct DaprOutboundCheck(pub DaprClient);
-
-impl service::health::ReadinessCheck for DaprOutboundCheck {
-    fn name(&self) -> &'static str {
-        "daprd"
-    }
-
-    fn check(&self) -> service::health::CheckFuture {
-        let client = self.0.clone();
-        Box::pin(async move { client.outbound_healthy().await.map_err(|e| e.to_string()) })
     }
 }

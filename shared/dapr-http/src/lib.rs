@@ -1,12 +1,12 @@
 //! Everything that speaks Dapr's HTTP contracts, in both directions:
-//! [`client`] calls daprd (publish, jobs, health), [`callback`] is what
+//! [`client`] calls daprd (publish, jobs), [`callback`] is what
 //! daprd calls on the app (subscriptions, replies, the app API token).
 
 pub mod callback;
 pub mod client;
 
 pub use callback::{AppToken, Outcome, Subscription, reply, require_app_token};
-pub use client::{DaprClient, DaprError, DaprOutboundCheck, JobSpec};
+pub use client::{DaprClient, DaprError, JobSpec};
 
 /// The header daprd and apps use for both API tokens.
 pub const API_TOKEN_HEADER: &str = "dapr-api-token";

@@ -251,7 +251,7 @@ fn forged_cursor(error: tokio_postgres::Error, q: &ListQuery) -> RepoError {
     if q.cursor.is_some() && data_exception {
         RepoError::BadCursor
     } else {
-        RepoError::Db(error)
+        RepoError::from(error)
     }
 }
 

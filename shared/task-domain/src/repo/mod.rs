@@ -22,8 +22,10 @@ pub use write::{CreateOutcome, Idempotency};
 pub enum RepoError {
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A database error retrying will not fix (transient ones become
+    /// `Unavailable` on conversion).
     #[error("database error: {0}")]
-    Db(#[from] tokio_postgres::Error),
+    Db(tokio_postgres::Error),
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
     /// No such task for this user (another user's task included).
@@ -42,6 +44,16 @@ pub enum RepoError {
     /// The Idempotency-Key was used before with another request body.
     #[error("the Idempotency-Key was used with a different request")]
     IdempotencyConflict,
+}
+
+impl From<tokio_postgres::Error> for RepoError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        if service::db::is_transient(&e) {
+            RepoError::Unavailable(e.to_string())
+        } else {
+            RepoError::Db(e)
+        }
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for RepoError {
