@@ -188,3 +188,46 @@ async fn push_raw_to_audit(stack: &Stack, body: &[u8], token: Option<&str>) -> (
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
+
+#[tokio::test]
+async fn the_api_requests_trace_reaches_the_audit_handler() {
+    let Some(stack) = Stack::from_env() else {
+        return;
+    };
+    let trace_id = Uuid::new_v4().simple().to_string();
+    let user = unique_user("trace");
+    let response = stack
+        .http
+        .post(format!("{}/api/tasks", stack.task_api))
+        .bearer_auth(stack.token(&user, false))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({"title": "Traced"}))
+        .send()
+        .await
+        .expect("task-api reachable");
+    assert_eq!(response.status(), 201);
+    let task: Value = response.json().await.expect("task json");
+    let task_id = task["id"].as_str().expect("task id").to_owned();
+
+    // audit's JSON log: the line that stored this task's event carries the
+    // API request's trace id, relayed by the outbox and daprd through Kafka.
+    let run_dir =
+        std::env::var("TODO_EVENTS_RUN").unwrap_or_else(|_| "/var/tmp/todo-events".into());
+    let log = std::path::Path::new(&run_dir).join("logs/app-audit.log");
+    let found = eventually(WAIT, || async {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|entry| {
+                entry["task_id"] == task_id.as_str() && entry["message"] == "audit entry stored"
+            })
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "no 'audit entry stored' line for task {task_id} in {}",
+            log.display()
+        )
+    });
+    assert_eq!(found["span"]["trace_id"], trace_id.as_str(), "{found}");
+}
