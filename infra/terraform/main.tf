@@ -74,6 +74,22 @@ locals {
     },
   )
 
+  # The operator identity for scripts/dlq: it reads every dead-letter topic
+  # and keeps its replay position in the groups "todo-dlq-replay-<topic>".
+  # It never writes to Kafka: a replay publishes through task-api's daprd.
+  dlq_operator_acls = merge(
+    {
+      for t in local.topics : "TOPIC/${t}-dlq/READ" => {
+        name = "${t}-dlq", op = "READ", type = "TOPIC", pattern = "LITERAL"
+      }
+    },
+    {
+      "GROUP/todo-dlq-replay-/READ" = {
+        name = "todo-dlq-replay-", op = "READ", type = "GROUP", pattern = "PREFIXED"
+      }
+    },
+  )
+
   cluster_api_url = redpanda_serverless_cluster.this.dataplane_api.url
 }
 
@@ -124,6 +140,43 @@ resource "redpanda_user" "function" {
   password_wo_version = var.user_passwords_version
   cluster_api_url     = local.cluster_api_url
   allow_deletion      = true
+
+  # Right after a new cluster is created its dataplane hostname may not
+  # resolve yet. Provider 1.9.0 does not wait for it: user creation has no
+  # retry loop (redpanda/resources/user/resource_user.go Create), and the
+  # gRPC client retries Unavailable only 5 times from 100 ms
+  # (redpanda/cloud/cloud.go SpawnConnWithConcurrency). Topic creation
+  # retries for 2 min, but only on permission and broker errors
+  # (resource_topic.go Create, isTransientBrokerError), not on DNS. So users
+  # come after the topics: a warm-up failure stops the apply at the topics,
+  # before any user or ACL, and re-running `tofu apply` finishes it
+  # (docs/deploy.md).
+  depends_on = [redpanda_topic.main, redpanda_topic.dead_letter]
+}
+
+resource "redpanda_user" "dlq_operator" {
+  name                = var.dlq_operator_user
+  mechanism           = "scram-sha-256"
+  password_wo         = var.dlq_operator_password
+  password_wo_version = var.user_passwords_version
+  cluster_api_url     = local.cluster_api_url
+  allow_deletion      = true
+
+  depends_on = [redpanda_topic.main, redpanda_topic.dead_letter]
+}
+
+resource "redpanda_acl" "dlq_operator" {
+  for_each = local.dlq_operator_acls
+
+  principal             = "User:${redpanda_user.dlq_operator.name}"
+  resource_type         = each.value.type
+  resource_name         = each.value.name
+  resource_pattern_type = each.value.pattern
+  operation             = each.value.op
+  permission_type       = "ALLOW"
+  host                  = "*"
+  cluster_api_url       = local.cluster_api_url
+  allow_deletion        = true
 }
 
 resource "redpanda_acl" "function" {

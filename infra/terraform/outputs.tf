@@ -44,3 +44,21 @@ output "kafka_secret_commands" {
     ])
   }
 }
+
+# scripts/dlq against Redpanda Cloud: a Kafka client properties file for the
+# dead-letter operator, written with the password from
+# KAFKA_PASSWORD_DLQ_OPERATOR (never from the state). Use it as
+# KAFKA_CLIENT_CONFIG, with KAFKA_BOOTSTRAP set to seed_brokers.
+output "dlq_client_config_command" {
+  description = "A shell command that writes dlq-client.properties (SASL_SSL, SCRAM-SHA-256, the dlq operator's user) for scripts/dlq; reads the password from KAFKA_PASSWORD_DLQ_OPERATOR."
+  value = join("", [
+    "umask 077; printf '%s\\n' 'security.protocol=SASL_SSL' 'sasl.mechanism=SCRAM-SHA-256' ",
+    "\"sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\\\"${redpanda_user.dlq_operator.name}\\\" password=\\\"$KAFKA_PASSWORD_DLQ_OPERATOR\\\";\" ",
+    "> dlq-client.properties",
+  ])
+}
+
+output "dlq_operator_acls" {
+  description = "The dead-letter operator's ACLs, as \"<resource type>/<name>/<operation>\"."
+  value       = sort(keys(local.dlq_operator_acls))
+}

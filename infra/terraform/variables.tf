@@ -118,6 +118,29 @@ variable "user_passwords" {
   }
 }
 
+variable "dlq_operator_user" {
+  description = "Redpanda user of the operator who lists and replays dead letters (scripts/dlq): READ on every <topic>-dlq and the groups todo-dlq-replay-*."
+  type        = string
+  default     = "dlq-operator"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,62}$", var.dlq_operator_user)) && !contains(["task-api", "audit", "recurring", "notification", "sync-gateway"], var.dlq_operator_user)
+    error_message = "dlq_operator_user must be 3-63 lowercase letters, digits or dashes, and not a function's user."
+  }
+}
+
+variable "dlq_operator_password" {
+  description = "SCRAM password of the dead-letter operator's user. Write-only, like user_passwords; rotated with user_passwords_version."
+  type        = string
+  sensitive   = true
+  ephemeral   = true
+
+  validation {
+    condition     = length(var.dlq_operator_password) >= 24
+    error_message = "dlq_operator_password must be at least 24 characters long."
+  }
+}
+
 variable "user_passwords_version" {
   description = "Increase to rotate the users' passwords: write-only values cannot be compared, so this number is what tells the provider to send them again."
   type        = number

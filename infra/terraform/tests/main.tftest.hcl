@@ -26,6 +26,7 @@ variables {
     notification = "notification-password-012345"
     sync-gateway = "sync-gateway-password-012345"
   }
+  dlq_operator_password = "dlq-operator-password-0123456"
 }
 
 run "topics_and_dead_letter_topics" {
@@ -121,6 +122,57 @@ run "least_privilege_acls" {
     condition     = length([for k, a in redpanda_acl.function : k if a.principal == "User:notification" && a.resource_name == "task-events"]) == 0
     error_message = "notification must not see task-events"
   }
+}
+
+run "dlq_operator_reads_dead_letters_only" {
+  command = apply
+
+  assert {
+    condition     = redpanda_user.dlq_operator.name == "dlq-operator" && redpanda_user.dlq_operator.mechanism == "scram-sha-256"
+    error_message = "scripts/dlq needs one SCRAM operator identity"
+  }
+
+  assert {
+    condition = toset(keys(redpanda_acl.dlq_operator)) == toset([
+      "TOPIC/task-events-dlq/READ", "TOPIC/reminders-dlq/READ", "TOPIC/task-updates-dlq/READ",
+      "GROUP/todo-dlq-replay-/READ",
+    ])
+    error_message = "the operator reads every dead-letter topic and its replay groups, nothing else"
+  }
+
+  assert {
+    condition = alltrue([
+      for a in redpanda_acl.dlq_operator : a.principal == "User:dlq-operator" && a.operation == "READ" && a.permission_type == "ALLOW"
+    ])
+    error_message = "the operator never writes: replays go through daprd"
+  }
+
+  assert {
+    condition = (
+      redpanda_acl.dlq_operator["GROUP/todo-dlq-replay-/READ"].resource_pattern_type == "PREFIXED" &&
+      redpanda_acl.dlq_operator["TOPIC/task-events-dlq/READ"].resource_pattern_type == "LITERAL"
+    )
+    error_message = "scripts/dlq's groups are todo-dlq-replay-<topic>: a prefix grant; topics literal"
+  }
+
+  assert {
+    condition = (
+      strcontains(output.dlq_client_config_command, "username=\\\"dlq-operator\\\"") &&
+      strcontains(output.dlq_client_config_command, "$KAFKA_PASSWORD_DLQ_OPERATOR") &&
+      !strcontains(output.dlq_client_config_command, "password-0123")
+    )
+    error_message = "the client config command names the operator and reads its password from the environment"
+  }
+}
+
+run "rejects_a_short_operator_password" {
+  command = plan
+
+  variables {
+    dlq_operator_password = "short"
+  }
+
+  expect_failures = [var.dlq_operator_password]
 }
 
 run "secret_commands_for_each_namespace" {
