@@ -6,7 +6,18 @@ start, so events that come back to the dead-letter topic while a replay runs
 (a replayed poison event, say) wait for the next replay instead of looping.
 The replay position is the consumer group `todo-dlq-replay-<topic>`; it is
 moved forward only past records that daprd accepted. Standard library only.
+
+Two shapes sit on a dead-letter topic: the event itself, as daprd
+dead-letters it (profile `dapr`), and, from the `scale-to-zero` profile's
+KafkaSink, the KafkaSource's envelope of type `dev.knative.kafka.event`
+(knative-extensions/eventing-kafka-broker knative-v1.23.0,
+data-plane/dispatcher/.../InvalidCloudEventInterceptor.java): its data is the
+Kafka record daprd wrote, i.e. our event, and it carries the source's
+`ceOverrides` extensions, among them the push token. Both list and replay as
+the original event; the envelope, and with it `pushtoken`, is dropped.
 """
+import base64
+import binascii
 import json
 import os
 import re
@@ -16,15 +27,17 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-# Attributes Dapr adds when it delivers; it adds them again on publish.
+# Attributes Dapr adds when it delivers; it adds them again on publish. The
+# push token is the Knative sources' secret and never goes back on a topic.
 DAPR_ADDED = ("topic", "pubsubname", "traceid", "traceparent", "tracestate")
-JAVA = json.loads(os.environ["KAFKA_JAVA_JSON"])
-BOOTSTRAP = os.environ["KAFKA_BOOTSTRAP"]
+DROPPED = DAPR_ADDED + ("pushtoken",)
+KNATIVE_KAFKA_EVENT = "dev.knative.kafka.event"
 CLIENT_CONFIG = os.environ.get("KAFKA_CLIENT_CONFIG")
 
 
 def kafka(tool, *args):
-    command = JAVA + [tool, "--bootstrap-server", BOOTSTRAP, *args]
+    java = json.loads(os.environ["KAFKA_JAVA_JSON"])
+    command = java + [tool, "--bootstrap-server", os.environ["KAFKA_BOOTSTRAP"], *args]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     return result.returncode, result.stdout
 
@@ -34,7 +47,7 @@ def offsets(topic, time):
     extra = ["--command-config", CLIENT_CONFIG] if CLIENT_CONFIG else []
     code, out = kafka("org.apache.kafka.tools.GetOffsetShell", "--topic", topic, "--time", str(time), *extra)
     if code != 0:
-        sys.exit(f"cannot read offsets of {topic} from {BOOTSTRAP}")
+        sys.exit(f"cannot read offsets of {topic} from {os.environ['KAFKA_BOOTSTRAP']}")
     found = {}
     for line in out.splitlines():
         match = re.fullmatch(r".*:(\d+):(\d+)", line.strip())
@@ -71,17 +84,47 @@ def read(topic, partition, start, count):
     return records
 
 
-def parse(value):
-    try:
-        event = json.loads(value)
-    except json.JSONDecodeError:
-        return None
-    return event if isinstance(event, dict) and "id" in event else None
+def as_event(value):
+    """A JSON text (or already decoded object) as a CloudEvent dict, or None."""
+    if isinstance(value, (str, bytes)):
+        try:
+            value = json.loads(value)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+    return value if isinstance(value, dict) and "id" in value else None
+
+
+def unwrap(envelope):
+    """The event a KafkaSource envelope carries (its Kafka record value), or
+    None when it carries no CloudEvent. The record can arrive as JSON data,
+    as a JSON string, or base64-encoded, depending on its content type."""
+    if "data_base64" in envelope:
+        try:
+            return as_event(base64.b64decode(envelope["data_base64"], validate=True))
+        except (binascii.Error, ValueError):
+            return None
+    return as_event(envelope.get("data"))
+
+
+def parse(value, key=None):
+    """(event, partition key) of a dead-letter record, or (None, key).
+
+    A Knative envelope gives way to the event inside it; its partition key
+    is the record's key, or the envelope's `partitionkey` / `key` extension
+    (the KafkaSource copies the original record key into both)."""
+    event = as_event(value)
+    if event is not None and event.get("type") == KNATIVE_KAFKA_EVENT:
+        if not key or key == "null":
+            key = event.get("partitionkey") or event.get("key") or key
+        event = unwrap(event)
+    if event is None:
+        return None, key
+    return {k: v for k, v in event.items() if k != "pushtoken"}, key
 
 
 def publish(topic, key, event):
     traceparent = event.get("traceparent")
-    body = {k: v for k, v in event.items() if k not in DAPR_ADDED}
+    body = {k: v for k, v in event.items() if k not in DROPPED}
     query = urllib.parse.urlencode({"metadata.partitionKey": key}) if key and key != "null" else ""
     url = f"{os.environ['DAPR_HTTP_ENDPOINT']}/v1.0/publish/pubsub/{topic}?{query}"
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
@@ -102,7 +145,7 @@ def list_records(topic, last):
         start = max(begin.get(partition, 0), end[partition] - last) if last else begin.get(partition, 0)
         for key, value in read(dlq, partition, start, end[partition] - start):
             total += 1
-            event = parse(value)
+            event, key = parse(value, key)
             if event is None:
                 print(f"(not a CloudEvent)\t{key}\t{value[:120]}")
             else:
@@ -118,7 +161,7 @@ def replay(topic):
         start = max(done.get(partition, 0), begin.get(partition, 0))
         position = start
         for key, value in read(dlq, partition, start, end[partition] - start):
-            event = parse(value)
+            event, key = parse(value, key)
             if event is not None:
                 try:
                     publish(topic, key, event)
