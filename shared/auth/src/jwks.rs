@@ -1,43 +1,81 @@
 //! Keys from a JWKS URL, cached by `kid`.
 //!
-//! The set is fetched on first use and again when the cache is older than
-//! its TTL; a token whose `kid` is unknown triggers a refetch too (a key
-//! rotation), but at most once per `min_refresh`, so a flood of forged kids
-//! cannot turn into a flood of requests to the issuer. If a refresh fails,
-//! the keys already known stay in use.
+//! Requests read an immutable snapshot of the key set (an `Arc` swapped
+//! under a lock held only for the swap), so a request whose key is known
+//! does not wait on a fetch while the set is fresh:
+//! - past half its TTL the set is refetched in the background, and requests
+//!   go on with the keys they have; under steady traffic the set is
+//!   renewed before it expires and no request ever waits;
+//! - past the TTL (after an idle spell) the set is not trusted as is: the
+//!   request waits for the refetch, so a key the issuer has withdrawn is
+//!   refused rather than used one last time;
+//! - an unknown `kid` (a key rotation) waits for a refetch too;
+//! - at most one fetch is in flight, and requests that wait for it read
+//!   what it stored instead of fetching again; at most one fetch starts per
+//!   `min_refresh`, so a flood of forged kids (or a down issuer) cannot turn
+//!   into a flood of requests to the issuer.
+//!
+//! A successful fetch replaces the whole set: a key the issuer no longer
+//! lists is refused from then on. A failed fetch keeps the known keys, so
+//! an issuer outage does not lock every user out.
+//! Only keys for signatures are taken (`use: enc`, or `key_ops` without
+//! `verify`, are skipped).
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, KeyOperations, PublicKeyUse,
+};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use tokio::sync::{Mutex, RwLock};
 
 use crate::verify::AuthError;
 
 /// The asymmetric algorithms a JWKS key may carry.
 pub const JWKS_ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
 
+type Keys = HashMap<String, (Algorithm, DecodingKey)>;
+
+/// One fetched key set; never changed once published.
 #[derive(Default)]
-struct Cache {
-    keys: HashMap<String, (Algorithm, DecodingKey)>,
+struct Snapshot {
+    keys: Keys,
     fetched_at: Option<Instant>,
-    last_attempt: Option<Instant>,
 }
 
-pub struct JwksCache {
+struct Shared {
     url: String,
     http: reqwest::Client,
     ttl: Duration,
     min_refresh: Duration,
-    cache: RwLock<Cache>,
-    /// One fetch at a time; waiters then read what it stored.
-    fetching: Mutex<()>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// When the last fetch was started: the refetch rate limit.
+    last_attempt: Mutex<Option<Instant>>,
+    /// Held by the one fetch in flight.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+/// How far a snapshot is into its TTL.
+enum Age {
+    Fresh,
+    /// Past half the TTL: still used, refetched in the background.
+    Renewable,
+    /// Past the TTL, or never fetched: refetched before use.
+    Expired,
+}
+
+pub struct JwksCache {
+    shared: Arc<Shared>,
 }
 
 /// The algorithm a JWK is for: its `alg` if set, else what its key type
-/// implies. Keys of other types are skipped.
+/// implies. Keys of other types, and keys not meant for verifying
+/// signatures, are skipped.
 fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
+    if !for_signatures(jwk) {
+        return None;
+    }
     let implied = match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => Algorithm::RS256,
         AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
@@ -56,6 +94,22 @@ fn algorithm_of(jwk: &Jwk) -> Option<Algorithm> {
     (declared == implied).then_some(implied)
 }
 
+/// RFC 7517 §4.2/§4.3: `use` other than `sig`, or `key_ops` without
+/// `verify`, marks a key that must not verify signatures. Neither set
+/// means any use.
+fn for_signatures(jwk: &Jwk) -> bool {
+    let use_ok = matches!(
+        jwk.common.public_key_use,
+        None | Some(PublicKeyUse::Signature)
+    );
+    let ops_ok = jwk
+        .common
+        .key_operations
+        .as_ref()
+        .is_none_or(|ops| ops.contains(&KeyOperations::Verify));
+    use_ok && ops_ok
+}
+
 impl JwksCache {
     pub fn new(url: String, ttl: Duration, min_refresh: Duration, timeout: Duration) -> Self {
         let http = reqwest::Client::builder()
@@ -63,23 +117,31 @@ impl JwksCache {
             .build()
             .unwrap_or_default();
         Self {
-            url,
-            http,
-            ttl,
-            min_refresh,
-            cache: RwLock::new(Cache::default()),
-            fetching: Mutex::new(()),
+            shared: Arc::new(Shared {
+                url,
+                http,
+                ttl,
+                min_refresh,
+                snapshot: RwLock::new(Arc::new(Snapshot::default())),
+                last_attempt: Mutex::new(None),
+                fetching: tokio::sync::Mutex::new(()),
+            }),
         }
     }
 
     /// The key for `kid`, checked to be a key for `alg`.
     pub async fn key(&self, kid: &str, alg: Algorithm) -> Result<DecodingKey, AuthError> {
-        let (found, fresh) = self.lookup(kid).await;
-        let found = match found {
-            Some(key) if fresh => Some(key),
-            stale_or_missing => {
-                self.refresh(stale_or_missing.is_none()).await;
-                self.lookup(kid).await.0.or(stale_or_missing)
+        let seen = self.shared.current();
+        let found = match (seen.keys.get(kid), self.shared.age(&seen)) {
+            (Some(entry), Age::Fresh) => Some(entry.clone()),
+            (Some(entry), Age::Renewable) => {
+                self.refresh_in_background();
+                Some(entry.clone())
+            }
+            // Unknown, or known only from an expired set.
+            _ => {
+                self.shared.refresh_after(&seen).await;
+                self.shared.current().keys.get(kid).cloned()
             }
         };
         match found {
@@ -91,33 +153,73 @@ impl JwksCache {
         }
     }
 
-    async fn lookup(&self, kid: &str) -> (Option<(Algorithm, DecodingKey)>, bool) {
-        let cache = self.cache.read().await;
-        let fresh = cache.fetched_at.is_some_and(|t| t.elapsed() < self.ttl);
-        (cache.keys.get(kid).cloned(), fresh)
+    /// Starts a refetch unless one started within `min_refresh`; the
+    /// caller goes on with the key it has.
+    fn refresh_in_background(&self) {
+        if !self.shared.claim_attempt() {
+            return;
+        }
+        let shared = Arc::clone(&self.shared);
+        tokio::spawn(async move {
+            // A fetch already in flight does the same work.
+            if let Ok(_one_at_a_time) = shared.fetching.try_lock() {
+                shared.fetch_and_store().await;
+            }
+        });
+    }
+}
+
+impl Shared {
+    fn current(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Refetches the set unless one was fetched (or tried) too recently.
-    /// `unknown_kid` asks for a refetch ahead of the TTL.
-    async fn refresh(&self, unknown_kid: bool) {
-        let _one_at_a_time = self.fetching.lock().await;
-        {
-            let cache = self.cache.read().await;
-            let recent =
-                |t: Option<Instant>, within: Duration| t.is_some_and(|t| t.elapsed() < within);
-            let fresh = recent(cache.fetched_at, self.ttl);
-            if recent(cache.last_attempt, self.min_refresh) || (fresh && !unknown_kid) {
-                return;
-            }
+    fn age(&self, snapshot: &Snapshot) -> Age {
+        match snapshot.fetched_at.map(|t| t.elapsed()) {
+            Some(age) if age < self.ttl / 2 => Age::Fresh,
+            Some(age) if age < self.ttl => Age::Renewable,
+            _ => Age::Expired,
         }
-        let fetched = self.fetch().await;
-        let mut cache = self.cache.write().await;
-        cache.last_attempt = Some(Instant::now());
-        match fetched {
+    }
+
+    /// Takes the right to fetch now, unless a fetch started within
+    /// `min_refresh`.
+    fn claim_attempt(&self) -> bool {
+        let mut last = self
+            .last_attempt
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|t| t.elapsed() < self.min_refresh) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
+    }
+
+    /// Refetches because `seen` lacks a `kid` or has expired: waits for a
+    /// fetch in flight and uses its result; else fetches, if the rate limit
+    /// allows (if not, the caller goes on with what `seen` has).
+    async fn refresh_after(&self, seen: &Arc<Snapshot>) {
+        let _one_at_a_time = self.fetching.lock().await;
+        let replaced = !Arc::ptr_eq(&self.current(), seen);
+        if replaced || !self.claim_attempt() {
+            return;
+        }
+        self.fetch_and_store().await;
+    }
+
+    async fn fetch_and_store(&self) {
+        match self.fetch().await {
             Ok(keys) => {
                 tracing::info!(url = %self.url, keys = keys.len(), "JWKS refreshed");
-                cache.keys = keys;
-                cache.fetched_at = Some(Instant::now());
+                let snapshot = Arc::new(Snapshot {
+                    keys,
+                    fetched_at: Some(Instant::now()),
+                });
+                *self
+                    .snapshot
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = snapshot;
             }
             Err(error) => {
                 tracing::warn!(url = %self.url, %error, "JWKS refresh failed; keeping known keys")
@@ -125,7 +227,7 @@ impl JwksCache {
         }
     }
 
-    async fn fetch(&self) -> Result<HashMap<String, (Algorithm, DecodingKey)>, String> {
+    async fn fetch(&self) -> Result<Keys, String> {
         let set: JwkSet = self
             .http
             .get(&self.url)

@@ -13,7 +13,7 @@ pub mod jwks;
 pub mod verify;
 
 pub use config::{AuthConfig, JwksConfig};
-pub use extract::{Authenticated, HasAuthenticator};
+pub use extract::{Authenticated, HasAuthenticator, Unauthenticated};
 pub use verify::{AuthError, Authenticator, Principal};
 
 #[cfg(any(test, feature = "test-util"))]

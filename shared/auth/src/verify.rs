@@ -54,18 +54,33 @@ impl Authenticator {
         }
     }
 
+    /// The claim checks for a token signed with `alg`.
+    ///
+    /// jsonwebtoken 10.4 (`src/validation.rs`, `validate`) compares `iss`
+    /// and `aud` only when the token carries them: a token that omits one
+    /// passes unless the claim is in `required_spec_claims`. So a configured
+    /// issuer or audience is also a required claim. `nbf` is checked only
+    /// with `validate_nbf` (default off), against the same leeway as `exp`.
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut validation = Validation::new(alg);
         validation.leeway = self.leeway_s;
         validation.validate_exp = true;
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
         if let Some(issuer) = &self.issuer {
             validation.set_issuer(&[issuer]);
+            required.push("iss");
         }
         match &self.audience {
-            Some(audience) => validation.set_audience(&[audience]),
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            // Left on without a configured audience, the library refuses
+            // every token that names one.
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         validation
     }
 

@@ -1,10 +1,11 @@
 //! JWKS verification against a real HTTP JWKS endpoint served on 127.0.0.1:
 //! RS256, ES256 and EdDSA keys, key rotation by unknown `kid`, the refetch
-//! rate limit, and tokens that must be refused.
+//! rate limit, keys the issuer withdraws, keys not for signatures, refreshes
+//! that do not hold requests up, and tokens that must be refused.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use auth::testing::{TEST_SECRET, sign};
 use auth::{AuthConfig, Authenticator, JwksConfig};
@@ -68,10 +69,14 @@ fn jwk(key: &Key) -> Jwk {
 struct Issuer {
     set: Arc<RwLock<JwkSet>>,
     fetches: Arc<AtomicUsize>,
+    /// How long each answer takes, in milliseconds.
+    delay_ms: Arc<AtomicU64>,
 }
 
 async fn jwks(State(issuer): State<Issuer>) -> Json<JwkSet> {
     issuer.fetches.fetch_add(1, Ordering::SeqCst);
+    let delay = issuer.delay_ms.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(delay)).await;
     Json(issuer.set.read().await.clone())
 }
 
@@ -79,6 +84,7 @@ async fn serve(initial: Vec<Jwk>) -> (Issuer, String) {
     let issuer = Issuer {
         set: Arc::new(RwLock::new(JwkSet { keys: initial })),
         fetches: Arc::new(AtomicUsize::new(0)),
+        delay_ms: Arc::new(AtomicU64::new(0)),
     };
     let app = axum::Router::new()
         .route("/jwks.json", get(jwks))
@@ -90,13 +96,17 @@ async fn serve(initial: Vec<Jwk>) -> (Issuer, String) {
 }
 
 fn config(url: String, min_refresh: Duration) -> AuthConfig {
+    config_with_ttl(url, Duration::from_secs(300), min_refresh)
+}
+
+fn config_with_ttl(url: String, ttl: Duration, min_refresh: Duration) -> AuthConfig {
     AuthConfig {
         hs256_secret: None,
         jwks: Some(JwksConfig {
             url,
-            ttl: Duration::from_secs(300),
+            ttl,
             min_refresh,
-            timeout: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
         }),
         issuer: Some("https://issuer.test".into()),
         audience: Some("todo".into()),
@@ -214,4 +224,158 @@ async fn wrong_tokens_are_refused() {
     for (why, token) in cases {
         assert!(a.verify(&token).await.is_err(), "accepted a token {why}");
     }
+}
+
+#[tokio::test]
+async fn configured_issuer_and_audience_are_required_claims() {
+    let keys = keys();
+    let (_issuer, url) = serve(keys.iter().map(jwk).collect()).await;
+    let a = Authenticator::new(&config(url, Duration::from_secs(30)));
+    let ed = &keys[2];
+    assert!(a.verify(&token(ed, "ed-1", &claims("u"))).await.is_ok());
+    let without = |names: &[&str]| {
+        let mut c = claims("u");
+        for name in names {
+            c.as_object_mut().unwrap().remove(*name);
+        }
+        token(ed, "ed-1", &c)
+    };
+    for (why, token) in [
+        ("without aud", without(&["aud"])),
+        ("without iss", without(&["iss"])),
+        ("without aud and iss", without(&["aud", "iss"])),
+        ("with a numeric aud", {
+            let mut c = claims("u");
+            c["aud"] = json!(7);
+            token(ed, "ed-1", &c)
+        }),
+    ] {
+        let err = a.verify(&token).await.expect_err(why);
+        assert!(err.to_string().contains("token rejected"), "{why}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_the_issuer_withdraws_is_refused_after_the_refetch() {
+    let keys = keys();
+    let (issuer, url) = serve(vec![jwk(&keys[0]), jwk(&keys[1])]).await;
+    let ttl = Duration::from_millis(200);
+    let a = Authenticator::new(&config_with_ttl(url, ttl, Duration::ZERO));
+    let rsa = token(&keys[0], "rsa-1", &claims("u"));
+    assert!(a.verify(&rsa).await.is_ok());
+    // The issuer withdraws rsa-1 (a compromised key, say). Once the set
+    // has expired, the next use refetches first and refuses the key.
+    issuer.set.write().await.keys.remove(0);
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+    let refused = a
+        .verify(&rsa)
+        .await
+        .expect_err("a withdrawn key is refused");
+    assert!(refused.to_string().contains("unknown key id"), "{refused}");
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 2);
+    // The key the issuer still lists keeps working, from the new set.
+    assert!(
+        a.verify(&token(&keys[1], "ec-1", &claims("u")))
+            .await
+            .is_ok()
+    );
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_issuer_outage_keeps_the_known_keys() {
+    let keys = keys();
+    let (issuer, url) = serve(vec![jwk(&keys[0])]).await;
+    let ttl = Duration::from_millis(100);
+    let min_refresh = Duration::from_millis(300);
+    let mut config = config_with_ttl(url, ttl, min_refresh);
+    if let Some(jwks) = config.jwks.as_mut() {
+        jwks.timeout = Duration::from_millis(200);
+    }
+    let a = Authenticator::new(&config);
+    let rsa = token(&keys[0], "rsa-1", &claims("u"));
+    assert!(a.verify(&rsa).await.is_ok());
+    // The issuer stops answering in time; the set expires.
+    issuer.delay_ms.store(5_000, Ordering::SeqCst);
+    tokio::time::sleep(min_refresh + Duration::from_millis(50)).await;
+    assert!(
+        a.verify(&rsa).await.is_ok(),
+        "the failed refetch keeps rsa-1"
+    );
+    // Within min_refresh nobody fetches again, and nobody waits.
+    let started = Instant::now();
+    assert!(a.verify(&rsa).await.is_ok());
+    assert!(started.elapsed() < Duration::from_millis(100));
+    assert_eq!(issuer.fetches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn keys_not_meant_for_signatures_are_ignored() {
+    let keys = keys();
+    let ed = &keys[2];
+    let with = |kid: &str, field: &str, value: serde_json::Value| {
+        let mut v = serde_json::to_value(jwk(ed)).unwrap();
+        v["kid"] = json!(kid);
+        v[field] = value;
+        serde_json::from_value::<Jwk>(v).unwrap()
+    };
+    let (_issuer, url) = serve(vec![
+        with("ed-enc", "use", json!("enc")),
+        with("ed-ops", "key_ops", json!(["encrypt"])),
+        with("ed-sig", "use", json!("sig")),
+        with("ed-verify", "key_ops", json!(["verify"])),
+    ])
+    .await;
+    let a = Authenticator::new(&config(url, Duration::from_secs(30)));
+    for kid in ["ed-enc", "ed-ops"] {
+        let err = a.verify(&token(ed, kid, &claims("u"))).await.unwrap_err();
+        assert!(err.to_string().contains("unknown key id"), "{kid}: {err}");
+    }
+    for kid in ["ed-sig", "ed-verify"] {
+        assert!(
+            a.verify(&token(ed, kid, &claims("u"))).await.is_ok(),
+            "{kid}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_slow_refresh_does_not_hold_up_requests_with_a_known_key() {
+    let keys = keys();
+    let (issuer, url) = serve(vec![jwk(&keys[0])]).await;
+    let ttl = Duration::from_secs(2);
+    let a = Arc::new(Authenticator::new(&config_with_ttl(
+        url,
+        ttl,
+        Duration::ZERO,
+    )));
+    let rsa = token(&keys[0], "rsa-1", &claims("u"));
+    assert!(a.verify(&rsa).await.is_ok());
+    issuer.delay_ms.store(1_500, Ordering::SeqCst);
+    // Past half the TTL the set is renewed in the background.
+    tokio::time::sleep(ttl / 2 + Duration::from_millis(100)).await;
+
+    // Twenty requests while the issuer takes 1.5 s to answer: each is
+    // served at once with the known key, and one fetch is in flight.
+    let started = Instant::now();
+    let requests: Vec<_> = (0..20)
+        .map(|_| {
+            let (a, rsa) = (Arc::clone(&a), rsa.clone());
+            tokio::spawn(async move { a.verify(&rsa).await.is_ok() })
+        })
+        .collect();
+    for request in requests {
+        assert!(request.await.unwrap());
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_millis(500),
+        "requests waited {waited:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        issuer.fetches.load(Ordering::SeqCst),
+        2,
+        "one refetch in flight"
+    );
 }

@@ -87,3 +87,61 @@ async fn a_subject_with_control_characters_is_refused() {
         assert!(a.verify(&token).await.is_err(), "{sub:?}");
     }
 }
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn a_configured_issuer_and_audience_must_be_present() {
+    let mut config = test_config();
+    config.audience = Some("todo".into());
+    config.issuer = Some("https://issuer".into());
+    let a = Authenticator::new(&config);
+    let full = json!({"sub": "root", "exp": 4_000_000_000u64, "aud": "todo",
+                      "iss": "https://issuer", "roles": ["admin"]});
+    assert!(a.verify(&sign(&full, TEST_SECRET)).await.unwrap().admin);
+    for omitted in [&["aud"][..], &["iss"], &["aud", "iss"]] {
+        let mut claims = full.clone();
+        for name in omitted {
+            claims.as_object_mut().unwrap().remove(*name);
+        }
+        let refused = a.verify(&sign(&claims, TEST_SECRET)).await;
+        assert!(
+            matches!(refused, Err(AuthError::Invalid(_))),
+            "an admin token without {omitted:?} was accepted"
+        );
+    }
+    // Only what is configured is required.
+    let mut only_aud = test_config();
+    only_aud.audience = Some("todo".into());
+    let no_iss = json!({"sub": "u", "exp": 4_000_000_000u64, "aud": "todo"});
+    let a = Authenticator::new(&only_aud);
+    assert!(a.verify(&sign(&no_iss, TEST_SECRET)).await.is_ok());
+}
+
+#[tokio::test]
+async fn not_before_is_checked_with_the_leeway() {
+    let mut config = test_config();
+    config.leeway_s = 30;
+    let a = Authenticator::new(&config);
+    let with_nbf = |nbf: serde_json::Value| {
+        sign(
+            &json!({"sub": "u", "exp": now() + 7200, "nbf": nbf}),
+            TEST_SECRET,
+        )
+    };
+    for (nbf, accepted) in [
+        (json!(now() + 3600), false),
+        (json!(now() + 120), false),
+        (json!(now() + 10), true),
+        (json!(now() - 10), true),
+        (json!("soon"), false),
+    ] {
+        let result = a.verify(&with_nbf(nbf.clone())).await;
+        assert_eq!(result.is_ok(), accepted, "nbf {nbf}: {result:?}");
+    }
+}
