@@ -13,6 +13,12 @@ pub const ENV_DB_POOL_SIZE: &str = "DB_POOL_SIZE";
 pub const DEFAULT_DB_POOL_SIZE: usize = 16;
 pub const ENV_DB_WAIT_MS: &str = "DB_WAIT_MS";
 pub const DEFAULT_DB_WAIT_MS: u64 = 30_000;
+/// The server cancels any statement of a pooled connection running longer.
+/// Half the request timeout: a statement cannot outlive the request that
+/// waits for it, even where nothing cancels it on the client side.
+/// Migrations run without it.
+pub const ENV_DB_STATEMENT_TIMEOUT_MS: &str = "DB_STATEMENT_TIMEOUT_MS";
+pub const DEFAULT_DB_STATEMENT_TIMEOUT_MS: u64 = 5_000;
 pub const ENV_DAPR_HTTP_ENDPOINT: &str = "DAPR_HTTP_ENDPOINT";
 pub const ENV_DAPR_HTTP_PORT: &str = "DAPR_HTTP_PORT";
 pub const DEFAULT_DAPR_HTTP_PORT: u16 = 3500;
@@ -42,6 +48,7 @@ pub struct CommonConfig {
     pub database_url: String,
     pub db_pool_size: usize,
     pub db_wait: Duration,
+    pub db_statement_timeout: Duration,
     pub dapr_http_endpoint: String,
     pub dapr_api_token: Option<String>,
     pub app_api_token: Option<String>,
@@ -59,11 +66,25 @@ impl CommonConfig {
     /// Reads the shared settings; `default_port` is the function's own.
     pub fn from_settings(s: &Settings<'_>, default_port: u16) -> Result<Self, SettingError> {
         let dapr_port: u16 = s.parsed(ENV_DAPR_HTTP_PORT, DEFAULT_DAPR_HTTP_PORT)?;
+        let request_timeout = s.millis(ENV_REQUEST_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS)?;
+        let db_statement_timeout =
+            s.millis(ENV_DB_STATEMENT_TIMEOUT_MS, DEFAULT_DB_STATEMENT_TIMEOUT_MS)?;
+        if db_statement_timeout.is_zero() || db_statement_timeout > request_timeout {
+            return Err(SettingError::Invalid {
+                key: ENV_DB_STATEMENT_TIMEOUT_MS.to_owned(),
+                value: db_statement_timeout.as_millis().to_string(),
+                reason: format!(
+                    "must be between 1 and REQUEST_TIMEOUT_MS ({})",
+                    request_timeout.as_millis()
+                ),
+            });
+        }
         Ok(Self {
             port: s.parsed(ENV_PORT, default_port)?,
             database_url: s.string(ENV_DATABASE_URL, DEFAULT_DATABASE_URL),
             db_pool_size: s.parsed(ENV_DB_POOL_SIZE, DEFAULT_DB_POOL_SIZE)?,
             db_wait: s.millis(ENV_DB_WAIT_MS, DEFAULT_DB_WAIT_MS)?,
+            db_statement_timeout,
             dapr_http_endpoint: s.string(
                 ENV_DAPR_HTTP_ENDPOINT,
                 &format!("http://127.0.0.1:{dapr_port}"),
@@ -73,7 +94,7 @@ impl CommonConfig {
             knative_push_token: s.optional(ENV_KNATIVE_PUSH_TOKEN),
             pubsub_name: s.string(ENV_PUBSUB_NAME, DEFAULT_PUBSUB_NAME),
             dapr_timeout: s.millis(ENV_DAPR_TIMEOUT_MS, DEFAULT_DAPR_TIMEOUT_MS)?,
-            request_timeout: s.millis(ENV_REQUEST_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS)?,
+            request_timeout,
             shutdown_grace: s.millis(ENV_SHUTDOWN_GRACE_MS, DEFAULT_SHUTDOWN_GRACE_MS)?,
             max_body_bytes: s.parsed(ENV_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES)?,
             log_format: s.parsed(ENV_LOG_FORMAT, DEFAULT_LOG_FORMAT)?,
@@ -96,6 +117,26 @@ mod tests {
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(c.log_format, LogFormat::Json);
         assert!(c.app_api_token.is_none());
+        assert_eq!(c.db_statement_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_statement_timeout_stays_within_the_request_timeout() {
+        for (statement, request) in [("0", "10000"), ("10001", "10000"), ("3000", "2000")] {
+            let map: HashMap<&str, &str> = [
+                ("DB_STATEMENT_TIMEOUT_MS", statement),
+                ("REQUEST_TIMEOUT_MS", request),
+            ]
+            .into();
+            let err = CommonConfig::from_settings(&Settings::new(&map), 8080).unwrap_err();
+            assert!(
+                err.to_string().starts_with("DB_STATEMENT_TIMEOUT_MS="),
+                "{err}"
+            );
+        }
+        let map: HashMap<&str, &str> = [("DB_STATEMENT_TIMEOUT_MS", "2000")].into();
+        let c = CommonConfig::from_settings(&Settings::new(&map), 8080).unwrap();
+        assert_eq!(c.db_statement_timeout, Duration::from_secs(2));
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! `/healthz` (the process is alive), `/readyz` (its dependencies answer)
 //! and `/metrics` (Prometheus), mounted by every function.
+//!
+//! `/readyz` is public (probes and the public origin reach it), so it names
+//! which dependency fails but never why: a database error carries host
+//! names, user names and server versions. The reason goes to the log.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -51,10 +55,11 @@ async fn readyz(State(state): State<HealthState>) -> Response {
     let mut ready = true;
     for (name, result) in results {
         let value = match result {
-            Ok(()) => "ok".to_owned(),
+            Ok(()) => "ok",
             Err(reason) => {
                 ready = false;
-                reason
+                tracing::warn!(check = name, %reason, "readiness check failed");
+                "unavailable"
             }
         };
         body.insert(name.to_owned(), value.into());
@@ -83,6 +88,7 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::Request;
+    use std::sync::Mutex;
     use tower::ServiceExt;
 
     struct Fixed(&'static str, Result<(), String>);
@@ -108,16 +114,53 @@ mod tests {
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// Everything logged while the guard lives, on this thread.
+    fn capture_logs() -> (tracing::subscriber::DefaultGuard, Arc<Mutex<Vec<u8>>>) {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || Captured(writer.clone()))
+            .with_ansi(false)
+            .finish();
+        (tracing::subscriber::set_default(subscriber), buffer)
+    }
+
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[tokio::test]
-    async fn readyz_names_the_failing_dependency() {
+    async fn readyz_names_the_failing_dependency_and_logs_why() {
+        const REASON: &str =
+            "password authentication failed for user \"todo\" at db-7.internal:5432";
+        let (_guard, logs) = capture_logs();
         let checks: Vec<Box<dyn ReadinessCheck>> = vec![
-            Box::new(Fixed("postgres", Ok(()))),
-            Box::new(Fixed("daprd", Err("connection refused".into()))),
+            Box::new(Fixed("postgres", Err(REASON.into()))),
+            Box::new(Fixed("daprd", Ok(()))),
         ];
         let app = routes(checks, Metrics::new("t"));
         let (status, body) = get_status(app.clone(), "/readyz").await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(body.contains("\"daprd\":\"connection refused\""), "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"postgres": "unavailable", "daprd": "ok"})
+        );
+        for secret in ["password", "db-7.internal", "todo"] {
+            assert!(!body.contains(secret), "{body}");
+        }
+        let logged = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+        assert!(
+            logged.contains("readiness check failed") && logged.contains("db-7.internal"),
+            "{logged}"
+        );
         assert_eq!(get_status(app, "/healthz").await.0, StatusCode::OK);
     }
 }
