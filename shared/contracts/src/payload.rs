@@ -25,6 +25,10 @@ pub struct TaskSnapshot {
     /// The recurrence rule, as accepted by the task API (see the schema).
     #[serde(default)]
     pub recurrence: Option<serde_json::Value>,
+    /// The recurring series the task belongs to (the same for every
+    /// occurrence); absent for a task that never recurred.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series_id: Option<Uuid>,
     /// Which occurrence of its recurring series the task is (1 = first).
     /// Optional on the wire: events from before it existed lack it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

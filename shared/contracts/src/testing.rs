@@ -27,6 +27,7 @@ pub fn task_snapshot(task_id: Uuid, user_id: &str, sequence: i64) -> TaskSnapsho
         due_at: None,
         time_zone: "UTC".to_owned(),
         recurrence: None,
+        series_id: None,
         occurrence: None,
         created_at: at,
         updated_at: at,

@@ -299,7 +299,10 @@ fn sample_task() -> Task {
         due_at: Some(at),
         time_zone: "Europe/Paris".to_owned(),
         recurrence: None,
+        series_id: None,
         occurrence: 1,
+        series: None,
+        rrule: None,
         reminders: vec![crate::reminder::Reminder {
             id: uuid::Uuid::nil(),
             minutes_before: Some(30),

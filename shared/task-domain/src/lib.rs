@@ -17,11 +17,14 @@ pub mod recurrence;
 pub mod relay;
 pub mod reminder;
 pub mod repo;
+pub mod rrule;
+pub mod series;
 pub mod stream;
 
 pub use input::{NewTask, ParseError, TaskInput, TaskPatch};
 pub use model::{Priority, Status, Task, ValidationError};
 pub use recurrence::Recurrence;
+pub use series::{Occurrence, SeriesStart};
 pub use relay::{Relay, RelayConfig};
 pub use repo::{RepoError, TaskRepository};
 

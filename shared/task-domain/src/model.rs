@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::recurrence::Recurrence;
 use crate::reminder::Reminder;
+use crate::series::{Occurrence, SeriesStart};
 
 pub const MAX_TITLE_CHARS: usize = 500;
 pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
@@ -79,8 +80,17 @@ pub struct Task {
     pub due_at: Option<DateTime<Utc>>,
     pub time_zone: String,
     pub recurrence: Option<Recurrence>,
+    /// The recurring series this task is an occurrence of; every
+    /// occurrence of a series carries the same id.
+    pub series_id: Option<Uuid>,
     /// Which occurrence of its series this task is (1 for the first).
     pub occurrence: i32,
+    /// The series' anchor (DTSTART): every occurrence is computed from it.
+    #[serde(skip)]
+    pub series: Option<SeriesStart>,
+    /// The rule as an RFC 5545 RRULE (read-only; derived from `recurrence`
+    /// and the anchor by [`Task::derive`]).
+    pub rrule: Option<String>,
     pub reminders: Vec<Reminder>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -89,13 +99,46 @@ pub struct Task {
 }
 
 impl Task {
-    /// When the occurrence after this one is due, if the task recurs and its
-    /// series has not ended: what `recurring` creates on completion.
-    pub fn next_due(&self, completed_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let rule = self.recurrence.as_ref()?;
+    /// The series' anchor: the stored one, or (for a row that has none) one
+    /// at this occurrence's own due date.
+    pub fn series_start(&self) -> Option<SeriesStart> {
+        self.recurrence.as_ref()?;
+        if let Some(start) = self.series {
+            return Some(start);
+        }
         let tz: chrono_tz::Tz = self.time_zone.parse().ok()?;
-        let occurrence = u32::try_from(self.occurrence).ok()?;
-        rule.next_occurrence(tz, self.due_at?, occurrence, completed_at)
+        let index = u32::try_from(self.occurrence).ok()?;
+        Some(SeriesStart::at(self.due_at?, tz, index))
+    }
+
+    /// Brings the derived fields (`rrule`) in line with the stored ones.
+    pub fn derive(mut self) -> Self {
+        self.rrule = match (&self.recurrence, self.series_start()) {
+            (Some(rule), Some(start)) => crate::rrule::format(rule, &start),
+            _ => None,
+        };
+        self
+    }
+
+    /// This task as an occurrence of its series.
+    pub fn as_occurrence(&self) -> Option<Occurrence> {
+        Some(Occurrence {
+            due: self.due_at?,
+            index: u32::try_from(self.occurrence).ok()?,
+        })
+    }
+
+    /// The occurrence after this one once it is completed at
+    /// `completed_at`, if the task recurs and its series has not ended:
+    /// what `recurring` creates on completion.
+    pub fn successor(&self, completed_at: DateTime<Utc>) -> Option<Occurrence> {
+        let rule = self.recurrence.as_ref()?;
+        rule.successor(&self.series_start()?, &self.as_occurrence()?, completed_at)
+    }
+
+    /// When the occurrence after this one is due (see [`Task::successor`]).
+    pub fn next_due(&self, completed_at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.successor(completed_at).map(|o| o.due)
     }
 
     /// The task as events carry it.
@@ -114,6 +157,7 @@ impl Task {
                 .recurrence
                 .as_ref()
                 .and_then(|r| serde_json::to_value(r).ok()),
+            series_id: self.series_id,
             occurrence: Some(self.occurrence),
             created_at: self.created_at,
             updated_at: self.updated_at,

@@ -3,11 +3,12 @@
 //!
 //! Rules are evaluated on the task's local calendar (its IANA zone, through
 //! chrono-tz), so "every day at 09:00" stays at 09:00 across DST changes.
-//! `recurring` (a later function) computes next occurrences through
-//! [`Recurrence::next_occurrence`]; this module is pure and has no I/O.
+//! The occurrences themselves are computed from the series' anchor in
+//! [`crate::series`]; this module is pure and has no I/O.
 
 use chrono::{
-    DateTime, Datelike, Days, LocalResult, Months, NaiveDate, NaiveDateTime, TimeZone, Utc, Weekday,
+    DateTime, Datelike, Days, LocalResult, Months, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc,
+    Weekday,
 };
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -180,46 +181,16 @@ impl Recurrence {
         Ok(())
     }
 
-    /// The due date of the occurrence after the one due at `due`, which is
-    /// occurrence number `occurrence` (1-based) of the series. `completed_at`
-    /// matters only with [`Anchor::Completion`]. `None` when the series ends.
-    pub fn next_occurrence(
-        &self,
-        tz: Tz,
-        due: DateTime<Utc>,
-        occurrence: u32,
-        completed_at: DateTime<Utc>,
-    ) -> Option<DateTime<Utc>> {
-        if let End::After(count) = self.end
-            && occurrence >= count
-        {
-            return None;
-        }
-        let local_due = due.with_timezone(&tz).naive_local();
-        let base_date = match self.anchor {
-            Anchor::Schedule => local_due.date(),
-            Anchor::Completion => completed_at.with_timezone(&tz).date_naive(),
-        };
-        let next_date = self.next_date(local_due.date(), base_date)?;
-        if let End::Until(until) = self.end
-            && next_date > until
-        {
-            return None;
-        }
-        Some(to_utc(tz, next_date.and_time(local_due.time())))
-    }
-
-    /// The first date of the series strictly after `base`, where `first` is
-    /// the date the series' pattern (weekday, day of month) is read from.
-    fn next_date(&self, first: NaiveDate, base: NaiveDate) -> Option<NaiveDate> {
+    /// For an after-completion rule: the first date of the pattern one
+    /// interval on from `base` (the completion's local day), where `first`
+    /// is the series' anchor date the pattern (weekday, day of month) is
+    /// read from.
+    pub(crate) fn next_date(&self, first: NaiveDate, base: NaiveDate) -> Option<NaiveDate> {
         let n = self.interval;
         match self.frequency {
             Frequency::Daily => base.checked_add_days(Days::new(u64::from(n))),
             // After completion, the series' weeks count from the completion.
-            Frequency::Weekly => match self.anchor {
-                Anchor::Schedule => self.next_weekly(first, first, base),
-                Anchor::Completion => self.next_weekly(first, base, base),
-            },
+            Frequency::Weekly => self.next_weekly(first, base, base),
             Frequency::Monthly => self.next_in_months(first, base, n),
             Frequency::Yearly => self.next_in_months(first, base, n.checked_mul(12)?),
         }
@@ -262,8 +233,8 @@ impl Recurrence {
     /// monthly pattern whose date in base's month is still ahead).
     fn next_in_months(&self, first: NaiveDate, base: NaiveDate, step: u32) -> Option<NaiveDate> {
         let month_start = base.with_day(1)?;
-        // A schedule-anchored series starts from its first date; checking a
-        // few candidates covers the current month and the next period.
+        // Checking a few candidates covers the current month and the next
+        // period.
         for k in 0..=2u32 {
             let start = month_start.checked_add_months(Months::new(step.checked_mul(k)?))?;
             let candidate = match (self.frequency, self.nth_weekday) {
@@ -280,13 +251,13 @@ impl Recurrence {
 }
 
 /// The day `day` of `month_start`'s month, or its last day if shorter.
-fn clamp_day(month_start: NaiveDate, day: u32) -> Option<NaiveDate> {
+pub(crate) fn clamp_day(month_start: NaiveDate, day: u32) -> Option<NaiveDate> {
     let next_month = month_start.checked_add_months(Months::new(1))?;
     let last = next_month.pred_opt()?.day();
     month_start.with_day(day.min(last))
 }
 
-fn nth_weekday_of(month_start: NaiveDate, nth: NthWeekday) -> Option<NaiveDate> {
+pub(crate) fn nth_weekday_of(month_start: NaiveDate, nth: NthWeekday) -> Option<NaiveDate> {
     let want = nth.weekday.weekday();
     if nth.nth > 0 {
         NaiveDate::from_weekday_of_month_opt(
@@ -304,21 +275,25 @@ fn nth_weekday_of(month_start: NaiveDate, nth: NthWeekday) -> Option<NaiveDate> 
     }
 }
 
-/// A local wall-clock time in `tz` as UTC. An ambiguous time (DST ends)
-/// takes the earlier instant; a skipped one (DST starts) moves to the first
-/// wall time after the gap.
+/// A local wall-clock time in `tz` as UTC, as RFC 5545 (3.3.5) reads a
+/// local DATE-TIME: an ambiguous time (DST ends) is the first of the two
+/// instants; a time skipped by a gap (DST starts) is read with the UTC
+/// offset in force before the gap, so 02:30 on New York's spring-forward
+/// day is 03:30 EDT. Only that one day moves: the series keeps 02:30.
 pub fn to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     match tz.from_local_datetime(&local) {
         LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t.with_timezone(&Utc),
         LocalResult::None => {
             let mut probe = local;
-            for _ in 0..48 {
-                probe += chrono::Duration::minutes(30);
-                if let Some(t) = tz.from_local_datetime(&probe).earliest() {
-                    return t.with_timezone(&Utc);
+            // Walk back to a wall time before the gap (no zone has one
+            // longer than a day) and take the offset in force there.
+            for _ in 0..50 {
+                probe -= chrono::Duration::minutes(30);
+                if let Some(before) = tz.from_local_datetime(&probe).latest() {
+                    let offset = before.offset().fix();
+                    return Utc.from_utc_datetime(&(local - offset));
                 }
             }
-            // No zone has a gap this long; treat the wall time as UTC.
             Utc.from_utc_datetime(&local)
         }
     }
@@ -326,4 +301,4 @@ pub fn to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
 
 #[cfg(test)]
 #[path = "recurrence_tests.rs"]
-mod tests;
+pub(crate) mod tests;

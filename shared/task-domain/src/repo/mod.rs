@@ -8,6 +8,8 @@
 
 mod events;
 mod reminders;
+mod series;
+mod successor;
 mod write;
 
 use deadpool_postgres::{GenericClient, Pool};
@@ -15,7 +17,9 @@ use tokio_postgres::Row;
 use uuid::Uuid;
 
 use crate::model::{Priority, Status, Task, ValidationError};
+use crate::series::SeriesStart;
 
+pub use successor::SuccessorOutcome;
 pub use write::{CreateOutcome, Idempotency};
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +120,7 @@ pub(crate) fn task_from_row(row: &Row) -> Result<Task, RepoError> {
     let status: String = row.try_get("status")?;
     let priority: String = row.try_get("priority")?;
     let recurrence: Option<serde_json::Value> = row.try_get("recurrence")?;
+    let series = series_from_row(row)?;
     Ok(Task {
         id: row.try_get("id")?,
         user_id: row.try_get("user_id")?,
@@ -132,13 +137,34 @@ pub(crate) fn task_from_row(row: &Row) -> Result<Task, RepoError> {
             .map(serde_json::from_value)
             .transpose()
             .map_err(corrupt)?,
+        series_id: row.try_get("series_id")?,
         occurrence: row.try_get("occurrence")?,
+        series,
         reminders: Vec::new(),
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
         completed_at: row.try_get("completed_at")?,
         sequence: row.try_get("sequence")?,
-    })
+        rrule: None,
+    }
+    .derive())
+}
+
+/// The series' anchor columns, when the row has them.
+fn series_from_row(row: &Row) -> Result<Option<SeriesStart>, RepoError> {
+    let local: Option<chrono::NaiveDateTime> = row.try_get("series_start")?;
+    let zone: Option<String> = row.try_get("series_time_zone")?;
+    let index: Option<i32> = row.try_get("series_start_index")?;
+    let (Some(local), Some(zone), Some(index)) = (local, zone, index) else {
+        return Ok(None);
+    };
+    Ok(Some(SeriesStart {
+        local,
+        tz: zone
+            .parse()
+            .map_err(|_| RepoError::Corrupt(format!("series zone {zone:?}")))?,
+        index: u32::try_from(index).map_err(corrupt)?,
+    }))
 }
 
 pub(crate) use reminders::load as load_reminders;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::events::{self, Change};
 use super::reminders::{self, firings};
+use super::series;
 use super::{RepoError, TaskRepository, corrupt, find_task, task_from_row};
 use crate::idempotency;
 use crate::input::{NewTask, TaskFields, TaskPatch};
@@ -17,7 +18,7 @@ use crate::reminder::{ReminderSpec, diff_firings};
 use crate::stream;
 
 /// The fields a create sets, for the event's `changed` list.
-const CREATED_FIELDS: [&str; 8] = [
+pub(super) const CREATED_FIELDS: [&str; 8] = [
     "title",
     "description",
     "priority",
@@ -61,7 +62,7 @@ enum Plan {
 }
 
 fn with_fields(current: &Task, f: TaskFields) -> Task {
-    Task {
+    let task = Task {
         title: f.title,
         description: f.description,
         priority: f.priority,
@@ -70,10 +71,11 @@ fn with_fields(current: &Task, f: TaskFields) -> Task {
         time_zone: f.time_zone,
         recurrence: f.recurrence,
         ..current.clone()
-    }
+    };
+    series::anchored(task, Some(current))
 }
 
-fn recurrence_json(
+pub(super) fn recurrence_json(
     recurrence: Option<&Recurrence>,
 ) -> Result<Option<serde_json::Value>, RepoError> {
     recurrence
@@ -126,7 +128,10 @@ impl TaskRepository {
                 ],
             )
             .await?;
-        let mut task = task_from_row(&row)?;
+        let mut task = series::anchored(task_from_row(&row)?, None);
+        if task.series.is_some() {
+            series::store(&tx, &task).await?;
+        }
         task.reminders = reminders::sync(&tx, &task, &[], Some(&new.reminders)).await?;
         let diff = diff_firings(&[], &firings(&task));
         let change = Change {
@@ -302,10 +307,12 @@ async fn lock_task(tx: &Transaction<'_>, user_id: &str, task_id: Uuid) -> Result
 }
 
 async fn store(tx: &Transaction<'_>, task: &Task) -> Result<(), RepoError> {
+    let anchor = series::Columns::of(task);
     tx.execute(
         "UPDATE tasks SET title = $2, description = $3, status = $4, priority = $5, tags = $6,
                 due_at = $7, time_zone = $8, recurrence = $9, updated_at = $10,
-                completed_at = $11, sequence = $12
+                completed_at = $11, sequence = $12, series_id = $13, series_start = $14,
+                series_time_zone = $15, series_start_index = $16
          WHERE id = $1",
         &[
             &task.id,
@@ -320,6 +327,10 @@ async fn store(tx: &Transaction<'_>, task: &Task) -> Result<(), RepoError> {
             &task.updated_at,
             &task.completed_at,
             &task.sequence,
+            &task.series_id,
+            &anchor.start,
+            &anchor.zone,
+            &anchor.index,
         ],
     )
     .await?;
