@@ -2,7 +2,12 @@
 //!
 //! [`app`] builds the router from an [`AppState`]; `main` only wires
 //! configuration, the pool, the relay and the server.
+//!
+//! - [`routes`]: the public REST API (openapi.json).
+//! - [`callbacks`]: `POST /job/outbox-relay`, a relay pass for a trigger
+//!   that wakes task-api from zero, behind the app or push token.
 
+pub mod callbacks;
 pub mod config;
 pub mod error;
 pub mod routes;
@@ -13,6 +18,7 @@ use std::time::Duration;
 use auth::{Authenticator, HasAuthenticator};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use dapr_http::AppToken;
 use service::health::ReadinessCheck;
 use task_domain::{Relay, TaskRepository};
 use telemetry::metrics::Metrics;
@@ -40,14 +46,23 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-/// The whole HTTP surface.
+/// The whole HTTP surface; `callback_token` guards the callback routes.
 pub fn app(
     state: AppState,
+    callback_token: AppToken,
     checks: Vec<Box<dyn ReadinessCheck>>,
     metrics: Metrics,
     limits: Limits,
 ) -> Router {
-    let api = Router::new().merge(routes::router()).with_state(state);
+    let relay = callbacks::router(
+        state.relay.clone(),
+        callback_token,
+        callbacks::drain_budget(limits.request_timeout),
+    );
+    let api = Router::new()
+        .merge(routes::router())
+        .with_state(state)
+        .merge(relay);
     service::http_metrics::instrument(api, &metrics)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(

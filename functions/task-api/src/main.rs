@@ -36,8 +36,23 @@ async fn main() -> anyhow::Result<()> {
     );
     metrics.register(
         "outbox_publish_failures",
-        "Publishes that failed and wait for a retry",
+        "Events a failed publish left unsent; retried on the next pass",
         relay_metrics.failed.clone(),
+    );
+    metrics.register(
+        "outbox_publish_refused",
+        "Publishes daprd refused as a client error (4xx); the event backs off and holds its key",
+        relay_metrics.refused.clone(),
+    );
+    metrics.register(
+        "outbox_publish_calls",
+        "Bulk publish calls to daprd (one key, one topic each)",
+        relay_metrics.calls.clone(),
+    );
+    metrics.register(
+        "outbox_published_overtaking",
+        "Events published while an earlier event of their call failed",
+        relay_metrics.overtaken.clone(),
     );
 
     let dapr = DaprClient::new(
@@ -45,7 +60,9 @@ async fn main() -> anyhow::Result<()> {
         common.dapr_api_token.clone(),
         common.dapr_timeout,
     );
-    let relay = Relay::new(pool.clone(), dapr, config.relay.clone(), relay_metrics);
+    let relay = Relay::new(pool.clone(), dapr, config.relay.clone(), relay_metrics)
+        .with_backoff(config.relay_backoff);
+    config.callback_token.log_posture();
     let state = AppState {
         repo: TaskRepository::new(pool.clone()),
         relay: relay.clone(),
@@ -68,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     service::server::bind_and_serve(
         "task-api",
         common.port,
-        app(state, checks, metrics, limits),
+        app(state, config.callback_token.clone(), checks, metrics, limits),
         common.shutdown_grace,
     )
     .await?;

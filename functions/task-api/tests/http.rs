@@ -20,6 +20,8 @@ use telemetry::metrics::Metrics;
 use tower::ServiceExt;
 
 const MAX_BODY: usize = 4096;
+/// The app token the callback route admits.
+const APP_TOKEN: &str = "test-app-token";
 
 /// The app over a pool that is never connected (nothing here reaches the
 /// database) and a daprd address nothing listens on.
@@ -41,7 +43,8 @@ fn test_app(auth: auth::AuthConfig) -> Router {
         max_body_bytes: MAX_BODY,
         request_timeout: Duration::from_secs(5),
     };
-    app(state, Vec::new(), Metrics::new("test"), limits)
+    let callbacks = dapr_http::AppToken::new(Some(APP_TOKEN), None);
+    app(state, callbacks, Vec::new(), Metrics::new("test"), limits)
 }
 
 async fn send(app: &Router, request: Request<Body>) -> (StatusCode, String, Value) {
@@ -243,4 +246,30 @@ async fn bad_tokens_are_401() {
     }
     let (status, ..) = send(&app, post("/api/tasks", None, r#"{"title":"a"}"#)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn the_relay_trigger_admits_only_the_callback_token() {
+    let app = test_app(test_config());
+    let trigger = |header: Option<(&str, &str)>| {
+        let mut r = Request::post(task_api::callbacks::RELAY_ROUTE);
+        if let Some((name, value)) = header {
+            r = r.header(name, value);
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    for refused in [
+        None,
+        Some(("dapr-api-token", "wrong")),
+        Some(("authorization", "Bearer test-app-token")),
+    ] {
+        let (status, content_type, _) = send(&app, trigger(refused)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused:?}");
+        assert_eq!(content_type, "application/problem+json");
+    }
+    // Admitted: the pass then finds no database, and says so.
+    let (status, content_type, _) =
+        send(&app, trigger(Some(("dapr-api-token", APP_TOKEN)))).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(content_type, "application/problem+json");
 }

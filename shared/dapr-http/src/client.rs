@@ -71,7 +71,7 @@ impl DaprClient {
         &self.base_url
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         let builder = self
             .http
             .request(method, format!("{}{path}", self.base_url));
@@ -121,12 +121,18 @@ async fn expect_success(result: reqwest::Result<reqwest::Response>) -> Result<()
         return Ok(());
     }
     let body = response.text().await.unwrap_or_default();
+    Err(status_error(status, body))
+}
+
+/// The error for a non-success answer: 5xx and 429 may pass, any other 4xx
+/// is daprd refusing the request itself.
+pub(crate) fn status_error(status: reqwest::StatusCode, body: String) -> DaprError {
     if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-        Err(DaprError::Unavailable(format!("{status}: {body}")))
+        DaprError::Unavailable(format!("{status}: {body}"))
     } else {
-        Err(DaprError::Rejected {
+        DaprError::Rejected {
             status: status.as_u16(),
             body,
-        })
+        }
     }
 }

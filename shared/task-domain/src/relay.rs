@@ -1,32 +1,66 @@
 //! The outbox relay: publishes committed events through Dapr and marks them
 //! sent.
 //!
-//! Order: one partition key (user) is published one event at a time, in
-//! outbox id order, each waiting for daprd's 204; different keys go in
-//! parallel. A transaction-scoped advisory lock per key means two relays
-//! (several task-api replicas) never publish the same key at once, and a
-//! failed publish stops that key's batch so nothing overtakes it. A crash
-//! between publish and commit re-publishes the same event ids, which
-//! consumers deduplicate: at least once out, exactly once in effect.
+//! - Order: a partition key (user) is published in outbox id order, one
+//!   daprd bulk call at a time, each call carrying that key's next events
+//!   of one topic (`bulk`); different keys go in parallel. A transaction-
+//!   scoped advisory lock per key, held from reading the rows until they
+//!   are marked, means two relays (several task-api replicas) never publish
+//!   the same key at once. A failed publish stops the key for this pass.
+//! - Marking: each call's rows are marked sent (`sent_at`, the time of
+//!   marking) and committed as soon as daprd answers, before the next call;
+//!   a crash loses at most the call in flight, whose events are published
+//!   again under the same ids and deduplicated by consumers: at least once
+//!   out, exactly once in effect.
+//! - Refusals: a call daprd refuses as a client error (4xx) publishes
+//!   nothing and will not succeed by itself. Its first row backs off
+//!   (`attempts`, `next_attempt_at`, doubling up to a cap), is counted and
+//!   logged once, and holds back the rest of its key until then. Other
+//!   failures (daprd or the broker down) are retried on the next pass.
+//! - Fairness: a pass walks up to [`KEYS_WALKED`] waiting keys, in key
+//!   order from where the last pass stopped (wrapping around), and
+//!   publishes the [`KEYS_PER_PASS`] of them that waited longest, skipping
+//!   keys that back off. So a pass costs the same with 3,000 or 300,000
+//!   keys waiting, every key is reached within a few passes, and refused
+//!   keys never crowd the others out.
+//! - Leftovers: [`Relay::run`] passes on every wake-up (after a commit) and
+//!   every poll interval; [`Relay::drain`] is the same work on demand, for
+//!   a trigger that wakes a scaled-to-zero task-api.
 
-use std::sync::Arc;
+mod backoff;
+mod bulk;
+mod pending;
+
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dapr_http::DaprClient;
+use dapr_http::{DaprClient, DaprError};
 use deadpool_postgres::Pool;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Notify;
 
+pub use backoff::Backoff;
+
 use crate::repo::RepoError;
+use bulk::Plan;
 
 /// Advisory-lock namespace of the relay (first key of the two-int form).
 const RELAY_LOCK_NAMESPACE: i32 = 0x7e1a_0001;
+/// Keys one pass publishes, the longest waiting first.
+pub const KEYS_PER_PASS: usize = 1024;
+/// Keys one pass looks at (an index probe each) to choose them.
+pub const KEYS_WALKED: i64 = 4096;
+/// daprd calls one key gets per pass before the pass moves on, so a key
+/// with a deep backlog shares the pass with the others.
+const CALLS_PER_KEY: usize = 10;
+/// Event bytes per daprd call (its request-body limit is 4 MiB).
+const MAX_CALL_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
 pub struct RelayConfig {
     pub pubsub: String,
-    /// Rows published per key per pass, bounding a pass's redelivery window.
+    /// Events per daprd call (one key, one topic).
     pub batch_size: i64,
     /// Keys published in parallel.
     pub concurrency: usize,
@@ -38,7 +72,14 @@ pub struct RelayConfig {
 #[derive(Debug, Clone, Default)]
 pub struct RelayMetrics {
     pub published: Counter,
+    /// Events a failed call left unsent (daprd or the broker unavailable).
     pub failed: Counter,
+    /// Calls daprd refused (4xx), each backing its first row off.
+    pub refused: Counter,
+    /// daprd publish calls made.
+    pub calls: Counter,
+    /// Events published while an earlier one of their call failed.
+    pub overtaken: Counter,
 }
 
 #[derive(Clone)]
@@ -46,15 +87,21 @@ pub struct Relay {
     pool: Pool,
     dapr: DaprClient,
     config: RelayConfig,
+    backoff: Backoff,
     wake: Arc<Notify>,
     metrics: RelayMetrics,
+    /// The last key the previous pass walked to; `""` starts over.
+    cursor: Arc<Mutex<String>>,
 }
 
-struct PendingRow {
-    id: i64,
-    topic: String,
-    payload: String,
-    traceparent: Option<String>,
+/// What one daprd call did for a key.
+enum Call {
+    /// Published this many; the key may have more.
+    Sent(u64),
+    /// Nothing to do now (drained, backing off, or another relay has it).
+    Idle,
+    /// A failure stopped the key for this pass, after this many were sent.
+    Stopped(u64),
 }
 
 impl Relay {
@@ -63,9 +110,17 @@ impl Relay {
             pool,
             dapr,
             config,
+            backoff: Backoff::default(),
             wake: Arc::new(Notify::new()),
             metrics,
+            cursor: Arc::default(),
         }
+    }
+
+    /// Replaces the refusal backoff (default: 1 s doubling to 5 min).
+    pub fn with_backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
     }
 
     /// Asks for a pass now (called right after a change commits).
@@ -73,13 +128,24 @@ impl Relay {
         self.wake.notify_one();
     }
 
-    /// Runs passes until `shutdown` resolves: on every wake-up and every
-    /// poll interval.
+    /// Runs passes until `shutdown` resolves: again at once while a pass
+    /// publishes something (a backlog drains without waiting), else on the
+    /// next wake-up or poll interval.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            if let Err(error) = self.pass().await {
-                tracing::warn!(%error, "outbox relay pass failed; will retry");
+            let progressed = match self.pass().await {
+                Ok(sent) => sent > 0,
+                Err(error) => {
+                    tracing::warn!(%error, "outbox relay pass failed; will retry");
+                    false
+                }
+            };
+            if progressed {
+                if (&mut shutdown).now_or_never().is_some() {
+                    return;
+                }
+                continue;
             }
             tokio::select! {
                 () = self.wake.notified() => {}
@@ -89,35 +155,85 @@ impl Relay {
         }
     }
 
+    /// Passes until one publishes nothing or `budget` is spent; returns how
+    /// many events were published. A pass cut off by the budget loses only
+    /// its calls in flight (published again later, same ids).
+    pub async fn drain(&self, budget: Duration) -> Result<u64, RepoError> {
+        let deadline = tokio::time::Instant::now() + budget;
+        let mut total = 0;
+        while let Ok(pass) = tokio::time::timeout_at(deadline, self.pass()).await {
+            match pass? {
+                0 => break,
+                sent => total += sent,
+            }
+        }
+        Ok(total)
+    }
+
+    /// Unsent events, backing-off ones included.
+    pub async fn pending(&self) -> Result<i64, RepoError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one("SELECT count(*) FROM outbox WHERE sent_at IS NULL", &[])
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
     /// Publishes what is pending now. Returns how many events were sent.
     pub async fn pass(&self) -> Result<u64, RepoError> {
-        let keys: Vec<String> = {
-            let client = self.pool.get().await?;
-            client
-                .query(
-                    "SELECT DISTINCT partition_key FROM outbox WHERE sent_at IS NULL LIMIT 1024",
-                    &[],
-                )
-                .await?
-                .iter()
-                .map(|row| row.try_get(0))
-                .collect::<Result<_, _>>()?
-        };
-        let results: Vec<Result<u64, RepoError>> = futures::stream::iter(keys)
-            .map(|key| async move { self.publish_key(&key).await })
+        let keys = self.waiting_keys().await?;
+        let sent: Vec<u64> = futures::stream::iter(keys)
+            .map(|key| async move {
+                self.publish_key(&key).await.unwrap_or_else(|error| {
+                    tracing::warn!(partition_key = %key, %error, "outbox relay: key skipped this pass");
+                    0
+                })
+            })
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
+        Ok(sent.into_iter().sum())
+    }
+
+    /// The keys this pass publishes: a walk from the cursor, continued from
+    /// the start when it reaches the end, then [`pending::choose`].
+    async fn waiting_keys(&self) -> Result<Vec<String>, RepoError> {
+        let client = self.pool.get().await?;
+        let cursor = self.cursor.lock().map(|c| c.clone()).unwrap_or_default();
+        let mut walked = pending::keys_after(&client, &cursor, KEYS_WALKED).await?;
+        let reached_end = (walked.len() as i64) < KEYS_WALKED;
+        if reached_end && !cursor.is_empty() {
+            let rest = KEYS_WALKED - walked.len() as i64;
+            let from_start = pending::keys_after(&client, "", rest).await?;
+            walked.extend(from_start.into_iter().filter(|k| k.key <= cursor));
+        }
+        let next = match walked.last() {
+            Some(last) if !reached_end => last.key.clone(),
+            _ => String::new(),
+        };
+        if let Ok(mut c) = self.cursor.lock() {
+            *c = next;
+        }
+        Ok(pending::choose(walked, KEYS_PER_PASS))
+    }
+
+    /// Publishes one key's pending events in order, a call at a time, until
+    /// it has nothing publishable, a call fails, or it had its share.
+    async fn publish_key(&self, key: &str) -> Result<u64, RepoError> {
         let mut sent = 0;
-        for result in results {
-            sent += result?;
+        for _ in 0..CALLS_PER_KEY {
+            match self.publish_call(key).await? {
+                Call::Sent(n) => sent += n,
+                Call::Idle => break,
+                Call::Stopped(n) => return Ok(sent + n),
+            }
         }
         Ok(sent)
     }
 
-    /// Publishes one key's pending events in order, stopping at the first
-    /// failure. Skips the key if another relay holds it.
-    async fn publish_key(&self, key: &str) -> Result<u64, RepoError> {
+    /// One daprd call for `key`, in its own transaction: lock the key, read
+    /// its next rows, publish, mark, commit.
+    async fn publish_call(&self, key: &str) -> Result<Call, RepoError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let locked: bool = tx
@@ -128,60 +244,65 @@ impl Relay {
             .await?
             .try_get(0)?;
         if !locked {
-            return Ok(0);
+            return Ok(Call::Idle);
         }
-        let rows: Vec<PendingRow> = tx
-            .query(
-                "SELECT id, topic, payload::text, traceparent FROM outbox
-                 WHERE partition_key = $1 AND sent_at IS NULL ORDER BY id LIMIT $2",
-                &[&key, &self.config.batch_size],
-            )
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(PendingRow {
-                    id: r.try_get(0)?,
-                    topic: r.try_get(1)?,
-                    payload: r.try_get(2)?,
-                    traceparent: r.try_get(3)?,
-                })
-            })
-            .collect::<Result<_, tokio_postgres::Error>>()?;
-        let mut sent = 0;
-        for row in rows {
-            let published = self
-                .dapr
-                .publish_cloud_event(
-                    &self.config.pubsub,
-                    &row.topic,
-                    key,
-                    row.payload.as_bytes(),
-                    row.traceparent.as_deref(),
-                )
-                .await;
-            match published {
-                Ok(()) => {
-                    tx.execute(
-                        "UPDATE outbox SET sent_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1",
-                        &[&row.id],
-                    )
-                    .await?;
-                    self.metrics.published.inc();
-                    sent += 1;
-                }
-                Err(error) => {
-                    self.metrics.failed.inc();
-                    tracing::warn!(outbox_id = row.id, topic = %row.topic, %error, "publish failed; key paused until the next pass");
-                    tx.execute(
-                        "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
-                        &[&row.id, &error.to_string()],
-                    )
-                    .await?;
-                    break;
+        let rows = pending::next_rows(&tx, key, self.config.batch_size.max(1)).await?;
+        let (topic, rows) = match bulk::plan(rows, MAX_CALL_BYTES) {
+            Plan::Empty | Plan::Blocked => return Ok(Call::Idle),
+            Plan::Publish { topic, rows } => (topic, rows),
+        };
+        let entries = bulk::entries(&rows)?;
+        self.metrics.calls.inc();
+        let answer = self
+            .dapr
+            .bulk_publish_cloud_events(&self.config.pubsub, &topic, key, &entries)
+            .await;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let call = match answer {
+            Ok(report) => {
+                let settled = bulk::settle(&ids, &report);
+                pending::mark_sent(&tx, &settled.sent).await?;
+                pending::mark_failed(&tx, &settled.failed).await?;
+                self.account(key, &topic, &settled);
+                let sent = settled.sent.len() as u64;
+                if settled.failed.is_empty() {
+                    Call::Sent(sent)
+                } else {
+                    Call::Stopped(sent)
                 }
             }
-        }
+            Err(DaprError::Rejected { status, body }) => {
+                let first = &rows[0];
+                let attempts = first.attempts.saturating_add(1);
+                let delay = self.backoff.delay(attempts);
+                let error = format!("daprd refused the publish with {status}: {body}");
+                pending::mark_backoff(&tx, first.id, &error, delay).await?;
+                self.metrics.refused.inc();
+                tracing::warn!(outbox_id = first.id, partition_key = %key, %topic, status, attempts,
+                    retry_in_s = delay.as_secs_f64(), %body,
+                    "daprd refused the publish; the key waits behind this event");
+                Call::Stopped(0)
+            }
+            Err(error @ DaprError::Unavailable(_)) => {
+                pending::mark_failed(&tx, &[(ids[0], error.to_string())]).await?;
+                self.metrics.failed.inc_by(ids.len() as u64);
+                tracing::warn!(outbox_id = ids[0], partition_key = %key, %topic, %error,
+                    "publish failed; the key waits for the next pass");
+                Call::Stopped(0)
+            }
+        };
         tx.commit().await?;
-        Ok(sent)
+        Ok(call)
+    }
+
+    fn account(&self, key: &str, topic: &str, settled: &bulk::Settled) {
+        self.metrics.published.inc_by(settled.sent.len() as u64);
+        if let Some((id, error)) = settled.failed.first() {
+            self.metrics.failed.inc_by(settled.failed.len() as u64);
+            self.metrics.overtaken.inc_by(settled.overtaken as u64);
+            tracing::warn!(outbox_id = id, partition_key = %key, %topic, %error,
+                failed = settled.failed.len(), overtaken = settled.overtaken,
+                "publish partly failed; the failed events wait for the next pass");
+        }
     }
 }

@@ -1,0 +1,206 @@
+//! What one daprd call of the relay carries, and what its answer settles.
+//! Pure functions: the relay's I/O is in `relay.rs` and `pending.rs`.
+//!
+//! A call carries rows of one key and one topic (bulk publish is per
+//! topic), taken in id order from the key's next unsent rows: the first
+//! row's topic, skipping rows of other topics (they go in the next call;
+//! per topic they stay in order, and no consumer reads two topics as one
+//! sequence), and stopping at the first row that backs off, so nothing
+//! overtakes it.
+
+use dapr_http::{BulkEntry, BulkReport};
+use serde_json::Value;
+
+use super::pending::PendingRow;
+use crate::repo::{RepoError, corrupt};
+
+/// What to do with a key's next rows.
+#[derive(Debug)]
+pub(super) enum Plan {
+    /// Nothing unsent.
+    Empty,
+    /// The first unsent row backs off: the key waits.
+    Blocked,
+    /// Publish these rows (one topic, id order) in one call.
+    Publish {
+        topic: String,
+        rows: Vec<PendingRow>,
+    },
+}
+
+/// The rows of the next call: at most `max_bytes` of events (at least one
+/// row), so a call stays well under daprd's request-body limit (4 MiB by
+/// default, `DefaultMaxRequestBodySize` in dapr `pkg/runtime/config.go`).
+pub(super) fn plan(rows: Vec<PendingRow>, max_bytes: usize) -> Plan {
+    let Some(first) = rows.first() else {
+        return Plan::Empty;
+    };
+    if first.blocked {
+        return Plan::Blocked;
+    }
+    let topic = first.topic.clone();
+    let mut bytes = 0;
+    let mut chosen = Vec::new();
+    for row in rows.into_iter().take_while(|row| !row.blocked) {
+        if row.topic != topic {
+            continue;
+        }
+        bytes += row.payload.len();
+        if bytes > max_bytes && !chosen.is_empty() {
+            break;
+        }
+        chosen.push(row);
+    }
+    Plan::Publish {
+        topic,
+        rows: chosen,
+    }
+}
+
+/// The bulk entries for `rows`: each row's stored CloudEvent, with its
+/// outbox id as the entry id.
+///
+/// A single publish takes the trace from the request's `traceparent`
+/// header; a bulk call has one header for many events, so each event
+/// carries its own change's trace instead: daprd keeps a `traceid` the
+/// event already has (components-contrib `pubsub/envelope.go`
+/// `FromCloudEvent`), and consumers read `traceparent`.
+pub(super) fn entries(rows: &[PendingRow]) -> Result<Vec<BulkEntry>, RepoError> {
+    rows.iter()
+        .map(|row| {
+            let mut event: Value = serde_json::from_str(&row.payload).map_err(corrupt)?;
+            if let (Some(tp), Some(fields)) = (&row.traceparent, event.as_object_mut())
+                && !fields.contains_key("traceid")
+            {
+                fields.insert("traceid".into(), Value::String(tp.clone()));
+                fields.insert("traceparent".into(), Value::String(tp.clone()));
+            }
+            Ok(BulkEntry::cloud_event(row.id.to_string(), event))
+        })
+        .collect()
+}
+
+/// How daprd's report splits a call's rows.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Settled {
+    /// Published: mark them sent.
+    pub sent: Vec<i64>,
+    /// Not published, with daprd's reason: they stay pending.
+    pub failed: Vec<(i64, String)>,
+    /// Published although an earlier row of the call failed: these went
+    /// out ahead of it (see `dapr_http::bulk` for when sarama does that).
+    pub overtaken: usize,
+}
+
+/// Splits `ids` (the call's rows, in order) by `report`.
+pub(super) fn settle(ids: &[i64], report: &BulkReport) -> Settled {
+    let mut settled = Settled::default();
+    for &id in ids {
+        let key = id.to_string();
+        match report.failed.iter().find(|f| f.entry_id == key) {
+            Some(failure) => settled.failed.push((id, failure.error.clone())),
+            None => {
+                if !settled.failed.is_empty() {
+                    settled.overtaken += 1;
+                }
+                settled.sent.push(id);
+            }
+        }
+    }
+    settled
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dapr_http::FailedEntry;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn row(id: i64, topic: &str, blocked: bool) -> PendingRow {
+        PendingRow {
+            id,
+            topic: topic.into(),
+            payload: format!("{{\"id\":\"e{id}\"}}"),
+            traceparent: None,
+            attempts: 0,
+            blocked,
+        }
+    }
+
+    fn ids(plan: &Plan) -> Vec<i64> {
+        match plan {
+            Plan::Publish { rows, .. } => rows.iter().map(|r| r.id).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn one_topic_per_call_up_to_the_first_blocked_row() {
+        let rows = vec![
+            row(1, "a", false),
+            row(2, "b", false),
+            row(3, "a", false),
+            row(4, "b", true),
+            row(5, "a", false),
+        ];
+        let plan = plan(rows, 1 << 20);
+        assert!(matches!(&plan, Plan::Publish { topic, .. } if topic == "a"));
+        assert_eq!(ids(&plan), [1, 3], "row 5 must not overtake blocked row 4");
+        assert!(matches!(
+            super::plan(vec![row(1, "a", true), row(2, "a", false)], 1 << 20),
+            Plan::Blocked
+        ));
+        assert!(matches!(super::plan(Vec::new(), 1 << 20), Plan::Empty));
+    }
+
+    #[test]
+    fn a_call_stays_within_the_byte_budget_but_always_carries_a_row() {
+        let rows: Vec<PendingRow> = (1..=10).map(|i| row(i, "a", false)).collect();
+        let size = rows[0].payload.len();
+        assert_eq!(ids(&plan(rows.clone(), 3 * size)), [1, 2, 3]);
+        assert_eq!(ids(&plan(rows, 1)), [1]);
+    }
+
+    #[test]
+    fn each_event_carries_its_own_trace() {
+        let mut traced = row(7, "a", false);
+        traced.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
+        let mut kept = row(8, "a", false);
+        kept.payload = r#"{"id":"e8","traceid":"t"}"#.into();
+        kept.traceparent = Some("00-ffffffffffffffffffffffffffffffff-00f067aa0ba902b7-01".into());
+        let entries = entries(&[traced, kept, row(9, "a", false)]).unwrap();
+        let events: Vec<Value> = entries.iter().map(|e| e.event.clone()).collect();
+        assert_eq!(
+            events[0]["traceid"],
+            json!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        );
+        assert_eq!(events[0]["traceparent"], events[0]["traceid"]);
+        assert_eq!(
+            events[1],
+            json!({"id": "e8", "traceid": "t"}),
+            "an event's own trace wins"
+        );
+        assert_eq!(events[2], json!({"id": "e9"}));
+        assert_eq!(entries[0].entry_id, "7");
+    }
+
+    proptest! {
+        #[test]
+        fn settling_accounts_for_every_row_once(failed in proptest::collection::vec(any::<bool>(), 0..50)) {
+            let ids: Vec<i64> = (1..=failed.len() as i64).collect();
+            let report = BulkReport {
+                failed: ids.iter().zip(&failed).filter(|(_, f)| **f)
+                    .map(|(id, _)| FailedEntry { entry_id: id.to_string(), error: "x".into() })
+                    .collect(),
+            };
+            let s = settle(&ids, &report);
+            let mut all: Vec<i64> = s.sent.iter().copied().chain(s.failed.iter().map(|f| f.0)).collect();
+            all.sort_unstable();
+            prop_assert_eq!(&all, &ids);
+            let first_failed = failed.iter().position(|f| *f).unwrap_or(failed.len());
+            let expected_overtaken = failed[first_failed..].iter().filter(|f| !**f).count();
+            prop_assert_eq!(s.overtaken, expected_overtaken);
+        }
+    }
+}
