@@ -1,7 +1,8 @@
-//! audit's configuration: the shared settings, auth, and retention. Every
-//! `ENV_X` sits beside its `DEFAULT_X`.
+//! audit's configuration: the shared settings, auth, who may call the
+//! callbacks, and retention. Every `ENV_X` sits beside its `DEFAULT_X`.
 
 use auth::AuthConfig;
+use dapr_http::AppToken;
 use service::config::CommonConfig;
 use settings::{SettingError, Settings};
 
@@ -30,6 +31,8 @@ pub struct RetentionConfig {
 pub struct Config {
     pub common: CommonConfig,
     pub auth: AuthConfig,
+    /// Fails closed: no callback token, no start (unless opened on purpose).
+    pub callbacks: AppToken,
     pub retention: RetentionConfig,
 }
 
@@ -50,6 +53,7 @@ impl Config {
         Ok(Self {
             common: CommonConfig::from_settings(s, DEFAULT_PORT)?,
             auth: AuthConfig::from_settings(s)?,
+            callbacks: AppToken::from_settings(s)?,
             retention: RetentionConfig {
                 days,
                 schedule: s.string(ENV_RETENTION_SCHEDULE, DEFAULT_RETENTION_SCHEDULE),
@@ -76,8 +80,10 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let map: HashMap<&str, &str> = [("JWT_HS256_SECRET", SECRET)].into();
+        let map: HashMap<&str, &str> =
+            [("JWT_HS256_SECRET", SECRET), ("APP_API_TOKEN", "t")].into();
         let c = Config::from_settings(&Settings::new(&map)).unwrap();
+        assert!(!c.callbacks.is_unauthenticated());
         assert_eq!(c.common.port, DEFAULT_PORT);
         assert_eq!(c.retention.days, 90);
         assert_eq!(c.retention.schedule, "@daily");
@@ -88,6 +94,7 @@ mod tests {
     fn overrides_and_bad_values_name_the_variable() {
         let map: HashMap<&str, &str> = [
             ("JWT_HS256_SECRET", SECRET),
+            ("APP_API_TOKEN", "t"),
             ("AUDIT_RETENTION_DAYS", "30"),
             ("AUDIT_RETENTION_SCHEDULE", "0 30 3 * * *"),
         ]
@@ -101,12 +108,35 @@ mod tests {
             ("AUDIT_RETENTION_DAYS", "ninety"),
             ("AUDIT_RETENTION_BATCH", "0"),
         ] {
-            let map: HashMap<&str, &str> = [("JWT_HS256_SECRET", SECRET), (key, value)].into();
+            let map: HashMap<&str, &str> = [
+                ("JWT_HS256_SECRET", SECRET),
+                ("APP_API_TOKEN", "t"),
+                (key, value),
+            ]
+            .into();
             let err = Config::from_settings(&Settings::new(&map)).unwrap_err();
             assert!(err.to_string().starts_with(key), "{err}");
         }
         let missing: HashMap<&str, &str> = HashMap::new();
         let err = Config::from_settings(&Settings::new(&missing)).unwrap_err();
         assert!(err.to_string().starts_with("JWT_HS256_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn callbacks_fail_closed_unless_opened_on_purpose() {
+        let no_token: HashMap<&str, &str> = [("JWT_HS256_SECRET", SECRET)].into();
+        let err = Config::from_settings(&Settings::new(&no_token)).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("APP_API_TOKEN or KNATIVE_PUSH_TOKEN"),
+            "{err}"
+        );
+        let open: HashMap<&str, &str> = [
+            ("JWT_HS256_SECRET", SECRET),
+            ("ALLOW_UNAUTHENTICATED_CALLBACKS", "true"),
+        ]
+        .into();
+        let c = Config::from_settings(&Settings::new(&open)).unwrap();
+        assert!(c.callbacks.is_unauthenticated());
     }
 }

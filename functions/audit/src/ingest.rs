@@ -1,4 +1,5 @@
-//! Ingest of `task-events`: decode once, store once, reply once.
+//! Ingest of `task-events`: decode once, store once, reply once, in the
+//! terms of the deliverer the request's token proved ([`DeliveredBy`]).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -7,7 +8,7 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::Utc;
 use contracts::{Event, Received, Topic, decode_push};
-use dapr_http::{Outcome, Subscription, reply};
+use dapr_http::{DeliveredBy, Outcome, Subscription, reply};
 use prometheus_client::metrics::counter::Counter;
 use telemetry::trace_context::TraceParent;
 
@@ -73,9 +74,10 @@ pub async fn subscriptions(State(state): State<AppState>) -> Json<Vec<Subscripti
 }
 
 /// `POST /events/task-events`.
-#[tracing::instrument(skip_all, fields(event_id, trace_id))]
+#[tracing::instrument(skip_all, fields(event_id, trace_id, deliverer = ?deliverer))]
 pub async fn task_event(
     State(state): State<AppState>,
+    DeliveredBy(deliverer): DeliveredBy,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -84,10 +86,7 @@ pub async fn task_event(
         Err(error) => {
             tracing::warn!(%error, "poison event dropped to the dead-letter topic");
             state.metrics.dropped.inc();
-            return reply(
-                &Outcome::Drop(error.to_string()),
-                dapr_http::callback::delivery_of_undecodable(&headers),
-            );
+            return reply(&Outcome::Drop(error.to_string()), deliverer);
         }
     };
     let span = tracing::Span::current();
@@ -98,7 +97,7 @@ pub async fn task_event(
     }
     let outcome = store_event(&state, &received).await;
     count(&state.metrics, &outcome);
-    reply(&outcome, received.delivery)
+    reply(&outcome, deliverer)
 }
 
 async fn store_event(state: &AppState, received: &Received) -> Outcome {

@@ -10,7 +10,6 @@ use audit::store::AuditStore;
 use audit::{AppState, app};
 use auth::Authenticator;
 use dapr_http::DaprClient;
-use dapr_http::callback::AppToken;
 use service::db::{self, PostgresCheck};
 use settings::{ProcessEnv, Settings};
 use telemetry::metrics::Metrics;
@@ -20,6 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_settings(&Settings::new(&ProcessEnv)).context("configuration")?;
     let common = &config.common;
     telemetry::init("audit", &common.log_filter, common.log_format);
+    config.callbacks.log_posture();
 
     let pool = db::connect_and_migrate(common, audit::migrations(), audit::MIGRATION_TABLE).await?;
 
@@ -44,16 +44,18 @@ async fn main() -> anyhow::Result<()> {
         authenticator: Arc::new(Authenticator::new(&config.auth)),
         retention: config.retention.clone(),
     };
-    let app_token = AppToken::new(
-        common.app_api_token.as_deref(),
-        common.knative_push_token.as_deref(),
-    );
     let checks: Vec<Box<dyn service::health::ReadinessCheck>> = vec![Box::new(PostgresCheck(pool))];
 
     service::server::bind_and_serve(
         "audit",
         common.port,
-        app(state, app_token, checks, metrics, common.request_timeout),
+        app(
+            state,
+            config.callbacks.clone(),
+            checks,
+            metrics,
+            common.request_timeout,
+        ),
         common.shutdown_grace,
     )
     .await?;

@@ -177,13 +177,17 @@ async fn bad_headers_and_queries_are_400() {
     r.headers_mut()
         .insert("idempotency-key", "has space".parse().unwrap());
     assert_eq!(send(&app, r).await.0, StatusCode::BAD_REQUEST);
-    let r = Request::patch("/api/tasks/0192f0c1-0000-7000-8000-000000000000")
-        .header("authorization", format!("Bearer {t}"))
-        .header("content-type", "application/json")
-        .header("if-match", "\"three\"")
-        .body(Body::from("{}"))
-        .unwrap();
-    assert_eq!(send(&app, r).await.0, StatusCode::BAD_REQUEST);
+    // If-Match is `*` or a list of entity tags (RFC 9110 §13.1.1): a bare
+    // number, or `*` in a list, is refused before any database work.
+    for if_match in ["3", "three", "W/3", "*, \"3\"", "\"3\" \"4\""] {
+        let r = Request::patch("/api/tasks/0192f0c1-0000-7000-8000-000000000000")
+            .header("authorization", format!("Bearer {t}"))
+            .header("content-type", "application/json")
+            .header("if-match", if_match)
+            .body(Body::from("{}"))
+            .unwrap();
+        assert_eq!(send(&app, r).await.0, StatusCode::BAD_REQUEST, "{if_match}");
+    }
     for query in [
         "sort=size",
         "limit=0",

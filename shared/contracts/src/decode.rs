@@ -7,6 +7,10 @@
 //!   or structured mode;
 //! - a Knative KafkaSource push of type `dev.knative.kafka.event`, whose data
 //!   is the record Dapr wrote to Kafka: our structured event again.
+//!
+//! Decoding does not say who delivered: a payload's shape cannot prove that
+//! (anyone can add or leave out `pubsubname`). The callback guard knows it
+//! from the token that admitted the request (`dapr_http::DeliveredBy`).
 
 use chrono::{DateTime, Utc};
 use cloudevents::event::{AttributesReader, ExtensionValue};
@@ -19,7 +23,8 @@ use crate::payload::Event;
 /// The KafkaSource type whose data is the Kafka record value.
 pub const KNATIVE_KAFKA_EVENT: &str = "dev.knative.kafka.event";
 
-/// Who delivered the push; it decides how a reply is spelled.
+/// Who delivered the push, as the token it presented proves; it decides
+/// how a reply is spelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
     /// daprd: replies are 200 with SUCCESS / RETRY / DROP.
@@ -36,7 +41,6 @@ pub struct Received {
     pub event_type: String,
     pub time: Option<DateTime<Utc>>,
     pub traceparent: Option<String>,
-    pub delivery: Delivery,
     pub event: Event,
 }
 
@@ -67,24 +71,16 @@ pub enum DecodeError {
 pub fn decode_push(headers: &HeaderMap, body: &[u8]) -> Result<Received, DecodeError> {
     let outer = cloudevents::binding::http::to_event(headers, body.to_vec())
         .map_err(|e| DecodeError::NotACloudEvent(e.to_string()))?;
-    let dapr = outer.extension("pubsubname").is_some();
     if outer.ty() == KNATIVE_KAFKA_EVENT {
         let record = data_bytes(&outer)?;
         let inner: CloudEvent = serde_json::from_slice(&record)
             .map_err(|e| DecodeError::NotACloudEvent(format!("Kafka record: {e}")))?;
-        return typed(inner, Delivery::Knative);
+        return typed(inner);
     }
-    typed(
-        outer,
-        if dapr {
-            Delivery::Dapr
-        } else {
-            Delivery::Knative
-        },
-    )
+    typed(outer)
 }
 
-fn typed(event: CloudEvent, delivery: Delivery) -> Result<Received, DecodeError> {
+fn typed(event: CloudEvent) -> Result<Received, DecodeError> {
     let id = event.id().to_owned();
     let event_type = event.ty().to_owned();
     let traceparent = match event.extension("traceparent") {
@@ -111,7 +107,6 @@ fn typed(event: CloudEvent, delivery: Delivery) -> Result<Received, DecodeError>
         event_type,
         time: event.time().copied(),
         traceparent,
-        delivery,
         event: typed_event,
     })
 }

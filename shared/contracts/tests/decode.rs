@@ -2,7 +2,7 @@
 //! permanent error, never a panic.
 
 use contracts::testing::*;
-use contracts::{DecodeError, Delivery, Event, EventKind, decode_push};
+use contracts::{DecodeError, Event, EventKind, decode_push};
 use proptest::prelude::*;
 
 #[test]
@@ -11,7 +11,6 @@ fn dapr_structured_push_decodes() {
     let body = dapr_push_body(&event).to_string();
     let received = decode_push(&structured_headers(), body.as_bytes()).expect("decodes");
     assert_eq!(received.id, event.id.to_string());
-    assert_eq!(received.delivery, Delivery::Dapr);
     assert!(received.traceparent.is_some());
     let Event::TaskCreated(data) = received.event else {
         panic!("wrong variant: {:?}", received.event)
@@ -39,7 +38,7 @@ fn knative_binary_structured_and_kafka_pushes_decode_to_the_same_event() {
     for other in [&binary, &structured, &kafka] {
         assert_eq!(other.id, dapr.id);
         assert_eq!(other.event, dapr.event);
-        assert_eq!(other.delivery, Delivery::Knative);
+        assert_eq!(other.time, dapr.time);
     }
 }
 

@@ -4,20 +4,20 @@
 //! - [`Outcome`] is a handler's verdict on one event, and [`reply`] is the
 //!   only place that spells it for the deliverer: Dapr reads a status field,
 //!   Knative Eventing reads the HTTP status.
-//! - [`require_app_token`] refuses calls without daprd's app API token.
-
-use std::sync::Arc;
+//! - [`require_app_token`] (in [`crate::callback_auth`]) refuses calls
+//!   without daprd's app token or the Knative push token, and tells the
+//!   handler which of the two delivered ([`DeliveredBy`]).
 
 use axum::Json;
-use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use contracts::{Delivery, Topic};
 use serde::Serialize;
-use subtle::ConstantTimeEq;
 
-use crate::API_TOKEN_HEADER;
+// Where functions have always found them.
+pub use crate::callback_auth::{
+    AppToken, DeliveredBy, KNATIVE_PUSH_TOKEN_HEADER, require_app_token,
+};
 
 /// One programmatic subscription, in Dapr's v1 subscribe format.
 #[derive(Debug, Clone, Serialize)]
@@ -60,7 +60,8 @@ struct DaprStatus {
     status: &'static str,
 }
 
-/// Spells an outcome for whoever delivered the event.
+/// Spells an outcome for whoever delivered the event (as proven by its
+/// token: [`DeliveredBy`]).
 pub fn reply(outcome: &Outcome, delivery: Delivery) -> Response {
     match (delivery, outcome) {
         (Delivery::Dapr, Outcome::Success) => dapr_status("SUCCESS"),
@@ -78,24 +79,11 @@ pub fn reply(outcome: &Outcome, delivery: Delivery) -> Response {
     }
 }
 
-/// Who delivered a push that could not be decoded, so the DROP is spelled
-/// for the right deliverer. daprd always sends its app token (the callback
-/// guard requires it when one is configured); anything else came from
-/// Knative Eventing, whose retry and dead-letter logic reads the HTTP
-/// status, so a 200 DROP there would lose the event.
-pub fn delivery_of_undecodable(headers: &axum::http::HeaderMap) -> Delivery {
-    if headers.contains_key(API_TOKEN_HEADER) {
-        Delivery::Dapr
-    } else {
-        Delivery::Knative
-    }
-}
-
 fn dapr_status(status: &'static str) -> Response {
     (StatusCode::OK, Json(DaprStatus { status })).into_response()
 }
 
-fn knative_problem(status: StatusCode, title: &str, detail: &str) -> Response {
+pub(crate) fn knative_problem(status: StatusCode, title: &str, detail: &str) -> Response {
     let body = serde_json::json!({
         "type": "about:blank",
         "title": title,
@@ -108,67 +96,6 @@ fn knative_problem(status: StatusCode, title: &str, detail: &str) -> Response {
         body.to_string(),
     )
         .into_response()
-}
-
-/// Who may call the app's callback routes.
-///
-/// daprd proves itself with the app API token in `dapr-api-token`. A Knative
-/// KafkaSource cannot send that header, so in the `scale-to-zero` profile it
-/// sends a separate push token as a CloudEvent extension (`pushtoken`, which
-/// arrives as the `ce-pushtoken` header). `None` disables a check; with both
-/// unset every caller is accepted (tests, or network policy alone).
-#[derive(Debug, Clone, Default)]
-pub struct AppToken {
-    pub dapr: Option<Arc<str>>,
-    pub knative_push: Option<Arc<str>>,
-}
-
-/// The header a KafkaSource's `ceOverrides.extensions.pushtoken` becomes.
-pub const KNATIVE_PUSH_TOKEN_HEADER: &str = "ce-pushtoken";
-
-impl AppToken {
-    pub fn new(dapr: Option<&str>, knative_push: Option<&str>) -> Self {
-        Self {
-            dapr: dapr.map(Arc::from),
-            knative_push: knative_push.map(Arc::from),
-        }
-    }
-
-    fn admits(&self, headers: &axum::http::HeaderMap) -> bool {
-        if self.dapr.is_none() && self.knative_push.is_none() {
-            return true;
-        }
-        let matches = |expected: &Option<Arc<str>>, header: &str| {
-            expected.as_ref().is_some_and(|expected| {
-                let presented = headers
-                    .get(header)
-                    .map(|v| v.as_bytes())
-                    .unwrap_or_default();
-                bool::from(presented.ct_eq(expected.as_bytes()))
-            })
-        };
-        matches(&self.dapr, API_TOKEN_HEADER)
-            || matches(&self.knative_push, KNATIVE_PUSH_TOKEN_HEADER)
-    }
-}
-
-/// Middleware: the request must carry daprd's app API token (or the Knative
-/// push token, where one is configured).
-pub async fn require_app_token(
-    State(token): State<AppToken>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if token.admits(request.headers()) {
-        next.run(request).await
-    } else {
-        tracing::warn!(path = %request.uri().path(), "app callback refused: missing or wrong token");
-        knative_problem(
-            StatusCode::UNAUTHORIZED,
-            "Unauthorized",
-            "this endpoint is only for the Dapr sidecar and the event sources",
-        )
-    }
 }
 
 #[cfg(test)]
@@ -205,37 +132,6 @@ mod tests {
         assert_eq!(retry, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(drop, StatusCode::BAD_REQUEST);
         assert!(body.contains("bad json"));
-    }
-
-    #[test]
-    fn tokens_admit_dapr_or_knative_and_nothing_else() {
-        use axum::http::HeaderMap;
-        let headers = |pairs: &[(&'static str, &'static str)]| {
-            let mut map = HeaderMap::new();
-            for (k, v) in pairs {
-                map.insert(*k, v.parse().unwrap());
-            }
-            map
-        };
-        let open = AppToken::default();
-        assert!(open.admits(&headers(&[])));
-        let dapr_only = AppToken::new(Some("s3cret"), None);
-        assert!(dapr_only.admits(&headers(&[(API_TOKEN_HEADER, "s3cret")])));
-        assert!(!dapr_only.admits(&headers(&[(API_TOKEN_HEADER, "wrong")])));
-        assert!(!dapr_only.admits(&headers(&[])));
-        assert!(!dapr_only.admits(&headers(&[(KNATIVE_PUSH_TOKEN_HEADER, "s3cret")])));
-        let both = AppToken::new(Some("d"), Some("k"));
-        assert!(both.admits(&headers(&[(KNATIVE_PUSH_TOKEN_HEADER, "k")])));
-        assert!(both.admits(&headers(&[(API_TOKEN_HEADER, "d")])));
-        assert!(!both.admits(&headers(&[(KNATIVE_PUSH_TOKEN_HEADER, "d")])));
-    }
-
-    #[test]
-    fn undecodable_pushes_are_answered_in_the_deliverers_terms() {
-        let mut headers = axum::http::HeaderMap::new();
-        assert_eq!(delivery_of_undecodable(&headers), Delivery::Knative);
-        headers.insert(API_TOKEN_HEADER, "t".parse().unwrap());
-        assert_eq!(delivery_of_undecodable(&headers), Delivery::Dapr);
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The HTTP routes, and the request-header rules they share.
 
 mod devices;
+pub mod if_match;
 mod tasks;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use telemetry::trace_context::TraceParent;
@@ -14,6 +15,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::routes::if_match::IfMatch;
 
 /// The OpenAPI 3.1 document, also kept in the repo beside this crate.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
@@ -58,10 +60,11 @@ async fn openapi() -> Response {
 }
 
 /// What every write of one task reads from the request: the task's id,
-/// the sequence the client expects (`If-Match`) and the trace context.
+/// what the client expects of its current state (`If-Match`) and the trace
+/// context.
 pub struct TaskTarget {
     pub id: Uuid,
-    pub if_match: Option<i64>,
+    pub if_match: IfMatch,
     pub traceparent: TraceParent,
 }
 
@@ -74,7 +77,7 @@ impl<S: Send + Sync> FromRequestParts<S> for TaskTarget {
             .map_err(|_| ApiError::NotFound("task"))?;
         Ok(Self {
             id: parse_id(&raw, "task")?,
-            if_match: if_match(&parts.headers)?,
+            if_match: IfMatch::from_headers(&parts.headers)?,
             traceparent: TraceParent::from_headers_or_new(&parts.headers),
         })
     }
@@ -85,48 +88,7 @@ fn parse_id(raw: &str, what: &'static str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound(what))
 }
 
-/// The sequence in `If-Match` (`"3"`, `W/"3"` or `3`); `*` and no header
-/// mean "any".
-fn if_match(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return Ok(None);
-    };
-    let raw = value
-        .to_str()
-        .map_err(|_| ApiError::bad_header("If-Match is not ASCII"))?
-        .trim();
-    if raw == "*" {
-        return Ok(None);
-    }
-    let tag = raw.strip_prefix("W/").unwrap_or(raw).trim_matches('"');
-    tag.parse::<i64>().map(Some).map_err(|_| {
-        ApiError::bad_header("If-Match must be the task's sequence as an entity tag, e.g. \"3\"")
-    })
-}
-
 /// The ETag of a task at `sequence`.
 fn etag(sequence: i64) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("\"{sequence}\"")).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn if_match_forms() {
-        let mut h = HeaderMap::new();
-        assert_eq!(if_match(&h).unwrap(), None);
-        for (v, want) in [
-            ("\"3\"", Some(3)),
-            ("W/\"4\"", Some(4)),
-            ("5", Some(5)),
-            ("*", None),
-        ] {
-            h.insert(header::IF_MATCH, HeaderValue::from_static(v));
-            assert_eq!(if_match(&h).unwrap(), want, "{v}");
-        }
-        h.insert(header::IF_MATCH, HeaderValue::from_static("\"abc\""));
-        assert!(if_match(&h).is_err());
-    }
 }

@@ -124,10 +124,14 @@ pub async fn update(
     t: TaskTarget,
     ApiJson(patch): ApiJson<TaskPatch>,
 ) -> Result<Response, ApiError> {
-    let tp = Some(t.traceparent.as_str());
-    let task = state
-        .repo
-        .update(&principal.user_id, t.id, patch, t.if_match, tp)
+    let (repo, user, tp) = (
+        &state.repo,
+        &principal.user_id,
+        Some(t.traceparent.as_str()),
+    );
+    let task = t
+        .if_match
+        .guard(|expected| repo.update(user, t.id, patch.clone(), expected, tp))
         .await?;
     state.relay.wake();
     Ok(task_response(&task))
@@ -139,10 +143,13 @@ pub async fn remove(
     Authenticated(principal): Authenticated,
     t: TaskTarget,
 ) -> Result<StatusCode, ApiError> {
-    let tp = Some(t.traceparent.as_str());
-    state
-        .repo
-        .delete(&principal.user_id, t.id, t.if_match, tp)
+    let (repo, user, tp) = (
+        &state.repo,
+        &principal.user_id,
+        Some(t.traceparent.as_str()),
+    );
+    t.if_match
+        .guard(|expected| repo.delete(user, t.id, expected, tp))
         .await?;
     state.relay.wake();
     Ok(StatusCode::NO_CONTENT)
@@ -171,10 +178,14 @@ async fn set_status(
     t: TaskTarget,
     status: Status,
 ) -> Result<Response, ApiError> {
-    let tp = Some(t.traceparent.as_str());
-    let task = state
-        .repo
-        .set_status(&principal.user_id, t.id, status, t.if_match, tp)
+    let (repo, user, tp) = (
+        &state.repo,
+        &principal.user_id,
+        Some(t.traceparent.as_str()),
+    );
+    let task = t
+        .if_match
+        .guard(|expected| repo.set_status(user, t.id, status, expected, tp))
         .await?;
     state.relay.wake();
     Ok(task_response(&task))
