@@ -18,7 +18,7 @@ use crate::repo::RepoError;
 /// depth of the backlog, and [`choose`] picks among the walked keys.
 const KEYS_AFTER: &str = "
 WITH RECURSIVE keys(k, n) AS (
-    (SELECT partition_key, 1 FROM outbox WHERE sent_at IS NULL AND partition_key > $1
+    (SELECT partition_key, 1::bigint FROM outbox WHERE sent_at IS NULL AND partition_key > $1
      ORDER BY partition_key LIMIT 1)
   UNION ALL
     SELECT (SELECT o.partition_key FROM outbox o
