@@ -1,0 +1,69 @@
+//! recurring: the next occurrence of every completed recurring task.
+//!
+//! - [`ingest`]: `task-events` pushes from Dapr (only the `completed` type,
+//!   by a routing rule) or from Knative Eventing (every type, the handler
+//!   skips the rest) are decoded once; a completion of a recurring task
+//!   creates its successor through the task domain; the reply tells the
+//!   deliverer whether to forget, retry or dead-letter the event.
+//! - [`config`]: the shared settings and the outbox relay's.
+//!
+//! recurring owns no tables: the successor and its events commit in one
+//! transaction through [`task_domain::TaskRepository`], and this function's
+//! own outbox relay publishes them, so the new task reaches audit,
+//! reminders and every WebSocket like any other write.
+
+pub mod config;
+pub mod ingest;
+
+use axum::Router;
+use axum::routing::{get, post};
+use dapr_http::callback::AppToken;
+use service::health::ReadinessCheck;
+use task_domain::{Relay, TaskRepository};
+use telemetry::metrics::Metrics;
+use tower_http::trace::TraceLayer;
+
+/// The route completions are delivered to: by Dapr's routing rule, and by
+/// a Knative push (which carries every type).
+pub const TASK_EVENTS_ROUTE: &str = "/events/task-events";
+/// Dapr's default route for the other `task-events` types: acknowledged
+/// without work. Without a default, daprd 1.18 sends an event no rule
+/// matches to the dead-letter topic (pkg/runtime/subscription/
+/// subscription.go, "no matching route"), which would fill it with every
+/// healthy create, update and delete.
+pub const IGNORED_ROUTE: &str = "/events/task-events/ignored";
+
+#[derive(Clone)]
+pub struct AppState {
+    pub repo: TaskRepository,
+    pub relay: Relay,
+    pub pubsub: String,
+    pub metrics: ingest::IngestMetrics,
+}
+
+/// The whole HTTP surface: the callbacks behind daprd's app API token (or
+/// the Knative push token), plus health and metrics. A push is answered
+/// when its outcome is settled, so it has no request timeout: a slow
+/// database gives RETRY through the pool's own timeouts.
+pub fn app(
+    state: AppState,
+    app_token: AppToken,
+    checks: Vec<Box<dyn ReadinessCheck>>,
+    metrics: Metrics,
+) -> Router {
+    let callbacks = Router::new()
+        .route("/dapr/subscribe", get(ingest::subscriptions))
+        .route(TASK_EVENTS_ROUTE, post(ingest::task_event))
+        .route(IGNORED_ROUTE, post(ingest::ignored))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app_token,
+            dapr_http::require_app_token,
+        ))
+        .with_state(state);
+    service::http_metrics::instrument(callbacks, &metrics)
+        .layer(TraceLayer::new_for_http())
+        .merge(service::health::routes(checks, metrics))
+}
+
+#[cfg(test)]
+mod app_tests;

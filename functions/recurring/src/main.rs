@@ -1,0 +1,84 @@
+//! Wires recurring: configuration, telemetry, the database, the outbox
+//! relay and the server.
+
+use anyhow::Context;
+use dapr_http::DaprClient;
+use recurring::config::Config;
+use recurring::ingest::IngestMetrics;
+use recurring::{AppState, app};
+use service::db::{self, PostgresCheck};
+use settings::{ProcessEnv, Settings};
+use task_domain::relay::RelayMetrics;
+use task_domain::{Relay, TaskRepository};
+use telemetry::metrics::Metrics;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::from_settings(&Settings::new(&ProcessEnv)).context("configuration")?;
+    let common = &config.common;
+    telemetry::init("recurring", &common.log_filter, common.log_format);
+    config.callbacks.log_posture();
+
+    // The task domain's migrations, under their advisory lock: whichever
+    // of task-api and recurring starts first brings the schema up.
+    let pool = db::connect_and_migrate(
+        common,
+        task_domain::migrations(),
+        task_domain::MIGRATION_TABLE,
+    )
+    .await?;
+
+    let metrics = Metrics::new("todo_recurring");
+    let ingest = IngestMetrics::default();
+    ingest.register(&metrics);
+    let relay_metrics = RelayMetrics::default();
+    metrics.register(
+        "outbox_published",
+        "Events the relay published",
+        relay_metrics.published.clone(),
+    );
+    metrics.register(
+        "outbox_publish_failures",
+        "Publishes that failed and wait for a retry",
+        relay_metrics.failed.clone(),
+    );
+
+    let dapr = DaprClient::new(
+        &common.dapr_http_endpoint,
+        common.dapr_api_token.clone(),
+        common.dapr_timeout,
+    );
+    let relay = Relay::new(pool.clone(), dapr, config.relay.clone(), relay_metrics);
+    let state = AppState {
+        repo: TaskRepository::new(pool.clone()),
+        relay: relay.clone(),
+        pubsub: common.pubsub_name.clone(),
+        metrics: ingest,
+    };
+    let checks: Vec<Box<dyn service::health::ReadinessCheck>> = vec![Box::new(PostgresCheck(pool))];
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let relay_task = tokio::spawn(relay.run(async move {
+        let mut rx = stop_rx;
+        let _ = rx.wait_for(|stop| *stop).await;
+    }));
+
+    service::server::bind_and_serve(
+        "recurring",
+        common.port,
+        app(state, config.callbacks.clone(), checks, metrics),
+        common.shutdown_grace,
+    )
+    .await?;
+
+    // As in task-api: a pass in flight gets the grace period; rows it did
+    // not mark are re-published under the same event ids on the next start.
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(common.shutdown_grace, relay_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("outbox relay still busy after the grace period; stopping it");
+    }
+    Ok(())
+}
