@@ -4,10 +4,17 @@
 //! Access: an admin sees everything; anyone else sees only their own
 //! entries, whatever `user_id` says, and another user's entry is a 404 as
 //! if it did not exist. [`ApiError`] is the one mapping to problem+json.
+//!
+//! The list has two orders: by event time (`order=time`, the default) and
+//! the ingest-ordered tail (`order=ingest`, see [`crate::tail`]); each
+//! takes only its own kind of cursor. The gap check is a heavy query: one
+//! runs at a time per replica, and a second concurrent call is answered
+//! 503 with `Retry-After` at once rather than queued behind it.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use contracts::{EventKind, Topic};
@@ -19,8 +26,13 @@ use auth::{Authenticated, Principal};
 
 use crate::AppState;
 use crate::gaps::{GapQuery, GapReport};
-use crate::query::{AuditRecord, Cursor, DEFAULT_LIMIT, Filter, MAX_LIMIT, Page};
+use crate::query::{AuditRecord, BadCursor, Cursor, DEFAULT_LIMIT, Filter, MAX_LIMIT, Page};
 use crate::store::StoreError;
+use crate::tail::IngestCursor;
+
+/// What a refused concurrent gap check tells the caller to wait, in
+/// seconds.
+pub const GAPS_RETRY_AFTER_S: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -38,6 +50,9 @@ pub enum ApiError {
     NotFound,
     #[error("no such job: {0}")]
     UnknownJob(String),
+    /// Another gap check is running on this replica.
+    #[error("a gap check is already running")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -52,6 +67,16 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden => Problem::forbidden("this endpoint is for admins"),
             ApiError::NotFound => Problem::not_found("no such audit entry"),
             ApiError::UnknownJob(name) => Problem::not_found(format!("no job named {name}")),
+            ApiError::Busy => {
+                let mut response = Problem::unavailable(
+                    "a gap check is already running; gap checks run one at a time",
+                )
+                .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(GAPS_RETRY_AFTER_S));
+                return response;
+            }
             ApiError::Store(StoreError::Unavailable(reason)) => {
                 tracing::error!(%reason, "audit store unavailable");
                 Problem::unavailable("the database is unavailable; try again")
@@ -133,6 +158,15 @@ fn parse_type(value: &str) -> Result<String, ApiError> {
     }
 }
 
+/// `time` or `ingest`: whether the list is the ingest-ordered tail.
+fn parse_order(value: &str) -> Result<bool, ApiError> {
+    match value {
+        "time" => Ok(false),
+        "ingest" => Ok(true),
+        _ => Err(invalid("order", "must be time or ingest".to_owned())),
+    }
+}
+
 fn invalid(field: &str, message: String) -> ApiError {
     ApiError::Invalid(vec![FieldError {
         field: field.to_owned(),
@@ -140,24 +174,40 @@ fn invalid(field: &str, message: String) -> ApiError {
     }])
 }
 
+/// Which order a list is in, and where it continues.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Position {
+    /// By `(occurred_at, event_id)`: `order=time`, the default.
+    Time(Option<Cursor>),
+    /// By when entries were stored: `order=ingest`, the tail.
+    Ingest(Option<IngestCursor>),
+}
+
 /// A list request, parsed and scoped to what the caller may see.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListRequest {
     pub filter: Filter,
-    pub cursor: Option<Cursor>,
+    pub position: Position,
     pub limit: i64,
+}
+
+fn bad_cursor(_: BadCursor) -> ApiError {
+    ApiError::BadQuery(
+        "cursor is not one this service issued for this order; start again without it".to_owned(),
+    )
 }
 
 impl ListRequest {
     pub fn parse(pairs: &Pairs, caller: &Principal) -> Result<Self, ApiError> {
         let mut request = ListRequest {
             filter: Filter::default(),
-            cursor: None,
+            position: Position::Time(None),
             limit: DEFAULT_LIMIT,
         };
         let allowed = [
-            "user_id", "task_id", "type", "from", "to", "cursor", "limit",
+            "user_id", "task_id", "type", "from", "to", "order", "cursor", "limit",
         ];
+        let (mut ingest, mut cursor) = (false, None);
         for (key, value) in params(pairs, &allowed)? {
             match key {
                 "user_id" => request.filter.user_id = Some(value.to_owned()),
@@ -165,13 +215,22 @@ impl ListRequest {
                 "type" => request.filter.event_type = Some(parse_type(value)?),
                 "from" => request.filter.from = Some(parse_time(key, value)?),
                 "to" => request.filter.to = Some(parse_time(key, value)?),
-                "cursor" => {
-                    request.cursor =
-                        Some(Cursor::decode(value).map_err(|e| ApiError::BadQuery(e.to_string()))?)
-                }
+                "order" => ingest = parse_order(value)?,
+                "cursor" => cursor = Some(value),
                 _ => request.limit = parse_limit(value)?,
             }
         }
+        request.position = match (ingest, cursor) {
+            (false, cursor) => {
+                Position::Time(cursor.map(Cursor::decode).transpose().map_err(bad_cursor)?)
+            }
+            (true, cursor) => Position::Ingest(
+                cursor
+                    .map(IngestCursor::decode)
+                    .transpose()
+                    .map_err(bad_cursor)?,
+            ),
+        };
         if let (Some(from), Some(to)) = (request.filter.from, request.filter.to)
             && from > to
         {
@@ -192,11 +251,15 @@ pub async fn list(
     Authenticated(caller): Authenticated,
     pairs: Pairs,
 ) -> Result<Json<Page>, ApiError> {
-    let request = ListRequest::parse(&pairs, &caller)?;
-    let page = state
-        .store
-        .list(&request.filter, request.cursor.as_ref(), request.limit)
-        .await?;
+    let ListRequest {
+        filter,
+        position,
+        limit,
+    } = ListRequest::parse(&pairs, &caller)?;
+    let page = match position {
+        Position::Time(after) => state.store.list(&filter, after.as_ref(), limit).await?,
+        Position::Ingest(after) => state.store.tail(&filter, after.as_ref(), limit).await?,
+    };
     Ok(Json(page))
 }
 
@@ -236,5 +299,10 @@ pub async fn gaps(
             _ => query.limit = Some(parse_limit(value)?),
         }
     }
+    // Held until the answer is built; a timed-out request drops it, and its
+    // statement is cancelled (service::db::conn).
+    let Ok(_running) = state.gaps_running.clone().try_acquire_owned() else {
+        return Err(ApiError::Busy);
+    };
     Ok(Json(state.store.gaps(&query).await?))
 }

@@ -3,7 +3,9 @@
 //! - [`ingest`]: `task-events` pushes from Dapr (or Knative Eventing) are
 //!   stored once per event id; the reply tells the deliverer whether to
 //!   forget, retry or dead-letter the event.
-//! - [`api`]: the access-controlled read API over [`query`] and [`gaps`].
+//! - [`api`]: the access-controlled read API over [`query`] (by event
+//!   time), [`tail`] (by ingest, for clients that follow new entries) and
+//!   [`gaps`].
 //! - [`retention`]: the daily job that deletes expired entries, triggered by
 //!   the Dapr scheduler or, with audit at zero, a Knative PingSource.
 
@@ -14,6 +16,7 @@ pub mod ingest;
 pub mod query;
 pub mod retention;
 pub mod store;
+pub mod tail;
 
 #[cfg(test)]
 mod testing;
@@ -28,6 +31,7 @@ use axum::routing::{get, post};
 use dapr_http::callback::AppToken;
 use service::health::ReadinessCheck;
 use telemetry::metrics::Metrics;
+use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -54,6 +58,14 @@ pub struct AppState {
     pub metrics: ingest::IngestMetrics,
     pub authenticator: Arc<Authenticator>,
     pub retention: RetentionConfig,
+    /// One permit: gap checks run one at a time ([`gaps_running`]).
+    pub gaps_running: Arc<Semaphore>,
+}
+
+/// The permit a gap check holds while it runs: one per replica, so admins
+/// cannot stack full-table scans on the database.
+pub fn gaps_running() -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(1))
 }
 
 impl HasAuthenticator for AppState {
@@ -101,5 +113,7 @@ pub fn app(
         .merge(service::health::routes(checks, metrics))
 }
 
+#[cfg(test)]
+mod app_tail_tests;
 #[cfg(test)]
 mod app_tests;

@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
         metrics: ingest,
         authenticator: Arc::new(Authenticator::new(&config.auth)),
         retention: config.retention.clone(),
+        gaps_running: audit::gaps_running(),
     };
     let checks: Vec<Box<dyn service::health::ReadinessCheck>> = vec![Box::new(PostgresCheck(pool))];
 

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use contracts::TaskEventData;
 use deadpool_postgres::Pool;
+use service::db::conn::Conn;
 use tokio_postgres::error::SqlState;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,18 +52,20 @@ impl AuditStore {
     }
 
     /// A pooled connection; a pool that cannot give one is a transient
-    /// failure.
-    pub(crate) async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+    /// failure. Its statement is cancelled if the caller stops waiting (a
+    /// request timeout), instead of running on in the server.
+    pub(crate) async fn client(&self) -> Result<Conn, StoreError> {
         self.pool
             .get()
             .await
+            .map(Conn::new)
             .map_err(|e| StoreError::Unavailable(e.to_string()))
     }
 
     /// Stores the entry once. Returns `false` when the event id was already
     /// stored (a redelivery), which is success too.
     pub async fn record(&self, entry: &AuditEntry<'_>) -> Result<bool, StoreError> {
-        let client = self.client().await?;
+        let mut client = self.client().await?;
         let payload =
             serde_json::to_value(entry.data).map_err(|e| StoreError::Refused(e.to_string()))?;
         let inserted = client

@@ -1,8 +1,9 @@
 //! Test fixtures over the real PostgreSQL named by `DATABASE_URL`.
 //!
-//! With `TODO_EVENTS_STACK=1` (set by `./scripts/test`) a missing or
-//! unreachable database fails the test; without it, the test says why it
-//! did not run and returns.
+//! Tests that need it are `#[ignore = "needs PostgreSQL (DATABASE_URL):
+//! ./scripts/test runs it"]`: a plain `cargo test` lists them as ignored,
+//! and `./scripts/test` runs them with `--include-ignored`. Once run, a
+//! missing or unreachable database fails them; they never pass unchecked.
 
 use chrono::{DateTime, Utc};
 use contracts::testing::task_snapshot;
@@ -11,32 +12,107 @@ use uuid::Uuid;
 
 use crate::store::{AuditEntry, AuditStore};
 
-/// A store over the test database, migrated; `None` when no stack is meant
-/// to be there.
-pub async fn store_or_skip() -> Option<AuditStore> {
-    let required = std::env::var("TODO_EVENTS_STACK").is_ok_and(|v| v == "1");
-    let url = match std::env::var("DATABASE_URL") {
+/// The test database's URL.
+///
+/// # Panics
+/// When `DATABASE_URL` is not set: the test was run without the stack.
+pub fn database_url() -> String {
+    match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => url,
-        _ if required => panic!("TODO_EVENTS_STACK=1 but DATABASE_URL is not set"),
-        _ => {
-            eprintln!("skipped: DATABASE_URL is not set (run ./scripts/test for the real stack)");
-            return None;
-        }
-    };
-    let pool = service::db::pool(&url, 4).expect("DATABASE_URL parses");
-    if let Err(error) =
-        service::db::wait_ready(&pool, &url, std::time::Duration::from_secs(5)).await
-    {
-        if required {
-            panic!("{error}");
-        }
-        eprintln!("skipped: {error}");
-        return None;
+        _ => panic!(
+            "DATABASE_URL is not set: this test needs PostgreSQL and fails instead of passing \
+             unchecked (./scripts/test sets it up and runs the ignored tests)"
+        ),
     }
+}
+
+/// A store over the test database, migrated.
+///
+/// # Panics
+/// When the database is not configured or does not answer within 5 s.
+pub async fn test_store() -> AuditStore {
+    let url = database_url();
+    let pool = service::db::pool(&url, 4).expect("DATABASE_URL parses");
+    service::db::wait_ready(&pool, &url, std::time::Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
     service::db::migrate(&url, crate::migrations(), crate::MIGRATION_TABLE)
         .await
         .expect("audit migrations apply");
-    Some(AuditStore::new(pool))
+    AuditStore::new(pool)
+}
+
+/// A store over a schema of its own in the test database: audit's tables,
+/// migrated there, that no other test (and no running audit) can touch.
+/// For tests whose assertion a concurrent purge or lock would spoil.
+pub struct Isolated {
+    pub store: AuditStore,
+    pub schema: String,
+    /// Every connection of the store's pool carries it, so
+    /// `pg_stat_activity` shows which backends are this test's.
+    pub application_name: String,
+    /// A connection outside the store's pool, to watch it from.
+    observer: tokio_postgres::Client,
+}
+
+impl Isolated {
+    pub async fn new() -> Self {
+        let url = database_url();
+        let schema = format!("audit_test_{}", Uuid::new_v4().simple());
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at DATABASE_URL: {e}"));
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .expect("schema created");
+        let settings = service::db::PoolSettings::new(4)
+            .with("search_path", &schema)
+            .with("application_name", &schema);
+        let pool = service::db::pool_with(&url, &settings).expect("DATABASE_URL parses");
+        service::db::migrate_pool(&pool, crate::migrations(), crate::MIGRATION_TABLE)
+            .await
+            .expect("audit migrations apply in the test schema");
+        Self {
+            store: AuditStore::new(pool),
+            application_name: schema.clone(),
+            schema,
+            observer: client,
+        }
+    }
+
+    /// A connection of its own into the schema.
+    pub async fn connection(&self) -> tokio_postgres::Client {
+        let (client, connection) = tokio_postgres::connect(&database_url(), tokio_postgres::NoTls)
+            .await
+            .expect("PostgreSQL reachable");
+        tokio::spawn(connection);
+        client
+            .batch_execute(&format!("SET search_path = {}", self.schema))
+            .await
+            .unwrap();
+        client
+    }
+
+    /// How many of the store's backends are running a statement.
+    pub async fn active_statements(&self) -> i64 {
+        self.observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND state = 'active'",
+                &[&self.application_name],
+            )
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    pub async fn drop_schema(self) {
+        self.observer
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
+            .await
+            .expect("schema dropped");
+    }
 }
 
 /// An audit row to insert directly, at a chosen time.
@@ -90,18 +166,4 @@ impl TestEntry {
         assert!(stored, "test event ids are fresh");
         self.event_id.clone()
     }
-}
-
-/// Whether the entry is gone within a second. Purges skip rows another
-/// purge has locked (`FOR UPDATE SKIP LOCKED`), and tests here purge the
-/// same table concurrently, so a row can outlive the purge that returned
-/// first by the time the other one commits.
-pub async fn purged_soon(store: &AuditStore, event_id: &str) -> bool {
-    for _ in 0..50 {
-        if store.get(event_id).await.unwrap().is_none() {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-    false
 }
