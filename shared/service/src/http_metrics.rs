@@ -5,8 +5,8 @@
 //! Every label comes from a fixed set, so no request can add series for
 //! good: methods outside the standard ones are `other` (HTTP allows any
 //! token as a method, and axum hands a made-up one to the route, which
-//! answers 405), routes are the router's templates or `unmatched`, and
-//! statuses are three digits.
+//! answers 405), routes are the router's templates (the layer runs only on
+//! matched routes), and statuses are three digits.
 
 use std::time::Instant;
 
