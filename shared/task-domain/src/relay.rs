@@ -1,9 +1,10 @@
 //! The outbox relay: publishes committed events through Dapr and marks them
 //! sent.
 //!
-//! - Order: a partition key (user) is published in outbox id order, one
-//!   daprd bulk call at a time, each call carrying that key's next events
-//!   of one topic (`bulk`); different keys go in parallel. A transaction-
+//! - Order: a partition key (user) is published in outbox id order per
+//!   topic, which is the order Kafka keeps and every consumer sees: one
+//!   daprd bulk call at a time, each carrying that key's next events of one
+//!   topic (`bulk`); different keys go in parallel. A transaction-
 //!   scoped advisory lock per key, held from reading the rows until they
 //!   are marked, means two relays (several task-api replicas) never publish
 //!   the same key at once. A failed publish stops the key for this pass.
@@ -15,7 +16,8 @@
 //! - Refusals: a call daprd refuses as a client error (4xx) publishes
 //!   nothing and will not succeed by itself. Its first row backs off
 //!   (`attempts`, `next_attempt_at`, doubling up to a cap), is counted and
-//!   logged once, and holds back the rest of its key until then. Other
+//!   logged once, and holds back the rest of its key, every topic, until
+//!   it goes out. Other
 //!   failures (daprd or the broker down) are retried on the next pass.
 //! - Fairness: a pass walks up to [`KEYS_WALKED`] waiting keys, in key
 //!   order from where the last pass stopped (wrapping around), and

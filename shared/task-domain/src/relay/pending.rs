@@ -112,14 +112,14 @@ pub(super) async fn next_rows(
     .collect()
 }
 
-/// Marks `ids` sent, at the time of marking (the publish just answered),
-/// not the transaction's start.
+/// Marks `ids` sent, at the time of marking (daprd just answered), not
+/// the transaction's start; one time for the whole call.
 pub(super) async fn mark_sent(tx: &Transaction<'_>, ids: &[i64]) -> Result<(), RepoError> {
     if ids.is_empty() {
         return Ok(());
     }
     tx.execute(
-        "UPDATE outbox SET sent_at = clock_timestamp(), attempts = attempts + 1,
+        "UPDATE outbox SET sent_at = statement_timestamp(), attempts = attempts + 1,
                 last_error = NULL, next_attempt_at = NULL
          WHERE id = ANY($1)",
         &[&ids],
