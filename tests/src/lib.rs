@@ -2,10 +2,13 @@
 //! is, tokens for it, a database client, daprd's publish API and
 //! `scripts/dev` for disruptions.
 //!
-//! `./scripts/test` starts the stack and sets `TODO_EVENTS_STACK=1`; then a
-//! missing or unreachable part fails the test. Without that variable (a
-//! plain `cargo test`), [`Stack::from_env`] returns `None` and the tests
-//! return early, saying so.
+//! Every test that needs the stack is `#[ignore = "needs the local stack:
+//! ./scripts/test runs it"]`, so a plain `cargo test` lists it as ignored,
+//! never as passed. `./scripts/test` starts the stack, sets
+//! `TODO_EVENTS_STACK=1` and runs them with `--include-ignored`; then a
+//! missing or unreachable part fails the test. Run explicitly without that
+//! variable, [`Stack::from_env`] panics: a stack test never passes without
+//! the stack.
 
 pub mod verify;
 
@@ -21,6 +24,8 @@ pub struct Stack {
     pub audit: String,
     pub task_api_dapr: String,
     pub audit_dapr: String,
+    pub recurring: String,
+    pub recurring_dapr: String,
     pub database_url: String,
     pub dapr_api_token: Option<String>,
     pub app_api_token: Option<String>,
@@ -29,42 +34,57 @@ pub struct Stack {
     pub http: reqwest::Client,
 }
 
-fn env(key: &str, default: &str) -> String {
-    std::env::var(key)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
-}
+/// What `./scripts/test` sets; without it a stack test cannot run.
+pub const STACK_FLAG: &str = "TODO_EVENTS_STACK";
+
+/// The reason every stack test is ignored by a plain `cargo test`.
+pub const NEEDS_STACK: &str = "needs the local stack: ./scripts/test runs it";
 
 impl Stack {
     /// The stack described by the environment `./scripts/test` sets up.
-    pub fn from_env() -> Option<Stack> {
-        if std::env::var("TODO_EVENTS_STACK").is_err() {
-            eprintln!(
-                "TODO_EVENTS_STACK is not set: skipping a test that needs the local stack (run ./scripts/test)"
+    ///
+    /// # Panics
+    /// When `TODO_EVENTS_STACK` is not set: the test was run (it is
+    /// `#[ignore]`d otherwise) but cannot reach a stack, and must fail
+    /// rather than pass having checked nothing.
+    pub fn from_env() -> Stack {
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// [`Stack::from_env`] over any lookup, so the refusal is testable
+    /// without touching the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Stack {
+        let var = |key: &str| lookup(key).filter(|v| !v.is_empty());
+        let env = |key: &str, default: &str| var(key).unwrap_or_else(|| default.to_owned());
+        if var(STACK_FLAG).is_none() {
+            panic!(
+                "{STACK_FLAG} is not set, so this test cannot reach the local stack and fails \
+                 instead of passing unchecked. Run ./scripts/test (it starts the stack and runs \
+                 the ignored stack tests), or export the environment it sets and pass \
+                 --include-ignored."
             );
-            return None;
         }
         let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        Some(Stack {
+        Stack {
             task_api: env("TASK_API_URL", "http://127.0.0.1:8080"),
             audit: env("AUDIT_URL", "http://127.0.0.1:8081"),
             task_api_dapr: env("TASK_API_DAPR_URL", "http://127.0.0.1:3500"),
             audit_dapr: env("AUDIT_DAPR_URL", "http://127.0.0.1:3501"),
+            recurring: env("RECURRING_URL", "http://127.0.0.1:8082"),
+            recurring_dapr: env("RECURRING_DAPR_URL", "http://127.0.0.1:3502"),
             database_url: env("DATABASE_URL", "postgres://todo:todo@127.0.0.1:5432/todo"),
-            dapr_api_token: std::env::var("DAPR_API_TOKEN").ok(),
-            app_api_token: std::env::var("APP_API_TOKEN").ok(),
-            jwt_secret: std::env::var("JWT_HS256_SECRET").unwrap_or_else(|_| {
-                panic!("JWT_HS256_SECRET must be set when TODO_EVENTS_STACK is")
-            }),
-            dev_script: std::env::var("TODO_EVENTS_DEV")
+            dapr_api_token: var("DAPR_API_TOKEN"),
+            app_api_token: var("APP_API_TOKEN"),
+            jwt_secret: var("JWT_HS256_SECRET")
+                .unwrap_or_else(|| panic!("JWT_HS256_SECRET must be set when {STACK_FLAG} is")),
+            dev_script: var("TODO_EVENTS_DEV")
                 .map(PathBuf::from)
-                .unwrap_or_else(|_| repo.join("scripts/dev")),
+                .unwrap_or_else(|| repo.join("scripts/dev")),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(15))
                 .build()
                 .unwrap_or_default(),
-        })
+        }
     }
 
     /// A valid user token signed with the stack's secret.
@@ -230,4 +250,32 @@ pub async fn unsent_outbox_rows(db: &tokio_postgres::Client, user_id: &str) -> i
         &user_id,
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    #[should_panic(expected = "TODO_EVENTS_STACK is not set")]
+    fn a_stack_test_run_without_the_stack_fails() {
+        let empty: HashMap<&str, String> = HashMap::new();
+        Stack::from_lookup(|key| empty.get(key).cloned());
+    }
+
+    #[test]
+    fn the_stack_flag_and_its_settings_are_read() {
+        let map: HashMap<&str, String> = [
+            (STACK_FLAG, "1".to_owned()),
+            ("JWT_HS256_SECRET", "s".repeat(32)),
+            ("AUDIT_URL", "http://127.0.0.1:9".to_owned()),
+            ("APP_API_TOKEN", String::new()),
+        ]
+        .into();
+        let stack = Stack::from_lookup(|key| map.get(key).cloned());
+        assert_eq!(stack.audit, "http://127.0.0.1:9");
+        assert_eq!(stack.task_api, "http://127.0.0.1:8080");
+        assert_eq!(stack.app_api_token, None, "empty counts as unset");
+    }
 }

@@ -117,3 +117,5 @@ pub fn app(
 mod app_tail_tests;
 #[cfg(test)]
 mod app_tests;
+#[cfg(test)]
+mod ingest_tests;
