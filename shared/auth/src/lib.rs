@@ -3,7 +3,10 @@
 //! `kid`, refetched on an unknown one), or both.
 //!
 //! `sub` is the user; a configurable role claim (a string or an array of
-//! strings) marks admins. `iss` and `aud` are checked when configured.
+//! strings) marks admins. `iss` and `aud`, when configured, are required
+//! and must match; `exp` and `nbf` are checked with the configured leeway.
+//! A refused request gets 401 with the RFC 6750 `WWW-Authenticate`
+//! challenge ([`Unauthenticated`]).
 //! Tokens with `alg: none`, or any algorithm other than the configured
 //! key's, are refused.
 
