@@ -434,3 +434,57 @@ async fn one_users_burst_goes_out_in_few_calls() {
     );
     scratch.drop_schema().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn a_trigger_alone_publishes_what_was_left_unsent() {
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    const PUSH_TOKEN: &str = "relay-test-push-token";
+    let stack = Stack::from_env();
+    let scratch = Scratch::new(&stack).await;
+    // Rows a relay never got to (task-api went to zero with daprd down): no
+    // relay loop runs here, and no API request comes.
+    let run = Uuid::new_v4().simple().to_string();
+    let rows: Vec<(String, i64, Option<&str>)> = (0..5)
+        .flat_map(|u| (1..=4).map(move |o| (format!("left-{u}"), o, None)))
+        .map(|(user, o, topic)| (format!("{user}-{run}"), o, topic))
+        .collect();
+    let ids = scratch.enqueue(&rows).await;
+    let (relay, metrics) = relay(&stack, &scratch, 100, HOLD);
+    let token = dapr_http::AppToken::new(Some("relay-test-app-token"), Some(PUSH_TOKEN));
+    let routes = task_api::callbacks::router(relay, token, Duration::from_secs(8));
+    let trigger = |push: &str| {
+        Request::post(task_api::callbacks::RELAY_ROUTE)
+            .header("ce-pushtoken", push)
+            .header("ce-type", "dev.knative.sources.ping")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"purpose":"outbox relay"}"#))
+            .expect("request")
+    };
+
+    let refused = routes
+        .clone()
+        .oneshot(trigger("wrong"))
+        .await
+        .expect("call");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        scratch.unsent(&ids).await,
+        20,
+        "a refused trigger publishes nothing"
+    );
+
+    let answered = routes.oneshot(trigger(PUSH_TOKEN)).await.expect("call");
+    assert_eq!(answered.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(answered.into_body(), 1 << 16)
+        .await
+        .expect("body");
+    let report: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(report, serde_json::json!({"published": 20, "pending": 0}));
+    assert_eq!(scratch.unsent(&ids).await, 0);
+    assert_eq!(metrics.published.get(), 20);
+    scratch.drop_schema().await;
+}
