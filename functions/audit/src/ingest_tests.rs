@@ -36,6 +36,11 @@ enum Deliverer {
 
 const DELIVERERS: [Deliverer; 2] = [Deliverer::Daprd, Deliverer::Knative];
 
+/// A push request's headers and body.
+type Push = (HeaderMap, Vec<u8>);
+/// Builds one shape of push.
+type Shape = fn() -> Push;
+
 fn router_with(store: AuditStore, token: AppToken) -> Router {
     let state = AppState {
         store,
@@ -93,7 +98,7 @@ async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
 
 /// A structured event of a type nobody knows, without Dapr's `pubsubname`:
 /// what a CloudEvents SDK sends.
-fn unknown_structured() -> (HeaderMap, Vec<u8>) {
+fn unknown_structured() -> Push {
     let body = json!({
         "specversion": "1.0", "id": Uuid::now_v7().to_string(), "source": "/elsewhere",
         "type": "com.example.unknown", "datacontenttype": "application/json",
@@ -103,7 +108,7 @@ fn unknown_structured() -> (HeaderMap, Vec<u8>) {
 }
 
 /// A binary-mode event of a known type whose data fails the schema.
-fn invalid_binary() -> (HeaderMap, Vec<u8>) {
+fn invalid_binary() -> Push {
     let event = task_event(EventKind::TaskCreated, "poison");
     let (headers, _) = knative_binary_push(&event);
     (headers, br#"{"not": "a task event"}"#.to_vec())
@@ -111,21 +116,21 @@ fn invalid_binary() -> (HeaderMap, Vec<u8>) {
 
 /// A structured event as daprd pushes it (with `pubsubname`) whose data
 /// fails the schema.
-fn invalid_dapr_shaped() -> (HeaderMap, Vec<u8>) {
+fn invalid_dapr_shaped() -> Push {
     let mut body = dapr_push_body(&task_event(EventKind::TaskUpdated, "poison"));
     body["data"] = json!({"nonsense": true});
     (structured_headers(), body.to_string().into_bytes())
 }
 
 /// A binary-mode event of a type nobody knows.
-fn unknown_binary() -> (HeaderMap, Vec<u8>) {
+fn unknown_binary() -> Push {
     let (mut headers, body) = knative_binary_push(&task_event(EventKind::TaskCreated, "x"));
     headers.insert("ce-type", HeaderValue::from_static("com.example.unknown"));
     headers.remove("ce-dataschema");
     (headers, body)
 }
 
-fn not_a_cloudevent() -> (HeaderMap, Vec<u8>) {
+fn not_a_cloudevent() -> Push {
     (structured_headers(), b"{not json".to_vec())
 }
 
@@ -133,7 +138,7 @@ fn not_a_cloudevent() -> (HeaderMap, Vec<u8>) {
 #[tokio::test]
 async fn poison_is_dropped_in_the_terms_of_the_deliverer_that_sent_it() {
     let app = router(offline_store());
-    let shapes: [(&str, fn() -> (HeaderMap, Vec<u8>)); 5] = [
+    let shapes: [(&str, Shape); 5] = [
         (
             "structured, unknown type, no pubsubname",
             unknown_structured,

@@ -23,9 +23,9 @@ pub const ENV_DAPR_HTTP_ENDPOINT: &str = "DAPR_HTTP_ENDPOINT";
 pub const ENV_DAPR_HTTP_PORT: &str = "DAPR_HTTP_PORT";
 pub const DEFAULT_DAPR_HTTP_PORT: u16 = 3500;
 pub const ENV_DAPR_API_TOKEN: &str = "DAPR_API_TOKEN";
-pub const ENV_APP_API_TOKEN: &str = "APP_API_TOKEN";
-/// The token a Knative KafkaSource sends as the `pushtoken` extension.
-pub const ENV_KNATIVE_PUSH_TOKEN: &str = "KNATIVE_PUSH_TOKEN";
+// APP_API_TOKEN, KNATIVE_PUSH_TOKEN and ALLOW_UNAUTHENTICATED_CALLBACKS
+// (who may call the callback routes) are read with the guard that checks
+// them: `dapr_http::AppToken::from_settings`.
 pub const ENV_PUBSUB_NAME: &str = "PUBSUB_NAME";
 pub const DEFAULT_PUBSUB_NAME: &str = "pubsub";
 pub const ENV_DAPR_TIMEOUT_MS: &str = "DAPR_TIMEOUT_MS";
@@ -51,8 +51,6 @@ pub struct CommonConfig {
     pub db_statement_timeout: Duration,
     pub dapr_http_endpoint: String,
     pub dapr_api_token: Option<String>,
-    pub app_api_token: Option<String>,
-    pub knative_push_token: Option<String>,
     pub pubsub_name: String,
     pub dapr_timeout: Duration,
     pub request_timeout: Duration,
@@ -90,8 +88,6 @@ impl CommonConfig {
                 &format!("http://127.0.0.1:{dapr_port}"),
             ),
             dapr_api_token: s.optional(ENV_DAPR_API_TOKEN),
-            app_api_token: s.optional(ENV_APP_API_TOKEN),
-            knative_push_token: s.optional(ENV_KNATIVE_PUSH_TOKEN),
             pubsub_name: s.string(ENV_PUBSUB_NAME, DEFAULT_PUBSUB_NAME),
             dapr_timeout: s.millis(ENV_DAPR_TIMEOUT_MS, DEFAULT_DAPR_TIMEOUT_MS)?,
             request_timeout,
@@ -116,7 +112,6 @@ mod tests {
         assert_eq!(c.dapr_http_endpoint, "http://127.0.0.1:3601");
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(c.log_format, LogFormat::Json);
-        assert!(c.app_api_token.is_none());
         assert_eq!(c.db_statement_timeout, Duration::from_secs(5));
     }
 
