@@ -225,12 +225,16 @@ pub fn list_sql(filter: &Filter, after: Option<&Cursor>, limit: i64) -> (String,
     (sql, params)
 }
 
-/// The parameters as tokio-postgres takes them.
-pub(crate) fn param_refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
-    params
-        .iter()
-        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
-        .collect()
+impl AuditStore {
+    /// The rows of one read, on a pooled connection.
+    pub(crate) async fn rows(&self, sql: &str, params: &[Param]) -> Result<Vec<Row>, StoreError> {
+        let refs: Vec<&(dyn ToSql + Sync)> = params
+            .iter()
+            .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+            .collect();
+        let mut client = self.client().await?;
+        client.query(sql, &refs).await.map_err(StoreError::from_db)
+    }
 }
 
 /// Pages are fetched with one row more than `limit`: that row only says a
@@ -262,11 +266,7 @@ impl AuditStore {
     ) -> Result<Page, StoreError> {
         let limit = limit.clamp(1, MAX_LIMIT);
         let (sql, params) = list_sql(filter, after, limit);
-        let mut client = self.client().await?;
-        let rows = client
-            .query(&sql, &param_refs(&params))
-            .await
-            .map_err(StoreError::from_db)?;
+        let rows = self.rows(&sql, &params).await?;
         let items = rows
             .iter()
             .map(AuditRecord::from_row)

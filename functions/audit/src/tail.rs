@@ -29,7 +29,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::query::{
     AuditRecord, BadCursor, COLUMNS, Conditions, Filter, MAX_LIMIT, Page, Param, cursor_text,
-    param_refs,
 };
 use crate::store::{AuditStore, StoreError};
 
@@ -101,11 +100,7 @@ impl AuditStore {
     ) -> Result<Page, StoreError> {
         let limit = limit.clamp(1, MAX_LIMIT);
         let (sql, params) = tail_sql(filter, after, limit);
-        let mut client = self.client().await?;
-        let rows = client
-            .query(&sql, &param_refs(&params))
-            .await
-            .map_err(StoreError::from_db)?;
+        let rows = self.rows(&sql, &params).await?;
         let mut last = after.copied();
         let mut items = Vec::with_capacity(rows.len());
         for row in &rows {

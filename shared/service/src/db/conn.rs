@@ -42,18 +42,24 @@ impl Conn {
             .unwrap_or_else(|| unreachable!("Conn used after drop"))
     }
 
-    // Each statement runs with the busy mark set: if the caller drops the
-    // future part-way, the mark stays and Drop cancels.
+    /// Runs one statement with the busy mark set: if the caller drops the
+    /// future part-way, the mark stays and [`Drop`] cancels.
+    async fn busy<T>(
+        &mut self,
+        statement: impl AsyncFnOnce(&tokio_postgres::Client) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.busy = true;
+        let result = statement(self.client()).await;
+        self.busy = false;
+        result
+    }
 
     pub async fn query<T: ?Sized + ToStatement + Sync>(
         &mut self,
         statement: &T,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, Error> {
-        self.busy = true;
-        let result = self.client().query(statement, params).await;
-        self.busy = false;
-        result
+        self.busy(async |c| c.query(statement, params).await).await
     }
 
     pub async fn query_one<T: ?Sized + ToStatement + Sync>(
@@ -61,10 +67,8 @@ impl Conn {
         statement: &T,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, Error> {
-        self.busy = true;
-        let result = self.client().query_one(statement, params).await;
-        self.busy = false;
-        result
+        self.busy(async |c| c.query_one(statement, params).await)
+            .await
     }
 
     pub async fn query_opt<T: ?Sized + ToStatement + Sync>(
@@ -72,10 +76,8 @@ impl Conn {
         statement: &T,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, Error> {
-        self.busy = true;
-        let result = self.client().query_opt(statement, params).await;
-        self.busy = false;
-        result
+        self.busy(async |c| c.query_opt(statement, params).await)
+            .await
     }
 
     pub async fn execute<T: ?Sized + ToStatement + Sync>(
@@ -83,17 +85,12 @@ impl Conn {
         statement: &T,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, Error> {
-        self.busy = true;
-        let result = self.client().execute(statement, params).await;
-        self.busy = false;
-        result
+        self.busy(async |c| c.execute(statement, params).await)
+            .await
     }
 
     pub async fn prepare(&mut self, sql: &str) -> Result<Statement, Error> {
-        self.busy = true;
-        let result = self.client().prepare(sql).await;
-        self.busy = false;
-        result
+        self.busy(async |c| c.prepare(sql).await).await
     }
 }
 
