@@ -26,10 +26,11 @@ use crate::testing::{Isolated, TestEntry, test_store};
 use crate::{AppState, app};
 
 pub(crate) const APP_TOKEN: &str = "app-token-for-tests";
-const PUSH_TOKEN: &str = "knative-push-token";
+pub(crate) const PUSH_TOKEN: &str = "knative-push-token";
 
-pub(crate) fn router_with_timeout(store: AuditStore, api_timeout: Duration) -> Router {
-    let state = AppState {
+/// The state every router here is built on.
+pub(crate) fn test_state(store: AuditStore) -> AppState {
+    AppState {
         store,
         pubsub: "pubsub".to_owned(),
         metrics: Default::default(),
@@ -40,9 +41,12 @@ pub(crate) fn router_with_timeout(store: AuditStore, api_timeout: Duration) -> R
             batch: 100,
         },
         gaps_running: crate::gaps_running(),
-    };
+    }
+}
+
+pub(crate) fn router_with_timeout(store: AuditStore, api_timeout: Duration) -> Router {
     app(
-        state,
+        test_state(store),
         AppToken::new(Some(APP_TOKEN), Some(PUSH_TOKEN)),
         Vec::new(),
         Metrics::new("test"),

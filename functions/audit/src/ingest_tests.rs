@@ -4,11 +4,8 @@
 //! whole router with `oneshot`, for both deliverers and both CloudEvents
 //! encodings (structured and binary).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use auth::Authenticator;
-use auth::testing::test_config;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
@@ -20,13 +17,10 @@ use telemetry::metrics::Metrics;
 use tower::ServiceExt;
 use uuid::Uuid;
 
-use crate::config::RetentionConfig;
+use crate::app_tests::{APP_TOKEN, PUSH_TOKEN, router, test_state};
 use crate::store::AuditStore;
 use crate::testing::test_store;
-use crate::{AppState, TASK_EVENTS_ROUTE, app};
-
-const APP_TOKEN: &str = "ingest-app-token";
-const PUSH_TOKEN: &str = "ingest-push-token";
+use crate::{TASK_EVENTS_ROUTE, app};
 
 #[derive(Debug, Clone, Copy)]
 enum Deliverer {
@@ -41,30 +35,15 @@ type Push = (HeaderMap, Vec<u8>);
 /// Builds one shape of push.
 type Shape = fn() -> Push;
 
+/// The app with callbacks guarded by `token` instead of the test tokens.
 fn router_with(store: AuditStore, token: AppToken) -> Router {
-    let state = AppState {
-        store,
-        pubsub: "pubsub".to_owned(),
-        metrics: Default::default(),
-        authenticator: Arc::new(Authenticator::new(&test_config())),
-        retention: RetentionConfig {
-            days: 90,
-            schedule: "@daily".to_owned(),
-            batch: 100,
-        },
-        gaps_running: crate::gaps_running(),
-    };
     app(
-        state,
+        test_state(store),
         token,
         Vec::new(),
         Metrics::new("test"),
         Duration::from_secs(10),
     )
-}
-
-fn router(store: AuditStore) -> Router {
-    router_with(store, AppToken::new(Some(APP_TOKEN), Some(PUSH_TOKEN)))
 }
 
 /// A database that refuses connections: for events refused before any
