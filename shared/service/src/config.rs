@@ -14,8 +14,9 @@ pub const DEFAULT_DB_POOL_SIZE: usize = 16;
 pub const ENV_DB_WAIT_MS: &str = "DB_WAIT_MS";
 pub const DEFAULT_DB_WAIT_MS: u64 = 30_000;
 /// The server cancels any statement of a pooled connection running longer.
-/// Half the request timeout: a statement cannot outlive the request that
-/// waits for it, even where nothing cancels it on the client side.
+/// Half the request timeout, and always below it: a statement cannot
+/// outlive the request that waits for it, even where nothing cancels it on
+/// the client side.
 /// Migrations run without it.
 pub const ENV_DB_STATEMENT_TIMEOUT_MS: &str = "DB_STATEMENT_TIMEOUT_MS";
 pub const DEFAULT_DB_STATEMENT_TIMEOUT_MS: u64 = 5_000;
@@ -67,12 +68,12 @@ impl CommonConfig {
         let request_timeout = s.millis(ENV_REQUEST_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS)?;
         let db_statement_timeout =
             s.millis(ENV_DB_STATEMENT_TIMEOUT_MS, DEFAULT_DB_STATEMENT_TIMEOUT_MS)?;
-        if db_statement_timeout.is_zero() || db_statement_timeout > request_timeout {
+        if db_statement_timeout.is_zero() || db_statement_timeout >= request_timeout {
             return Err(SettingError::Invalid {
                 key: ENV_DB_STATEMENT_TIMEOUT_MS.to_owned(),
                 value: db_statement_timeout.as_millis().to_string(),
                 reason: format!(
-                    "must be between 1 and REQUEST_TIMEOUT_MS ({})",
+                    "must be at least 1 and below REQUEST_TIMEOUT_MS ({})",
                     request_timeout.as_millis()
                 ),
             });
@@ -117,7 +118,7 @@ mod tests {
 
     #[test]
     fn the_statement_timeout_stays_within_the_request_timeout() {
-        for (statement, request) in [("0", "10000"), ("10001", "10000"), ("3000", "2000")] {
+        for (statement, request) in [("0", "10000"), ("10000", "10000"), ("3000", "2000")] {
             let map: HashMap<&str, &str> = [
                 ("DB_STATEMENT_TIMEOUT_MS", statement),
                 ("REQUEST_TIMEOUT_MS", request),

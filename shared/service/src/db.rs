@@ -3,7 +3,7 @@
 //! different tables never step on each other's versions.
 //!
 //! Every pooled connection carries a `statement_timeout`
-//! (`DB_STATEMENT_TIMEOUT_MS`, at most the request timeout): the server
+//! (`DB_STATEMENT_TIMEOUT_MS`, below the request timeout): the server
 //! itself ends a statement nobody can still be waiting for, whatever the
 //! client does. [`conn::Conn`] also cancels a statement as soon as its
 //! caller stops waiting (a request timeout).
