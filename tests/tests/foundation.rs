@@ -117,6 +117,16 @@ async fn a_poison_event_is_dropped_to_the_dead_letter_topic() {
         "data": {"not": "a task event"}
     });
     assert_eq!(stack.publish("task-events", &user, &poison).await, 204);
+    // A type nobody handles goes the same way: the reply is spelled for
+    // daprd (its token says who delivered), so daprd dead-letters it rather
+    // than retrying it ahead of the marker.
+    let unknown_id = Uuid::now_v7().to_string();
+    let unknown = json!({
+        "specversion": "1.0", "id": unknown_id, "source": "/todo-events/e2e",
+        "type": "com.example.unknown", "datacontenttype": "application/json",
+        "data": {"a": 1}
+    });
+    assert_eq!(stack.publish("task-events", &user, &unknown).await, 204);
     let marker = task_event(EventKind::TaskUpdated, &user);
     publish_then_wait_for_marker(&stack, &user, &[&marker]).await;
 
@@ -124,13 +134,16 @@ async fn a_poison_event_is_dropped_to_the_dead_letter_topic() {
     let n: i64 = audit_rows_for_event(&db, &poison_id).await;
     assert_eq!(n, 0, "poison is not stored");
 
-    // daprd forwarded the DROPped event to the dead-letter topic in Kafka.
+    // daprd forwarded the DROPped events to the dead-letter topic in Kafka.
     let found = eventually(WAIT, || async {
         let records = stack.script("dlq", &["list", "task-events", "50"]).await;
-        records.contains(&poison_id).then_some(())
+        (records.contains(&poison_id) && records.contains(&unknown_id)).then_some(())
     })
     .await;
-    assert!(found.is_some(), "event {poison_id} is on task-events-dlq");
+    assert!(
+        found.is_some(),
+        "events {poison_id} and {unknown_id} are on task-events-dlq"
+    );
 
     // A body that is not even a CloudEvent gets DROP too, never a panic.
     let (status, body) =
