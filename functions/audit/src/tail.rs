@@ -21,8 +21,13 @@
 //! A row is held back while any older transaction in the cluster that has
 //! written something (only those have an id) still runs: a long writing
 //! transaction delays the tail by its length, and loses nothing.
-//! (PostgreSQL documents the xmin semantics under "Snapshot Information
-//! Functions"; the tests here prove both halves against the real server.)
+//! (Read in PostgreSQL's source: `pg_current_snapshot` returns the
+//! statement's active snapshot, `src/backend/utils/adt/xid8funcs.c`, and
+//! that snapshot's xmin is the oldest top-level transaction id still
+//! running, other than the reader's, `GetSnapshotData` in
+//! `src/backend/storage/ipc/procarray.c`; `pg_current_xact_id` is the
+//! top-level id. The tests in `tail/tests.rs` prove both halves against
+//! the real server.)
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
