@@ -21,6 +21,10 @@ pub const ENV_ADMIN_ROLE: &str = "JWT_ADMIN_ROLE";
 pub const DEFAULT_ADMIN_ROLE: &str = "admin";
 pub const ENV_LEEWAY_S: &str = "JWT_LEEWAY_SECONDS";
 pub const DEFAULT_LEEWAY_S: u64 = 30;
+/// Clock skew beyond an hour is not skew; it would also make `exp` close to
+/// meaningless (and jsonwebtoken subtracts the leeway from the current time
+/// in `u64`, `src/validation.rs`, so a huge one cannot be allowed).
+pub const MAX_LEEWAY_S: u64 = 3_600;
 /// Shorter secrets are refused: HS256 with a guessable key is no auth at all.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -84,6 +88,14 @@ impl AuthConfig {
                     .to_owned(),
             });
         }
+        let leeway_s = s.parsed(ENV_LEEWAY_S, DEFAULT_LEEWAY_S)?;
+        if leeway_s > MAX_LEEWAY_S {
+            return Err(SettingError::Invalid {
+                key: ENV_LEEWAY_S.to_owned(),
+                value: leeway_s.to_string(),
+                reason: format!("must be at most {MAX_LEEWAY_S} seconds"),
+            });
+        }
         Ok(Self {
             hs256_secret,
             jwks,
@@ -91,7 +103,7 @@ impl AuthConfig {
             audience: s.optional(ENV_AUDIENCE),
             role_claim: s.string(ENV_ROLE_CLAIM, DEFAULT_ROLE_CLAIM),
             admin_role: s.string(ENV_ADMIN_ROLE, DEFAULT_ADMIN_ROLE),
-            leeway_s: s.parsed(ENV_LEEWAY_S, DEFAULT_LEEWAY_S)?,
+            leeway_s,
         })
     }
 }
@@ -113,5 +125,19 @@ mod tests {
         assert_eq!(c.jwks.unwrap().ttl, Duration::from_secs(DEFAULT_JWKS_TTL_S));
         let bad: HashMap<&str, &str> = [("JWT_JWKS_URL", "file:///etc/keys")].into();
         assert!(AuthConfig::from_settings(&Settings::new(&bad)).is_err());
+    }
+
+    #[test]
+    fn the_leeway_is_bounded() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let with = |leeway: &'static str| {
+            let map: HashMap<&str, &str> =
+                [("JWT_HS256_SECRET", secret), ("JWT_LEEWAY_SECONDS", leeway)].into();
+            AuthConfig::from_settings(&Settings::new(&map))
+        };
+        assert_eq!(with("3600").unwrap().leeway_s, 3_600);
+        let err = with("18446744073709551615").unwrap_err().to_string();
+        assert!(err.starts_with("JWT_LEEWAY_SECONDS="), "{err}");
+        assert!(with("3601").is_err());
     }
 }
