@@ -379,3 +379,40 @@ async fn a_slow_refresh_does_not_hold_up_requests_with_a_known_key() {
         "one refetch in flight"
     );
 }
+
+#[tokio::test]
+async fn requests_at_an_expired_set_share_one_refetch() {
+    let keys = keys();
+    let (issuer, url) = serve(vec![jwk(&keys[0])]).await;
+    let ttl = Duration::from_millis(100);
+    let a = Arc::new(Authenticator::new(&config_with_ttl(
+        url,
+        ttl,
+        Duration::ZERO,
+    )));
+    let rsa = token(&keys[0], "rsa-1", &claims("u"));
+    assert!(a.verify(&rsa).await.is_ok());
+    issuer.delay_ms.store(400, Ordering::SeqCst);
+    tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+
+    // Twenty requests after an idle spell: each waits for the refetch, all
+    // for the same one.
+    let started = Instant::now();
+    let requests: Vec<_> = (0..20)
+        .map(|_| {
+            let (a, rsa) = (Arc::clone(&a), rsa.clone());
+            tokio::spawn(async move { a.verify(&rsa).await.is_ok() })
+        })
+        .collect();
+    for request in requests {
+        assert!(request.await.unwrap());
+    }
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(400), "{waited:?}");
+    assert!(waited < Duration::from_millis(2_000), "{waited:?}");
+    assert_eq!(
+        issuer.fetches.load(Ordering::SeqCst),
+        2,
+        "one refetch for all"
+    );
+}
