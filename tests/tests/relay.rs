@@ -432,6 +432,28 @@ async fn one_users_burst_goes_out_in_few_calls() {
         BURST as f64 / took.as_secs_f64(),
         metrics.calls.get()
     );
+
+    // For comparison (docs/benchmarks.md), the path the relay took before:
+    // one single publish per event, each waiting for daprd's 204.
+    const SINGLE: i64 = 300;
+    let dapr = DaprClient::new(
+        &stack.task_api_dapr,
+        stack.dapr_api_token.clone(),
+        Duration::from_secs(10),
+    );
+    let started = Instant::now();
+    for offset in 1..=SINGLE {
+        let event = sync_event(&user, BURST + offset).to_json().to_string();
+        dapr.publish_cloud_event("pubsub", "task-updates", &user, event.as_bytes(), None)
+            .await
+            .expect("single publish");
+    }
+    let single = started.elapsed();
+    eprintln!(
+        "one key, {SINGLE} events one publish at a time: {:.2} s ({:.0} events/s)",
+        single.as_secs_f64(),
+        SINGLE as f64 / single.as_secs_f64()
+    );
     scratch.drop_schema().await;
 }
 
