@@ -121,3 +121,40 @@ async fn each_attempt_is_checked_under_the_lock_and_attempts_are_bounded() {
     ));
     assert_eq!(attempts.get(), 4);
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn parse_text(text: &str) -> Option<Result<IfMatch, StatusCode>> {
+        let value = HeaderValue::from_str(text).ok()?;
+        let mut headers = HeaderMap::new();
+        headers.insert(header::IF_MATCH, value);
+        Some(IfMatch::from_headers(&headers).map_err(|e| e.into_response().status()))
+    }
+
+    proptest! {
+        /// Any header value is an answer (a condition or a 400), never a
+        /// panic.
+        #[test]
+        fn any_value_is_answered(text in "[ -~]{0,40}") {
+            if let Some(parsed) = parse_text(&text) {
+                prop_assert!(parsed.is_ok() || parsed == Err(StatusCode::BAD_REQUEST));
+            }
+        }
+
+        /// A list of tags as a client writes it parses to exactly its
+        /// strong tags, in order; weak ones drop out.
+        #[test]
+        fn written_lists_read_back(tags in proptest::collection::vec((any::<bool>(), 0..i64::MAX), 1..6)) {
+            let text = tags
+                .iter()
+                .map(|(weak, n)| if *weak { format!("W/\"{n}\"") } else { format!("\"{n}\"") })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let strong: Vec<i64> = tags.iter().filter(|(weak, _)| !weak).map(|(_, n)| *n).collect();
+            prop_assert_eq!(parse_text(&text), Some(Ok(IfMatch::OneOf(strong))));
+        }
+    }
+}
