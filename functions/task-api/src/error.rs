@@ -20,6 +20,9 @@ pub enum ApiError {
     /// Also used for another user's task or device: existence is not revealed.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The calendar feed's token is missing, malformed or not current.
+    #[error("calendar feed token refused")]
+    FeedToken,
     #[error(transparent)]
     Repo(#[from] RepoError),
 }
@@ -50,6 +53,9 @@ impl IntoResponse for ApiError {
                 }])
             }
             ApiError::NotFound(what) => Problem::not_found(format!("no such {what}")),
+            ApiError::FeedToken => Problem::unauthorized(
+                "the calendar feed needs its current token: ?token= from POST /api/calendar/token",
+            ),
             ApiError::Repo(RepoError::NotFound) => Problem::not_found("no such task"),
             ApiError::Repo(RepoError::SequenceMismatch { current }) => Problem::new(
                 StatusCode::PRECONDITION_FAILED,

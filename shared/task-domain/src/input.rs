@@ -32,8 +32,45 @@ pub struct TaskInput {
     pub time_zone: Option<String>,
     #[serde(default)]
     pub recurrence: Option<Recurrence>,
+    /// The rule as an RFC 5545 RRULE, instead of `recurrence` (the subset
+    /// [`crate::rrule::parse`] accepts). Left out of the canonical form
+    /// when absent, so Idempotency-Key hashes of earlier requests hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rrule: Option<String>,
     #[serde(default)]
     pub reminders: Option<Vec<ReminderInput>>,
+}
+
+/// The longest RRULE accepted: the longest supported one is far shorter.
+pub const MAX_RRULE_CHARS: usize = 500;
+
+/// The recurrence a create asks for: the JSON rule, or the RRULE read
+/// against the task's first due date and zone.
+fn requested_recurrence(
+    input: &TaskInput,
+    time_zone: &str,
+) -> Result<Option<Recurrence>, ValidationError> {
+    let invalid = |message: String| ValidationError {
+        field: "rrule",
+        message,
+    };
+    let Some(text) = &input.rrule else {
+        return Ok(input.recurrence.clone());
+    };
+    if input.recurrence.is_some() {
+        return Err(invalid("give recurrence or rrule, not both".to_owned()));
+    }
+    if text.chars().count() > MAX_RRULE_CHARS {
+        return Err(invalid(format!("at most {MAX_RRULE_CHARS} characters")));
+    }
+    let due = input
+        .due_at
+        .ok_or_else(|| invalid("a recurring task needs a due_at".to_owned()))?;
+    // An unknown zone is reported on its own field; UTC stands in here.
+    let tz: chrono_tz::Tz = time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+    crate::rrule::parse(text, due.with_timezone(&tz).naive_local(), tz)
+        .map(Some)
+        .map_err(|e| invalid(format!("unsupported RRULE part {e}")))
 }
 
 /// The editable fields of a task, validated.
@@ -139,7 +176,8 @@ impl TaskInput {
             self.time_zone.as_deref().unwrap_or("UTC"),
         ));
         let tags = e.keep(normalise_tags(self.tags.as_deref().unwrap_or(&[])));
-        check_recurrence(&mut e, self.recurrence.as_ref(), self.due_at);
+        let recurrence = e.keep(requested_recurrence(&self, &time_zone));
+        check_recurrence(&mut e, recurrence.as_ref(), self.due_at);
         let reminders = e.keep(validate_reminders(
             self.reminders.as_deref().unwrap_or(&[]),
             self.due_at,
@@ -152,7 +190,7 @@ impl TaskInput {
                 tags,
                 due_at: self.due_at,
                 time_zone,
-                recurrence: self.recurrence,
+                recurrence,
             },
             reminders,
         })

@@ -157,3 +157,33 @@ proptest! {
         parse_any(body.as_bytes());
     }
 }
+
+#[test]
+fn an_rrule_stands_in_for_the_json_rule() {
+    let task = parse_create(
+        br#"{"title":"Rent","due_at":"2026-12-25T16:00:00Z","time_zone":"Europe/Berlin","rrule":"FREQ=MONTHLY;BYDAY=-1FR;COUNT=12"}"#,
+    )
+    .unwrap();
+    let rule = task.fields.recurrence.unwrap();
+    assert_eq!(rule.end, crate::recurrence::End::After(12));
+    assert!(rule.nth_weekday.is_some());
+    for (body, needle) in [
+        (
+            r#"{"title":"a","due_at":"2026-12-25T16:00:00Z","rrule":"FREQ=DAILY;BYHOUR=9"}"#,
+            "BYHOUR",
+        ),
+        (r#"{"title":"a","rrule":"FREQ=DAILY"}"#, "due_at"),
+        (
+            r#"{"title":"a","due_at":"2026-12-25T16:00:00Z","rrule":"FREQ=DAILY","recurrence":{"frequency":"daily"}}"#,
+            "not both",
+        ),
+    ] {
+        match parse_create(body.as_bytes()) {
+            Err(ParseError::Invalid(errors)) => {
+                assert_eq!(errors[0].field, "rrule");
+                assert!(errors[0].message.contains(needle), "{}", errors[0].message);
+            }
+            other => panic!("{body}: {other:?}"),
+        }
+    }
+}

@@ -8,6 +8,7 @@
 //! it causes in one transaction.
 
 pub mod devices;
+pub mod ics;
 pub mod idempotency;
 pub mod input;
 pub mod model;

@@ -1,5 +1,6 @@
 //! The HTTP routes, and the request-header rules they share.
 
+mod calendar;
 mod devices;
 pub mod if_match;
 mod tasks;
@@ -22,7 +23,7 @@ pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 /// Every route this module serves, as (method, path template). A test holds
 /// the router, this list and `openapi.json` together.
-pub const ROUTES: [(&str, &str); 13] = [
+pub const ROUTES: [(&str, &str); 15] = [
     ("post", "/api/tasks"),
     ("get", "/api/tasks"),
     ("get", "/api/tasks/{id}"),
@@ -32,6 +33,8 @@ pub const ROUTES: [(&str, &str); 13] = [
     ("post", "/api/tasks/{id}/reopen"),
     ("post", "/api/devices"),
     ("delete", "/api/devices/{id}"),
+    ("post", "/api/calendar/token"),
+    ("get", "/api/calendar.ics"),
     ("get", "/openapi.json"),
     // Mounted by `service::health::routes`, documented here too.
     ("get", "/healthz"),
@@ -52,6 +55,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/tasks/{id}/reopen", post(tasks::reopen))
         .route("/api/devices", post(devices::create))
         .route("/api/devices/{id}", delete(devices::remove))
+        .route("/api/calendar/token", post(calendar::rotate_token))
+        .route(calendar::FEED_PATH, get(calendar::feed))
         .route("/openapi.json", get(openapi))
 }
 

@@ -6,6 +6,7 @@
 //! one user's changes, so the outbox ids of one user are allocated and
 //! committed in stream order, and no two writers can deadlock.
 
+mod calendar;
 mod events;
 mod reminders;
 mod series;
