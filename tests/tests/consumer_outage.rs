@@ -157,23 +157,18 @@ async fn published_task_events(db: &tokio_postgres::Client, user: &str) -> Vec<S
     .collect()
 }
 
-/// The user's audit rows in the order audit stored them. `received_at` is
-/// each insert's transaction time; daprd hands audit one event of a
-/// partition at a time, so successive rows of one user have strictly
-/// increasing times, and equal times would themselves be a failure.
+/// The user's audit rows in the order audit stored them: `ingest_seq` is
+/// drawn by each INSERT (functions/audit/migrations/V3), and daprd hands
+/// audit one event of a partition at a time, so one user's rows are numbered
+/// in delivery order.
 async fn audited_in_ingest_order(db: &tokio_postgres::Client, user: &str) -> Vec<String> {
-    let rows = db
-        .query(
-            "SELECT event_id, received_at FROM audit_logs WHERE user_id = $1
-              ORDER BY received_at, event_id",
-            &[&user],
-        )
-        .await
-        .expect("audit_logs readable");
-    let times: Vec<chrono::DateTime<chrono::Utc>> = rows.iter().map(|r| r.get(1)).collect();
-    assert!(
-        times.windows(2).all(|w| w[0] < w[1]),
-        "two audit rows of {user} share a received_at, so their order is unknown: {times:?}"
-    );
-    rows.iter().map(|r| r.get(0)).collect()
+    db.query(
+        "SELECT event_id FROM audit_logs WHERE user_id = $1 ORDER BY ingest_seq",
+        &[&user],
+    )
+    .await
+    .expect("audit_logs readable")
+    .iter()
+    .map(|row| row.get(0))
+    .collect()
 }
