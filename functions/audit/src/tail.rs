@@ -79,10 +79,23 @@ pub fn tail_sql(filter: &Filter, after: Option<&IngestCursor>, limit: i64) -> (S
     );
     if let Some(cursor) = after {
         let xid: Param = Box::new(cursor.xid.to_string());
-        conditions.push(
-            "(ingest_xid, ingest_seq) > (?::text::xid8, ?)",
-            vec![xid, Box::new(cursor.seq)],
-        );
+        match &filter.user_id {
+            // The same bound, led by the user (equal on both sides): only
+            // the (user_id, ingest_xid, ingest_seq) index can serve it. With
+            // the bare pair, the planner estimates the bound from
+            // ingest_xid's statistics alone, and a cursor past them (rows
+            // newer than the last ANALYZE) looks empty: it then walks every
+            // user's newer rows and filters, 200 ms at a million rows
+            // (docs/benchmarks.md).
+            Some(user) => conditions.push(
+                "(user_id, ingest_xid, ingest_seq) > (?, ?::text::xid8, ?)",
+                vec![Box::new(user.clone()), xid, Box::new(cursor.seq)],
+            ),
+            None => conditions.push(
+                "(ingest_xid, ingest_seq) > (?::text::xid8, ?)",
+                vec![xid, Box::new(cursor.seq)],
+            ),
+        }
     }
     let (clause, params) = conditions.finish();
     let sql = format!(

@@ -157,11 +157,12 @@ fn forge_text(text: &str) -> String {
 
 #[test]
 fn the_tail_is_bounded_by_the_horizon_and_ordered_by_transaction() {
-    let (sql, params) = tail_sql(&of_user("u"), Some(&IngestCursor { xid: 7, seq: 3 }), 50);
+    let cursor = IngestCursor { xid: 7, seq: 3 };
+    let (sql, params) = tail_sql(&Filter::default(), Some(&cursor), 50);
     assert!(
         sql.contains(
-            "WHERE user_id = $1 AND ingest_xid < pg_snapshot_xmin(pg_current_snapshot()) \
-             AND (ingest_xid, ingest_seq) > ($2::text::xid8, $3)"
+            "WHERE ingest_xid < pg_snapshot_xmin(pg_current_snapshot()) \
+             AND (ingest_xid, ingest_seq) > ($1::text::xid8, $2)"
         ),
         "{sql}"
     );
@@ -169,7 +170,17 @@ fn the_tail_is_bounded_by_the_horizon_and_ordered_by_transaction() {
         sql.ends_with("ORDER BY ingest_xid, ingest_seq LIMIT 50"),
         "{sql}"
     );
-    assert_eq!(params.len(), 3);
+    assert_eq!(params.len(), 2);
+    // A user's tail leads its bound with the user, for the user's index.
+    let (sql, params) = tail_sql(&of_user("u"), Some(&cursor), 50);
+    assert!(
+        sql.contains(
+            "WHERE user_id = $1 AND ingest_xid < pg_snapshot_xmin(pg_current_snapshot()) \
+             AND (user_id, ingest_xid, ingest_seq) > ($2, $3::text::xid8, $4)"
+        ),
+        "{sql}"
+    );
+    assert_eq!(params.len(), 4);
 }
 
 #[tokio::test]
