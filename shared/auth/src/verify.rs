@@ -134,12 +134,16 @@ impl Authenticator {
     }
 
     /// Verifies an `Authorization` header value.
+    /// The scheme is matched without regard to case (RFC 9110 §11.1).
     pub async fn verify_header(&self, value: Option<&str>) -> Result<Principal, AuthError> {
         let value = value.ok_or(AuthError::Missing)?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or(AuthError::NotBearer)?;
-        self.verify(token.trim()).await
+        let token = match value.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => return Err(AuthError::NotBearer),
+        };
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        self.verify(token).await
     }
 }

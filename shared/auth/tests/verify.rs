@@ -77,6 +77,20 @@ async fn header_must_be_bearer() {
     ));
     let ok = format!("Bearer {}", token_for("bob", false));
     assert_eq!(a.verify_header(Some(&ok)).await.unwrap().user_id, "bob");
+    // The scheme's case does not matter (RFC 9110 §11.1); an empty
+    // credential is no credential.
+    for scheme in ["BEARER", "bEaReR"] {
+        let value = format!("{scheme} {}", token_for("bob", false));
+        assert_eq!(a.verify_header(Some(&value)).await.unwrap().user_id, "bob");
+    }
+    assert!(matches!(
+        a.verify_header(Some("Bearer   ")).await,
+        Err(AuthError::Missing)
+    ));
+    assert!(matches!(
+        a.verify_header(Some("Bearertoken")).await,
+        Err(AuthError::NotBearer)
+    ));
 }
 
 #[tokio::test]
