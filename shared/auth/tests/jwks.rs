@@ -339,35 +339,48 @@ async fn keys_not_meant_for_signatures_are_ignored() {
     }
 }
 
-#[tokio::test]
-async fn a_slow_refresh_does_not_hold_up_requests_with_a_known_key() {
-    let keys = keys();
-    let (issuer, url) = serve(vec![jwk(&keys[0])]).await;
-    let ttl = Duration::from_secs(2);
+/// An authenticator with `ttl` and no refetch rate limit, and an rsa-1
+/// token it has verified once (so the set is fetched).
+async fn verified_once(url: String, ttl: Duration) -> (Arc<Authenticator>, String) {
     let a = Arc::new(Authenticator::new(&config_with_ttl(
         url,
         ttl,
         Duration::ZERO,
     )));
-    let rsa = token(&keys[0], "rsa-1", &claims("u"));
+    let rsa = token(&keys()[0], "rsa-1", &claims("u"));
     assert!(a.verify(&rsa).await.is_ok());
+    (a, rsa)
+}
+
+/// Verifies `token` in `n` concurrent requests; all must pass. Returns how
+/// long they took together.
+async fn verify_at_once(a: &Arc<Authenticator>, token: &str, n: usize) -> Duration {
+    let started = Instant::now();
+    let requests: Vec<_> = (0..n)
+        .map(|_| {
+            let (a, token) = (Arc::clone(a), token.to_owned());
+            tokio::spawn(async move { a.verify(&token).await.is_ok() })
+        })
+        .collect();
+    for request in requests {
+        assert!(request.await.unwrap());
+    }
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_slow_refresh_does_not_hold_up_requests_with_a_known_key() {
+    let keys = keys();
+    let (issuer, url) = serve(vec![jwk(&keys[0])]).await;
+    let ttl = Duration::from_secs(2);
+    let (a, rsa) = verified_once(url, ttl).await;
     issuer.delay_ms.store(1_500, Ordering::SeqCst);
     // Past half the TTL the set is renewed in the background.
     tokio::time::sleep(ttl / 2 + Duration::from_millis(100)).await;
 
     // Twenty requests while the issuer takes 1.5 s to answer: each is
     // served at once with the known key, and one fetch is in flight.
-    let started = Instant::now();
-    let requests: Vec<_> = (0..20)
-        .map(|_| {
-            let (a, rsa) = (Arc::clone(&a), rsa.clone());
-            tokio::spawn(async move { a.verify(&rsa).await.is_ok() })
-        })
-        .collect();
-    for request in requests {
-        assert!(request.await.unwrap());
-    }
-    let waited = started.elapsed();
+    let waited = verify_at_once(&a, &rsa, 20).await;
     assert!(
         waited < Duration::from_millis(500),
         "requests waited {waited:?}"
@@ -385,29 +398,13 @@ async fn requests_at_an_expired_set_share_one_refetch() {
     let keys = keys();
     let (issuer, url) = serve(vec![jwk(&keys[0])]).await;
     let ttl = Duration::from_millis(100);
-    let a = Arc::new(Authenticator::new(&config_with_ttl(
-        url,
-        ttl,
-        Duration::ZERO,
-    )));
-    let rsa = token(&keys[0], "rsa-1", &claims("u"));
-    assert!(a.verify(&rsa).await.is_ok());
+    let (a, rsa) = verified_once(url, ttl).await;
     issuer.delay_ms.store(400, Ordering::SeqCst);
     tokio::time::sleep(ttl + Duration::from_millis(50)).await;
 
     // Twenty requests after an idle spell: each waits for the refetch, all
     // for the same one.
-    let started = Instant::now();
-    let requests: Vec<_> = (0..20)
-        .map(|_| {
-            let (a, rsa) = (Arc::clone(&a), rsa.clone());
-            tokio::spawn(async move { a.verify(&rsa).await.is_ok() })
-        })
-        .collect();
-    for request in requests {
-        assert!(request.await.unwrap());
-    }
-    let waited = started.elapsed();
+    let waited = verify_at_once(&a, &rsa, 20).await;
     assert!(waited >= Duration::from_millis(400), "{waited:?}");
     assert!(waited < Duration::from_millis(2_000), "{waited:?}");
     assert_eq!(
