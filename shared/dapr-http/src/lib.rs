@@ -1,13 +1,16 @@
 //! Everything that speaks Dapr's HTTP contracts, in both directions:
-//! [`client`] calls daprd (publish, jobs), [`callback`] is what
+//! [`client`] calls daprd (publish, jobs), [`bulk`] publishes many events
+//! of one key in one call, [`callback`] is what
 //! daprd calls on the app (subscriptions, replies), and [`callback_auth`]
 //! who may call it (the app API token, the Knative push token) and which
 //! deliverer that makes the caller.
 
+pub mod bulk;
 pub mod callback;
 pub mod callback_auth;
 pub mod client;
 
+pub use bulk::{BulkEntry, BulkReport, FailedEntry};
 pub use callback::{Outcome, Subscription, reply};
 pub use callback_auth::{AppToken, DeliveredBy, require_app_token};
 pub use client::{DaprClient, DaprError, JobSpec};
