@@ -25,7 +25,8 @@ export TODO_EVENTS_CACHE TODO_EVENTS_RUN
 : "${KAFKA_PORT:=9092}"
 : "${KAFKA_CONTROLLER_PORT:=9093}"
 : "${SCHEDULER_PORT:=50006}"
-: "${SMTP_PORT:=2525}"
+# mailpit's defaults (scripts/lib/mailpit.sh); notification reads SMTP_PORT too.
+: "${SMTP_PORT:=1025}"
 : "${SMTP_HTTP_PORT:=8025}"
 export PGPORT KAFKA_PORT SCHEDULER_PORT SMTP_PORT SMTP_HTTP_PORT
 

@@ -102,8 +102,27 @@ app_up() {
   local name=$1 port; port=$(fn_port "$1")
   if pid_alive "app-$name"; then return 0; fi
   port_open "$port" && die "port $port for $name is taken by another process; set $(tr 'a-z-' 'A-Z_' <<<"$name")_PORT"
-  start_bg "app-$name" env PORT="$port" DAPR_HTTP_PORT="$(fn_dapr_http "$name")" \
+  local extra=()
+  [[ $name == notification ]] && mapfile -t extra < <(notification_dev_env)
+  start_bg "app-$name" env PORT="$port" DAPR_HTTP_PORT="$(fn_dapr_http "$name")" "${extra[@]}" \
     "$CARGO_TARGET_DIR/$TODO_EVENTS_PROFILE/$name"
+}
+
+# notification on the local stack: mailpit has no TLS, the tests' push
+# service listens on loopback (a test-only setting), and a VAPID key is
+# made once into .dev/ (32 random bytes are a valid P-256 scalar except
+# with probability ~2^-32, and then the app refuses to start). Values already
+# in the environment (.env) win.
+notification_dev_env() {
+  local key_file="$DEV_DIR/vapid-private-key"
+  if [[ ! -s $key_file ]]; then
+    mkdir -p "$DEV_DIR"
+    head -c 32 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$key_file"
+  fi
+  echo "SMTP_TLS=${SMTP_TLS:-none}"
+  echo "SMTP_PORT=$SMTP_PORT"
+  echo "VAPID_PRIVATE_KEY=${VAPID_PRIVATE_KEY:-$(cat "$key_file")}"
+  echo "NOTIFICATION_PUSH_ALLOW_PRIVATE_ENDPOINTS=${NOTIFICATION_PUSH_ALLOW_PRIVATE_ENDPOINTS:-true}"
 }
 
 sidecar_up() {

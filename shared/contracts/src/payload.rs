@@ -90,6 +90,13 @@ pub struct ReminderEventData {
     pub occurrence_due_at: Option<DateTime<Utc>>,
     pub channels: Vec<ReminderChannel>,
     pub title: String,
+    /// The `email` claim of the token that scheduled the reminder: the
+    /// notification function's default address for the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// The task's IANA time zone, so a reminder shows the due time there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// A decoded event, one variant per type we know.

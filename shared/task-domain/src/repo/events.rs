@@ -87,6 +87,8 @@ fn reminder_event(
         occurrence_due_at: firing.occurrence_due_at,
         channels: firing.channels.clone(),
         title: task.title.clone(),
+        email: None,
+        time_zone: Some(task.time_zone.clone()),
     };
     OutgoingEvent::new(kind, EMITTER, task.id.to_string(), &data).map_err(corrupt)
 }

@@ -1,0 +1,242 @@
+//! The user API: `/api/devices`, `/api/notification-settings`,
+//! `/api/notifications` (own history) and, for admins,
+//! `/api/notifications/failed` and its retry.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use service::ApiJson;
+use service::problem::FieldError;
+use uuid::Uuid;
+
+use auth::Authenticated;
+
+use crate::AppState;
+use crate::delivery::{DeliveryRecord, Status};
+use crate::error::ApiError;
+use crate::history;
+use crate::jobs::{JobName, one_shot};
+use crate::push::check_endpoint;
+use crate::store::{Device, NotificationSettings};
+
+pub const MAX_ENDPOINT_LEN: usize = 2048;
+const MAX_EMAIL_LEN: usize = 320;
+
+/// Browsers send the keys base64url, with or without padding.
+const B64URL: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// A `PushSubscription` as a browser hands it over (its `keys` flattened).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceInput {
+    pub endpoint: String,
+    pub p256dh: String,
+    pub auth: String,
+}
+
+fn field(field: &str, message: &str) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+impl DeviceInput {
+    /// A P-256 public key (65 bytes, uncompressed) and a 16-byte secret,
+    /// as RFC 8291 requires; the endpoint is checked by resolving it.
+    fn validate(&self) -> Result<(), ApiError> {
+        let mut errors = Vec::new();
+        if self.endpoint.len() > MAX_ENDPOINT_LEN {
+            errors.push(field("endpoint", "at most 2048 characters"));
+        }
+        if !matches!(B64URL.decode(&self.p256dh), Ok(k) if k.len() == 65 && k[0] == 4) {
+            errors.push(field(
+                "p256dh",
+                "must be a base64url uncompressed P-256 public key (65 bytes)",
+            ));
+        }
+        if !matches!(B64URL.decode(&self.auth), Ok(s) if s.len() == 16) {
+            errors.push(field("auth", "must be a base64url 16-byte secret"));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Invalid(errors))
+        }
+    }
+}
+
+/// `POST /api/devices`: 201 for a new device, 200 for one already this
+/// user's (keys updated). An endpoint of another user moves here.
+pub async fn register_device(
+    State(state): State<AppState>,
+    Authenticated(user): Authenticated,
+    ApiJson(input): ApiJson<DeviceInput>,
+) -> Result<Response, ApiError> {
+    input.validate()?;
+    check_endpoint(&input.endpoint, state.allow_private_endpoints).await?;
+    let (device, new) = state
+        .store
+        .register_device(&user.user_id, &input.endpoint, &input.p256dh, &input.auth)
+        .await?;
+    let status = if new {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(device)).into_response())
+}
+
+#[derive(Debug, Serialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
+}
+
+pub async fn list_devices(
+    State(state): State<AppState>,
+    Authenticated(user): Authenticated,
+) -> Result<Json<Items<Device>>, ApiError> {
+    Ok(Json(Items {
+        items: state.store.devices(&user.user_id).await?,
+    }))
+}
+
+pub async fn delete_device(
+    State(state): State<AppState>,
+    Authenticated(user): Authenticated,
+    Path(id): Path<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    if state.store.remove_device(&user.user_id, id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound)
+    }
+}
+
+pub async fn get_settings(
+    State(state): State<AppState>,
+    Authenticated(user): Authenticated,
+) -> Result<Json<NotificationSettings>, ApiError> {
+    Ok(Json(state.store.settings(&user.user_id).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsInput {
+    #[serde(default)]
+    pub email: Option<String>,
+    pub email_enabled: bool,
+    pub push_enabled: bool,
+}
+
+pub async fn put_settings(
+    State(state): State<AppState>,
+    Authenticated(user): Authenticated,
+    ApiJson(input): ApiJson<SettingsInput>,
+) -> Result<Json<NotificationSettings>, ApiError> {
+    if let Some(email) = &input.email
+        && (email.len() > MAX_EMAIL_LEN || email.parse::<lettre::Address>().is_err())
+    {
+        return Err(ApiError::Invalid(vec![field(
+            "email",
+            "must be an email address",
+        )]));
+    }
+    let settings = NotificationSettings {
+        email: input.email,
+        email_enabled: input.email_enabled,
+        push_enabled: input.push_enabled,
+    };
+    state.store.put_settings(&user.user_id, &settings).await?;
+    Ok(Json(settings))
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeliveryView {
+    pub id: String,
+    #[serde(flatten)]
+    pub record: DeliveryRecord,
+}
+
+fn views(records: Vec<DeliveryRecord>) -> Items<DeliveryView> {
+    Items {
+        items: records
+            .into_iter()
+            .map(|record| DeliveryView {
+                id: record.id(),
+                record,
+            })
+            .collect(),
+    }
+}
+
+/// `GET /api/notifications`: the caller's own deliveries, newest first.
+pub async fn my_notifications(
+    State(state): State<AppState>,
+    Authenticated(user): Authenticated,
+) -> Result<Json<Items<DeliveryView>>, ApiError> {
+    Ok(Json(views(history::of_user(&state, &user.user_id).await?)))
+}
+
+/// `GET /api/notifications/failed` (admins).
+pub async fn failed(
+    State(state): State<AppState>,
+    Authenticated(user): Authenticated,
+) -> Result<Json<Items<DeliveryView>>, ApiError> {
+    if !user.admin {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(Json(views(history::failed(&state).await?)))
+}
+
+/// `POST /api/notifications/failed/{id}/retry` (admins): the delivery goes
+/// back to `retrying` and its retry job is due now.
+pub async fn retry(
+    State(state): State<AppState>,
+    Authenticated(user): Authenticated,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    if !user.admin {
+        return Err(ApiError::Forbidden);
+    }
+    let key = DeliveryRecord::key_from_id(&id).ok_or(ApiError::NotFound)?;
+    let found = state
+        .state
+        .get::<DeliveryRecord>(&key)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    if found.value.status != Status::Failed {
+        return Err(ApiError::NotFailed);
+    }
+    let mut record = found.value;
+    record.status = Status::Retrying;
+    record.updated_at = Utc::now();
+    state
+        .state
+        .replace(&key, &record, &found.etag, state.record_ttl)
+        .await?;
+    let job = JobName::Retry {
+        reminder_id: record.reminder_id,
+        fire_at: record.fire_at,
+        target: record.target.clone(),
+        attempt: record.attempts,
+    };
+    let spec = one_shot(
+        Utc::now(),
+        serde_json::json!({"reminder_id": record.reminder_id}),
+    );
+    state
+        .dapr
+        .schedule_job(&job.render(), &spec)
+        .await
+        .map_err(|e| ApiError::State(crate::state::StateError::Unavailable(e.to_string())))?;
+    Ok(StatusCode::ACCEPTED)
+}

@@ -1,0 +1,81 @@
+//! The one mapping from notification's errors to problem+json.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use service::Problem;
+use service::problem::FieldError;
+
+use crate::push::EndpointError;
+use crate::state::StateError;
+use crate::store::{MAX_DEVICES, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid request")]
+    Invalid(Vec<FieldError>),
+    #[error("push endpoint refused: {0}")]
+    Endpoint(#[from] EndpointError),
+    #[error("admin only")]
+    Forbidden,
+    /// Also another user's device or delivery: existence is not revealed.
+    #[error("not found")]
+    NotFound,
+    #[error("too many devices")]
+    TooManyDevices,
+    #[error("no such job: {0}")]
+    UnknownJob(String),
+    #[error("the delivery is not failed")]
+    NotFailed,
+    #[error(transparent)]
+    Store(StoreError),
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::TooManyDevices => ApiError::TooManyDevices,
+            other => ApiError::Store(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let problem = match &self {
+            ApiError::Invalid(errors) => {
+                Problem::unprocessable("the request is not valid").with_errors(errors.clone())
+            }
+            ApiError::Endpoint(e) => {
+                Problem::unprocessable(e.to_string()).with_errors(vec![FieldError {
+                    field: "endpoint".into(),
+                    message: e.to_string(),
+                }])
+            }
+            ApiError::Forbidden => Problem::forbidden("this endpoint is for admins"),
+            ApiError::NotFound => Problem::not_found("no such resource"),
+            ApiError::TooManyDevices => Problem::new(
+                StatusCode::CONFLICT,
+                format!("at most {MAX_DEVICES} devices per user; remove one first"),
+            ),
+            ApiError::UnknownJob(name) => Problem::not_found(format!("no job named {name}")),
+            ApiError::NotFailed => Problem::new(
+                StatusCode::CONFLICT,
+                "only a failed delivery can be retried",
+            ),
+            ApiError::Store(error) => {
+                tracing::warn!(%error, "database unavailable");
+                Problem::unavailable("the notification store is unavailable; try again")
+            }
+            ApiError::State(StateError::Conflict) => {
+                Problem::new(StatusCode::CONFLICT, "changed concurrently; try again")
+            }
+            ApiError::State(error) => {
+                tracing::warn!(%error, "state store unavailable");
+                Problem::unavailable("the state store is unavailable; try again")
+            }
+        };
+        problem.into_response()
+    }
+}

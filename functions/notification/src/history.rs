@@ -1,0 +1,125 @@
+//! Delivery history and failures, kept in the state store beside the
+//! records: a per-user index (`history|<user>`, the newest
+//! [`HISTORY_LEN`] delivery keys) and one index of failed deliveries
+//! (`failed|index`), each updated by ETag so concurrent writers do not
+//! lose each other's entries. A failed delivery is also published to
+//! `reminders-dlq` for operators' tooling.
+
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::delivery::DeliveryRecord;
+use crate::state::StateError;
+
+pub const HISTORY_LEN: usize = 200;
+const FAILED_INDEX: &str = "failed|index";
+const FAILED_LEN: usize = 1_000;
+const FAILED_EVENT: &str = "com.todo.notification.failed";
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Index {
+    keys: Vec<String>,
+}
+
+fn history_key(user_id: &str) -> String {
+    format!("history|{user_id}")
+}
+
+/// Adds `key` to the front of an index, keeping at most `len` keys.
+async fn push_front(
+    state: &AppState,
+    index: &str,
+    key: &str,
+    len: usize,
+) -> Result<(), StateError> {
+    for _ in 0..5 {
+        let current = state.state.get::<Index>(index).await?;
+        let (mut keys, etag) = match current {
+            Some(v) => (v.value.keys, Some(v.etag)),
+            None => (Vec::new(), None),
+        };
+        keys.retain(|k| k != key);
+        keys.insert(0, key.to_owned());
+        keys.truncate(len);
+        let value = Index { keys };
+        let result = match &etag {
+            Some(etag) => {
+                state
+                    .state
+                    .replace(index, &value, etag, state.record_ttl)
+                    .await
+            }
+            None => state.state.create(index, &value, state.record_ttl).await,
+        };
+        match result {
+            Err(StateError::Conflict) => continue,
+            other => return other,
+        }
+    }
+    Err(StateError::Conflict)
+}
+
+/// Best effort: the delivery itself matters more than its listing.
+pub async fn remember(state: &AppState, user_id: &str, key: &str) {
+    if let Err(error) = push_front(state, &history_key(user_id), key, HISTORY_LEN).await {
+        tracing::warn!(%error, key, "delivery not added to the user's history");
+    }
+}
+
+/// Lists the failure for admins and publishes it to `reminders-dlq`.
+pub async fn publish_failed(state: &AppState, record: &DeliveryRecord) {
+    let key = record.key();
+    if let Err(error) = push_front(state, FAILED_INDEX, &key, FAILED_LEN).await {
+        tracing::error!(%error, %key, "failed delivery not listed for admins");
+    }
+    let event = serde_json::json!({
+        "specversion": "1.0",
+        "id": format!("{key}|{}", record.attempts),
+        "source": "/todo-events/notification",
+        "type": FAILED_EVENT,
+        "time": record.updated_at,
+        "datacontenttype": "application/json",
+        "data": record,
+    });
+    let topic = contracts::Topic::Reminders.dead_letter();
+    if let Err(error) = state
+        .dapr
+        .publish_cloud_event(
+            &state.pubsub,
+            topic,
+            &record.user_id,
+            event.to_string().as_bytes(),
+            None,
+        )
+        .await
+    {
+        tracing::error!(%error, %key, "failed delivery not published to {topic}");
+    }
+}
+
+/// The records behind an index, newest first, skipping expired ones.
+async fn records(state: &AppState, index: &str) -> Result<Vec<DeliveryRecord>, StateError> {
+    let Some(index) = state.state.get::<Index>(index).await? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::with_capacity(index.value.keys.len());
+    for key in &index.value.keys {
+        if let Some(record) = state.state.get::<DeliveryRecord>(key).await? {
+            out.push(record.value);
+        }
+    }
+    Ok(out)
+}
+
+pub async fn of_user(state: &AppState, user_id: &str) -> Result<Vec<DeliveryRecord>, StateError> {
+    records(state, &history_key(user_id)).await
+}
+
+/// Deliveries still failed (a retried one leaves the list once it moves).
+pub async fn failed(state: &AppState) -> Result<Vec<DeliveryRecord>, StateError> {
+    let all = records(state, FAILED_INDEX).await?;
+    Ok(all
+        .into_iter()
+        .filter(|r| r.status == crate::delivery::Status::Failed)
+        .collect())
+}

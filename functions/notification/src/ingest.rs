@@ -1,0 +1,124 @@
+//! Ingest of `reminders`: decode once, apply to the view, move the jobs,
+//! reply once in the terms of the deliverer the token proved.
+//!
+//! Order matters for a crash part-way: the view is stored first (by
+//! ETag), then jobs are deleted and scheduled. A redelivery after a crash
+//! finds the view already applied and moves the jobs again (both calls
+//! are idempotent: overwrite, and delete of a missing job), because the
+//! job calls are repeated whenever the event is not stale.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use contracts::{Event, ReminderEventData, Topic, decode_push};
+use dapr_http::{DeliveredBy, Outcome, Subscription, reply};
+
+use crate::jobs::one_shot;
+use crate::state::StateError;
+use crate::view::{ReminderView, apply};
+use crate::{AppState, REMINDERS_ROUTE};
+
+/// `GET /dapr/subscribe`.
+pub async fn subscriptions(State(state): State<AppState>) -> Json<Vec<Subscription>> {
+    Json(vec![Subscription::new(
+        &state.pubsub,
+        Topic::Reminders,
+        REMINDERS_ROUTE,
+    )])
+}
+
+/// `POST /events/reminders`.
+#[tracing::instrument(skip_all, fields(event_id, deliverer = ?deliverer))]
+pub async fn reminder_event(
+    State(state): State<AppState>,
+    DeliveredBy(deliverer): DeliveredBy,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let received = match decode_push(&headers, &body) {
+        Ok(received) => received,
+        Err(error) => {
+            tracing::warn!(%error, "poison event dropped to the dead-letter topic");
+            return reply(&Outcome::Drop(error.to_string()), deliverer);
+        }
+    };
+    tracing::Span::current().record("event_id", received.id.as_str());
+    let outcome = match &received.event {
+        Event::ReminderScheduled(data) => handle(&state, data, true).await,
+        Event::ReminderCancelled(data) => handle(&state, data, false).await,
+        other => Outcome::Drop(format!(
+            "{} does not belong on reminders",
+            event_name(other, &received.event_type)
+        )),
+    };
+    reply(&outcome, deliverer)
+}
+
+fn event_name(event: &Event, event_type: &str) -> String {
+    match event {
+        Event::Unknown { event_type } => format!("unknown event type {event_type}"),
+        _ => event_type.to_owned(),
+    }
+}
+
+async fn handle(state: &AppState, data: &ReminderEventData, scheduled: bool) -> Outcome {
+    match apply_event(state, data, scheduled).await {
+        Ok(()) => Outcome::Success,
+        Err(error) => {
+            tracing::warn!(%error, reminder_id = %data.reminder_id, "reminder not applied yet; asking for redelivery");
+            Outcome::Retry(error.to_string())
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ApplyError {
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("daprd: {0}")]
+    Jobs(String),
+}
+
+async fn apply_event(
+    state: &AppState,
+    data: &ReminderEventData,
+    scheduled: bool,
+) -> Result<(), ApplyError> {
+    let key = ReminderView::key(data.reminder_id);
+    // A concurrent writer of the same view (a second replica during a
+    // rebalance) makes the ETag fail: read again and re-apply.
+    for _ in 0..5 {
+        let current = state.state.get::<ReminderView>(&key).await?;
+        let applied = apply(current.as_ref().map(|c| &c.value), data, scheduled);
+        if let Some(view) = &applied.view {
+            let ttl = state.view_ttl(view);
+            let written = match &current {
+                Some(c) => state.state.replace(&key, view, &c.etag, ttl).await,
+                None => state.state.create(&key, view, ttl).await,
+            };
+            match written {
+                Err(StateError::Conflict) => continue,
+                other => other?,
+            }
+        }
+        for job in &applied.delete {
+            state.state.delete_job(&job.render()).await?;
+        }
+        if let Some(job) = &applied.schedule {
+            let spec = one_shot(
+                data.fire_at,
+                serde_json::json!({"reminder_id": data.reminder_id}),
+            );
+            state
+                .dapr
+                .schedule_job(&job.render(), &spec)
+                .await
+                .map_err(|e| ApplyError::Jobs(e.to_string()))?;
+        }
+        tracing::info!(reminder_id = %data.reminder_id, fire_at = %data.fire_at, scheduled, "reminder view updated");
+        return Ok(());
+    }
+    Err(StateError::Conflict.into())
+}

@@ -1,0 +1,299 @@
+//! `POST /job/{name}`: the Dapr scheduler firing a reminder, or a retry.
+//!
+//! The view decides whether a firing still stands (a cancelled or moved
+//! reminder answers 200 and sends nothing); each target then goes through
+//! [`crate::delivery`]'s claim, the send, and the record of its outcome.
+//! Answers 503 only when the state store cannot be read: daprd then
+//! offers the trigger again under the job's failure policy.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::delivery::{Claim, DeliveryRecord, Status, Target, claim};
+use crate::email::Content;
+use crate::error::ApiError;
+use crate::history;
+use crate::jobs::{JobName, one_shot};
+use crate::push::{PushError, Subscription};
+use crate::state::StateError;
+use crate::view::ReminderView;
+
+#[derive(Debug, Default, Serialize)]
+pub struct TriggerReport {
+    /// Why nothing was sent, when nothing was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<&'static str>,
+    pub sent: u32,
+    pub failed: u32,
+    pub retrying: u32,
+}
+
+#[tracing::instrument(skip_all, fields(job = %name))]
+pub async fn run_job(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<TriggerReport>, ApiError> {
+    let Some(job) = JobName::parse(&name) else {
+        tracing::warn!(job = %name, "unknown job triggered");
+        return Err(ApiError::UnknownJob(name));
+    };
+    let (reminder_id, fire_at, only, attempt) = match job {
+        JobName::Firing {
+            reminder_id,
+            fire_at,
+        } => (reminder_id, fire_at, None, None),
+        JobName::Retry {
+            reminder_id,
+            fire_at,
+            target,
+            attempt,
+        } => (reminder_id, fire_at, Some(target), Some(attempt)),
+    };
+    let view = state
+        .state
+        .get::<ReminderView>(&ReminderView::key(reminder_id))
+        .await?;
+    let Some(view) = view.map(|v| v.value).filter(|v| v.is_live_firing(fire_at)) else {
+        tracing::info!(%reminder_id, %fire_at, "firing cancelled or superseded; nothing sent");
+        return Ok(Json(TriggerReport {
+            skipped: Some("cancelled or superseded"),
+            ..Default::default()
+        }));
+    };
+    let targets = match only {
+        Some(target) => vec![target],
+        None => targets(&state, &view).await?,
+    };
+    let mut report = TriggerReport::default();
+    for target in targets {
+        match deliver(&state, &view, target, attempt).await? {
+            Some(Status::Sent) => report.sent += 1,
+            Some(Status::Failed) => report.failed += 1,
+            Some(Status::Retrying) => report.retrying += 1,
+            _ => {}
+        }
+    }
+    tracing::info!(%reminder_id, %fire_at, sent = report.sent, failed = report.failed, retrying = report.retrying, "firing handled");
+    Ok(Json(report))
+}
+
+/// The reminder's channels, as the user's settings allow: the email
+/// address, and every registered device.
+async fn targets(state: &AppState, view: &ReminderView) -> Result<Vec<Target>, ApiError> {
+    let settings = state.store.settings(&view.user_id).await?;
+    let mut out = Vec::new();
+    for channel in &view.channels {
+        match channel {
+            contracts::ReminderChannel::Email if settings.email_enabled => out.push(Target::Email),
+            contracts::ReminderChannel::Push if settings.push_enabled => {
+                let devices = state.store.devices(&view.user_id).await?;
+                out.extend(devices.into_iter().map(|d| Target::Push(d.id)));
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Claims, sends and records one delivery. `None`: not this trigger's to
+/// send (already sent, in flight, or failed).
+async fn deliver(
+    state: &AppState,
+    view: &ReminderView,
+    target: Target,
+    attempt: Option<u32>,
+) -> Result<Option<Status>, ApiError> {
+    let key = DeliveryRecord::key_of(view.reminder_id, view.fire_at, &target);
+    let found = state.state.get::<DeliveryRecord>(&key).await?;
+    let mut record = match claim(found.as_ref().map(|f| &f.value), attempt) {
+        Claim::Nothing => return Ok(None),
+        Claim::Create => {
+            let record = new_record(view, target.clone());
+            match state.state.create(&key, &record, state.record_ttl).await {
+                Err(StateError::Conflict) => return Ok(None),
+                other => other?,
+            }
+            history::remember(state, &view.user_id, &key).await;
+            record
+        }
+        Claim::Resume => {
+            let Some(found) = found else { return Ok(None) };
+            let mut record = found.value;
+            record.status = Status::Sending;
+            record.attempts += 1;
+            record.updated_at = Utc::now();
+            match state
+                .state
+                .replace(&key, &record, &found.etag, state.record_ttl)
+                .await
+            {
+                Err(StateError::Conflict) => return Ok(None),
+                other => other?,
+            }
+            record
+        }
+    };
+    let outcome = send(state, view, &target).await;
+    let next_try = settle(state, &mut record, outcome).await;
+    save_outcome(state, &key, &record).await?;
+    if let Some(delay) = next_try {
+        schedule_retry(state, &record, delay).await;
+    }
+    if record.status == Status::Failed {
+        history::publish_failed(state, &record).await;
+    }
+    Ok(Some(record.status))
+}
+
+fn new_record(view: &ReminderView, target: Target) -> DeliveryRecord {
+    DeliveryRecord {
+        reminder_id: view.reminder_id,
+        task_id: view.task_id,
+        user_id: view.user_id.clone(),
+        fire_at: view.fire_at,
+        target,
+        title: view.title.clone(),
+        status: Status::Sending,
+        attempts: 1,
+        last_error: None,
+        updated_at: Utc::now(),
+    }
+}
+
+/// Why a send did not happen.
+enum SendFailure {
+    /// Worth another attempt, not before the given time.
+    Retry(String, Option<Duration>),
+    /// Retrying cannot help.
+    Permanent(String),
+    /// The device is gone (and removed).
+    Gone(String),
+}
+
+async fn send(state: &AppState, view: &ReminderView, target: &Target) -> Result<(), SendFailure> {
+    let content = Content::of(view, &state.link_base);
+    match target {
+        Target::Email => {
+            let settings = state
+                .store
+                .settings(&view.user_id)
+                .await
+                .map_err(|e| SendFailure::Retry(e.to_string(), None))?;
+            let Some(address) = settings.email.or_else(|| view.email.clone()) else {
+                return Err(SendFailure::Permanent(
+                    "no email address for the user".into(),
+                ));
+            };
+            let Some(email) = &state.email else {
+                return Err(SendFailure::Permanent("email is not configured".into()));
+            };
+            email.send(&address, view).await.map_err(|e| match e {
+                crate::email::EmailError::Invalid(m) => SendFailure::Permanent(m),
+                crate::email::EmailError::Smtp(m) => SendFailure::Retry(m, None),
+            })
+        }
+        Target::Push(device_id) => {
+            let Some(push) = &state.push else {
+                return Err(SendFailure::Permanent("web push is not configured".into()));
+            };
+            let device = state
+                .store
+                .device(&view.user_id, *device_id)
+                .await
+                .map_err(|e| SendFailure::Retry(e.to_string(), None))?
+                .ok_or_else(|| SendFailure::Gone("device no longer registered".into()))?;
+            let to = Subscription {
+                endpoint: device.endpoint,
+                p256dh: device.p256dh,
+                auth: device.auth,
+            };
+            match push.send(&to, &content).await {
+                Ok(()) => Ok(()),
+                Err(PushError::Gone(status)) => {
+                    if let Err(error) = state.store.remove_device(&view.user_id, *device_id).await {
+                        tracing::warn!(%error, %device_id, "expired device not removed yet");
+                    }
+                    tracing::info!(%device_id, status, "push subscription expired; device removed");
+                    Err(SendFailure::Gone(format!("push service answered {status}")))
+                }
+                Err(PushError::RetryAfter(after)) => {
+                    Err(SendFailure::Retry("rate limited (429)".into(), after))
+                }
+                Err(PushError::Endpoint(e)) => Err(SendFailure::Permanent(e.to_string())),
+                Err(PushError::Failed(m)) => Err(SendFailure::Retry(m, None)),
+            }
+        }
+    }
+}
+
+/// Moves the record to its outcome; returns when to try again, if ever.
+async fn settle(
+    state: &AppState,
+    record: &mut DeliveryRecord,
+    outcome: Result<(), SendFailure>,
+) -> Option<Duration> {
+    record.updated_at = Utc::now();
+    let (status, error, next) = match outcome {
+        Ok(()) => (Status::Sent, None, None),
+        Err(SendFailure::Gone(m)) => (Status::Skipped, Some(m), None),
+        Err(SendFailure::Permanent(m)) => (Status::Failed, Some(m), None),
+        Err(SendFailure::Retry(m, after)) => {
+            // attempts counts the one that just failed: the k-th failure
+            // waits the k-th delay; a Retry-After longer than that wins.
+            match state.retry_delays.get(record.attempts as usize - 1) {
+                Some(delay) => (
+                    Status::Retrying,
+                    Some(m),
+                    Some((*delay).max(after.unwrap_or_default())),
+                ),
+                None => (Status::Failed, Some(m), None),
+            }
+        }
+    };
+    if let Some(error) = &error {
+        tracing::warn!(key = %record.key(), attempts = record.attempts, ?status, %error, "delivery not sent");
+    }
+    record.status = status;
+    record.last_error = error;
+    next
+}
+
+/// Records the outcome over the claim this trigger holds. The record is
+/// re-read for its ETag: only this trigger writes a `sending` record.
+async fn save_outcome(
+    state: &AppState,
+    key: &str,
+    record: &DeliveryRecord,
+) -> Result<(), ApiError> {
+    let current = state.state.get::<DeliveryRecord>(key).await?;
+    let Some(current) = current else {
+        state.state.create(key, record, state.record_ttl).await?;
+        return Ok(());
+    };
+    state
+        .state
+        .replace(key, record, &current.etag, state.record_ttl)
+        .await?;
+    Ok(())
+}
+
+async fn schedule_retry(state: &AppState, record: &DeliveryRecord, delay: Duration) {
+    let job = JobName::Retry {
+        reminder_id: record.reminder_id,
+        fire_at: record.fire_at,
+        target: record.target.clone(),
+        attempt: record.attempts,
+    };
+    let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+    let spec = one_shot(due, serde_json::json!({"reminder_id": record.reminder_id}));
+    if let Err(error) = state.dapr.schedule_job(&job.render(), &spec).await {
+        // The record says `retrying`; an admin sees it in the failed list
+        // only once it is `failed`, so say it loudly here.
+        tracing::error!(%error, job = %job.render(), "retry job not scheduled");
+    }
+}
