@@ -1,29 +1,17 @@
 //! task-api's configuration: the shared settings plus its own.
 
-use std::time::Duration;
-
 use auth::AuthConfig;
 use dapr_http::AppToken;
 use service::config::CommonConfig;
 use settings::{SettingError, Settings};
 use task_domain::RelayConfig;
-use task_domain::relay::Backoff;
+use task_domain::relay::{Backoff, RelaySettings};
 
 pub const DEFAULT_PORT: u16 = 8080;
-pub const ENV_RELAY_BATCH_SIZE: &str = "RELAY_BATCH_SIZE";
-pub const DEFAULT_RELAY_BATCH_SIZE: i64 = 100;
-pub const ENV_RELAY_CONCURRENCY: &str = "RELAY_CONCURRENCY";
-/// Each key being published holds one pooled connection for its batch, so
-/// this must stay below `DB_POOL_SIZE` or a slow sidecar starves the API.
+/// task-api's default `RELAY_CONCURRENCY`; the other `RELAY_*` settings
+/// are in `task_domain::relay::settings`. Each key being published holds
+/// one pooled connection, so it must stay below `DB_POOL_SIZE`.
 pub const DEFAULT_RELAY_CONCURRENCY: usize = 8;
-pub const ENV_RELAY_POLL_MS: &str = "RELAY_POLL_INTERVAL_MS";
-pub const DEFAULT_RELAY_POLL_MS: u64 = 1_000;
-/// A publish daprd refuses (4xx) is retried after this, doubling per
-/// refusal up to the max; meanwhile its key's later events wait.
-pub const ENV_RELAY_BACKOFF_BASE_MS: &str = "RELAY_BACKOFF_BASE_MS";
-pub const DEFAULT_RELAY_BACKOFF_BASE_MS: u64 = 1_000;
-pub const ENV_RELAY_BACKOFF_MAX_MS: &str = "RELAY_BACKOFF_MAX_MS";
-pub const DEFAULT_RELAY_BACKOFF_MAX_MS: u64 = 300_000;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -38,47 +26,18 @@ pub struct Config {
 impl Config {
     pub fn from_settings(s: &Settings<'_>) -> Result<Self, SettingError> {
         let common = CommonConfig::from_settings(s, DEFAULT_PORT)?;
-        let relay = RelayConfig {
-            pubsub: common.pubsub_name.clone(),
-            batch_size: s.parsed(ENV_RELAY_BATCH_SIZE, DEFAULT_RELAY_BATCH_SIZE)?,
-            concurrency: s.parsed(ENV_RELAY_CONCURRENCY, DEFAULT_RELAY_CONCURRENCY)?,
-            poll_interval: Duration::from_millis(
-                s.parsed(ENV_RELAY_POLL_MS, DEFAULT_RELAY_POLL_MS)?,
-            ),
-        };
-        if relay.concurrency == 0 || relay.concurrency >= common.db_pool_size {
-            return Err(SettingError::Invalid {
-                key: ENV_RELAY_CONCURRENCY.to_owned(),
-                value: relay.concurrency.to_string(),
-                reason: format!(
-                    "must be at least 1 and below DB_POOL_SIZE ({}), so requests keep connections while the relay publishes",
-                    common.db_pool_size
-                ),
-            });
-        }
-        let relay_backoff = Backoff {
-            base: Duration::from_millis(
-                s.parsed(ENV_RELAY_BACKOFF_BASE_MS, DEFAULT_RELAY_BACKOFF_BASE_MS)?,
-            ),
-            max: Duration::from_millis(
-                s.parsed(ENV_RELAY_BACKOFF_MAX_MS, DEFAULT_RELAY_BACKOFF_MAX_MS)?,
-            ),
-        };
-        if relay_backoff.base.is_zero() || relay_backoff.max < relay_backoff.base {
-            return Err(SettingError::Invalid {
-                key: ENV_RELAY_BACKOFF_MAX_MS.to_owned(),
-                value: relay_backoff.max.as_millis().to_string(),
-                reason: format!(
-                    "{ENV_RELAY_BACKOFF_BASE_MS} must be at least 1 and {ENV_RELAY_BACKOFF_MAX_MS} at least {ENV_RELAY_BACKOFF_BASE_MS}"
-                ),
-            });
-        }
+        let relay = RelaySettings::from_settings(
+            s,
+            &common.pubsub_name,
+            common.db_pool_size,
+            DEFAULT_RELAY_CONCURRENCY,
+        )?;
         Ok(Self {
             auth: AuthConfig::from_settings(s)?,
             callback_token: AppToken::from_settings(s)?,
             common,
-            relay,
-            relay_backoff,
+            relay: relay.config,
+            relay_backoff: relay.backoff,
         })
     }
 }
@@ -87,6 +46,7 @@ impl Config {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::time::Duration;
 
     fn config(pairs: &[(&'static str, &'static str)]) -> Result<Config, SettingError> {
         let mut map: HashMap<&str, &str> = pairs.iter().copied().collect();
@@ -111,28 +71,15 @@ mod tests {
     }
 
     #[test]
-    fn the_refusal_backoff_is_read_and_checked() {
-        let backoff = config(&[]).unwrap().relay_backoff;
-        assert_eq!(backoff, Backoff::default());
-        let set = config(&[
+    fn the_relay_settings_are_wired() {
+        let c = config(&[
             ("RELAY_BACKOFF_BASE_MS", "250"),
             ("RELAY_BACKOFF_MAX_MS", "4000"),
-        ]);
-        assert_eq!(
-            set.unwrap().relay_backoff,
-            Backoff {
-                base: Duration::from_millis(250),
-                max: Duration::from_secs(4)
-            }
-        );
+        ])
+        .unwrap();
+        assert_eq!(c.relay_backoff.base, Duration::from_millis(250));
+        assert_eq!(c.relay.pubsub, c.common.pubsub_name);
         assert!(config(&[("RELAY_BACKOFF_BASE_MS", "0")]).is_err());
-        assert!(
-            config(&[
-                ("RELAY_BACKOFF_BASE_MS", "5000"),
-                ("RELAY_BACKOFF_MAX_MS", "1000")
-            ])
-            .is_err()
-        );
     }
 
     #[test]

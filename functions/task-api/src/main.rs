@@ -29,31 +29,9 @@ async fn main() -> anyhow::Result<()> {
 
     let metrics = Metrics::new("todo_task_api");
     let relay_metrics = RelayMetrics::default();
-    metrics.register(
-        "outbox_published",
-        "Events the relay published",
-        relay_metrics.published.clone(),
-    );
-    metrics.register(
-        "outbox_publish_failures",
-        "Events a failed publish left unsent; retried on the next pass",
-        relay_metrics.failed.clone(),
-    );
-    metrics.register(
-        "outbox_publish_refused",
-        "Publishes daprd refused as a client error (4xx); the event backs off and holds its key",
-        relay_metrics.refused.clone(),
-    );
-    metrics.register(
-        "outbox_publish_calls",
-        "Bulk publish calls to daprd (one key, one topic each)",
-        relay_metrics.calls.clone(),
-    );
-    metrics.register(
-        "outbox_published_overtaking",
-        "Events published while an earlier event of their call failed",
-        relay_metrics.overtaken.clone(),
-    );
+    for (name, help, counter) in relay_metrics.counters() {
+        metrics.register(name, help, counter);
+    }
 
     let dapr = DaprClient::new(
         &common.dapr_http_endpoint,

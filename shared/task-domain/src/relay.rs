@@ -17,8 +17,8 @@
 //!   nothing and will not succeed by itself. Its first row backs off
 //!   (`attempts`, `next_attempt_at`, doubling up to a cap), is counted and
 //!   logged once, and holds back the rest of its key, every topic, until
-//!   it goes out. Other
-//!   failures (daprd or the broker down) are retried on the next pass.
+//!   it goes out. Other failures (daprd or the broker down) are retried on
+//!   the next pass.
 //! - Fairness: a pass walks up to [`KEYS_WALKED`] waiting keys, in key
 //!   order from where the last pass stopped (wrapping around), and
 //!   publishes the [`KEYS_PER_PASS`] of them that waited longest, skipping
@@ -32,6 +32,7 @@
 mod backoff;
 mod bulk;
 mod pending;
+pub mod settings;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -43,6 +44,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::Notify;
 
 pub use backoff::Backoff;
+pub use settings::RelaySettings;
 
 use crate::repo::RepoError;
 use bulk::Plan;
@@ -82,6 +84,36 @@ pub struct RelayMetrics {
     pub calls: Counter,
     /// Events published while an earlier one of their call failed.
     pub overtaken: Counter,
+}
+
+impl RelayMetrics {
+    /// Each counter with the name and help a function registers it under
+    /// (prefixed with the function's namespace).
+    pub fn counters(&self) -> [(&'static str, &'static str, Counter); 5] {
+        [
+            ("outbox_published", "Events the relay published", self.published.clone()),
+            (
+                "outbox_publish_failures",
+                "Events a failed publish left unsent; retried on the next pass",
+                self.failed.clone(),
+            ),
+            (
+                "outbox_publish_refused",
+                "Publishes daprd refused as a client error (4xx); the event backs off and holds its key",
+                self.refused.clone(),
+            ),
+            (
+                "outbox_publish_calls",
+                "Bulk publish calls to daprd (one key, one topic each)",
+                self.calls.clone(),
+            ),
+            (
+                "outbox_published_overtaking",
+                "Events published while an earlier event of their call failed",
+                self.overtaken.clone(),
+            ),
+        ]
+    }
 }
 
 #[derive(Clone)]
