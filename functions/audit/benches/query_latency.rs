@@ -2,8 +2,8 @@
 //!
 //! Seeds a throw-away schema (`audit_bench`, never the live table) with the
 //! real migrations and 1,000,000 rows from one `generate_series` INSERT,
-//! then times `AuditStore::list` / `get` / `gaps` — the code the API runs —
-//! per filter and prints p50/p99 and the plan's access path. The schema is
+//! then times `AuditStore::list` / `tail` / `get` / `gaps` — the code the
+//! API runs — per filter and prints p50/p99 and the plan's access path. The schema is
 //! dropped at the end unless `BENCH_KEEP=1`.
 //!
 //! `DATABASE_URL=... cargo bench -p audit --bench query_latency`
@@ -11,8 +11,9 @@
 
 use std::time::Instant;
 
-use audit::query::{Cursor, Filter};
+use audit::query::{Cursor, Filter, Param};
 use audit::store::AuditStore;
+use audit::tail::IngestCursor;
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use uuid::Uuid;
@@ -199,8 +200,14 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let url = bench_url(&url);
     service::db::migrate(&url, audit::migrations(), audit::MIGRATION_TABLE).await?;
+    // The timed queries run under the default statement timeout, as the
+    // API's do; the seed (minutes for a million rows) runs without one.
     let pool = service::db::pool(&url, 2)?;
-    let client = pool.get().await?;
+    let unbounded = service::db::PoolSettings {
+        statement_timeout: std::time::Duration::ZERO,
+        ..service::db::PoolSettings::new(1)
+    };
+    let client = service::db::pool_with(&url, &unbounded)?.get().await?;
 
     let start: DateTime<Utc> = Utc::now() - chrono::Duration::days(DAYS + 1);
     let span_s: i64 = (DAYS - 5) * 86_400;
@@ -245,7 +252,8 @@ async fn main() -> anyhow::Result<()> {
         for i in 0..iterations {
             let (filter, cursor) = (case.make)(&mut rng, &ctx);
             if i == 0 {
-                plan = access_path(&pool, &filter, cursor.as_ref()).await?;
+                let (sql, params) = audit::query::list_sql(&filter, cursor.as_ref(), 100);
+                plan = access_path(&pool, &sql, &params).await?;
             }
             let t = Instant::now();
             let page = store.list(&filter, cursor.as_ref(), 100).await?;
@@ -253,6 +261,64 @@ async fn main() -> anyhow::Result<()> {
             assert!(page.items.len() <= 100);
         }
         print_row(case.name, &histogram, &plan);
+    }
+
+    // The ingest-ordered tail (order=ingest). The seed is one transaction,
+    // so every row has its id; a deep cursor is a seq inside it.
+    let seed_xid: u64 = pool
+        .get()
+        .await?
+        .query_one("SELECT ingest_xid::text FROM audit_logs LIMIT 1", &[])
+        .await?
+        .get::<_, String>(0)
+        .parse()?;
+    let tail_cases: [(
+        &str,
+        fn(&mut Rng, u64, i64) -> (Filter, Option<IngestCursor>),
+    ); 4] = [
+        ("order=ingest, admin (first page)", |_, _, _| {
+            (Filter::default(), None)
+        }),
+        ("order=ingest, admin, cursor deep in", |rng, xid, rows| {
+            let seq = rng.below(rows);
+            (Filter::default(), Some(IngestCursor { xid, seq }))
+        }),
+        ("order=ingest, user_id (first page)", |rng, _, _| {
+            (
+                Filter {
+                    user_id: Some(user(rng)),
+                    ..Filter::default()
+                },
+                None,
+            )
+        }),
+        ("order=ingest, user_id, cursor deep in", |rng, xid, rows| {
+            let seq = rng.below(rows);
+            (
+                Filter {
+                    user_id: Some(user(rng)),
+                    ..Filter::default()
+                },
+                Some(IngestCursor { xid, seq }),
+            )
+        }),
+    ];
+    for (name, make) in tail_cases {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let mut histogram = Histogram::<u64>::new(3)?;
+        let mut plan = String::new();
+        for i in 0..iterations {
+            let (filter, cursor) = make(&mut rng, seed_xid, rows);
+            if i == 0 {
+                let (sql, params) = audit::tail::tail_sql(&filter, cursor.as_ref(), 100);
+                plan = access_path(&pool, &sql, &params).await?;
+            }
+            let t = Instant::now();
+            let page = store.tail(&filter, cursor.as_ref(), 100).await?;
+            histogram.record(t.elapsed().as_micros() as u64)?;
+            assert!(page.items.len() <= 100);
+        }
+        print_row(name, &histogram, &plan);
     }
 
     let mut histogram = Histogram::<u64>::new(3)?;
@@ -290,14 +356,13 @@ fn print_row(name: &str, histogram: &Histogram<u64>, plan: &str) {
     );
 }
 
-/// The indexes the plan scans, from EXPLAIN of the same SQL `list` runs.
+/// The indexes the plan scans, from EXPLAIN of the same SQL the store runs.
 async fn access_path(
     pool: &deadpool_postgres::Pool,
-    filter: &Filter,
-    cursor: Option<&Cursor>,
+    sql: &str,
+    params: &[Param],
 ) -> anyhow::Result<String> {
     let client = pool.get().await?;
-    let (sql, params) = audit::query::list_sql(filter, cursor, 100);
     let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
         .iter()
         .map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
