@@ -80,6 +80,10 @@ struct Case {
     make: fn(&mut Rng, &Ctx) -> (Filter, Option<Cursor>),
 }
 
+/// Makes a tail query from the generator, the seed's transaction id and
+/// the row count.
+type TailCase = fn(&mut Rng, u64, i64) -> (Filter, Option<IngestCursor>);
+
 fn user(rng: &mut Rng) -> String {
     format!("user-{}", rng.below(USERS))
 }
@@ -272,10 +276,7 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .get::<_, String>(0)
         .parse()?;
-    let tail_cases: [(
-        &str,
-        fn(&mut Rng, u64, i64) -> (Filter, Option<IngestCursor>),
-    ); 4] = [
+    let tail_cases: [(&str, TailCase); 4] = [
         ("order=ingest, admin (first page)", |_, _, _| {
             (Filter::default(), None)
         }),
