@@ -272,8 +272,7 @@ async fn the_relay_trigger_admits_only_the_callback_token() {
         assert_eq!(content_type, "application/problem+json");
     }
     // Admitted: the pass then finds no database, and says so.
-    let (status, content_type, _) =
-        send(&app, trigger(Some(("dapr-api-token", APP_TOKEN)))).await;
+    let (status, content_type, _) = send(&app, trigger(Some(("dapr-api-token", APP_TOKEN)))).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(content_type, "application/problem+json");
 }

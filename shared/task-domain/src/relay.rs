@@ -91,7 +91,11 @@ impl RelayMetrics {
     /// (prefixed with the function's namespace).
     pub fn counters(&self) -> [(&'static str, &'static str, Counter); 5] {
         [
-            ("outbox_published", "Events the relay published", self.published.clone()),
+            (
+                "outbox_published",
+                "Events the relay published",
+                self.published.clone(),
+            ),
             (
                 "outbox_publish_failures",
                 "Events a failed publish left unsent; retried on the next pass",
