@@ -7,6 +7,8 @@ use settings::{SettingError, Settings};
 use task_domain::RelayConfig;
 use task_domain::relay::{Backoff, RelaySettings};
 
+use crate::retention::RetentionConfig;
+
 pub const DEFAULT_PORT: u16 = 8080;
 /// task-api's default `RELAY_CONCURRENCY`; the other `RELAY_*` settings
 /// are in `task_domain::relay::settings`. Each key being published holds
@@ -19,8 +21,10 @@ pub struct Config {
     pub auth: AuthConfig,
     pub relay: RelayConfig,
     pub relay_backoff: Backoff,
-    /// Who may call the callback route (`POST /job/outbox-relay`).
+    /// Who may call the callback routes (`POST /job/...`).
     pub callback_token: AppToken,
+    /// The change feed's and the outbox's retention job.
+    pub retention: RetentionConfig,
 }
 
 impl Config {
@@ -35,6 +39,7 @@ impl Config {
         Ok(Self {
             auth: AuthConfig::from_settings(s)?,
             callback_token: AppToken::from_settings(s)?,
+            retention: RetentionConfig::from_settings(s)?,
             common,
             relay: relay.config,
             relay_backoff: relay.backoff,

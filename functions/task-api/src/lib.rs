@@ -6,10 +6,14 @@
 //! - [`routes`]: the public REST API (openapi.json).
 //! - [`callbacks`]: `POST /job/outbox-relay`, a relay pass for a trigger
 //!   that wakes task-api from zero, behind the app or push token.
+//! - [`retention`]: `POST /job/change-retention`, the Dapr job that prunes
+//!   the change feed, sent outbox rows and old idempotency keys; `main`
+//!   merges its router beside [`app`] and registers the job.
 
 pub mod callbacks;
 pub mod config;
 pub mod error;
+pub mod retention;
 pub mod routes;
 
 use std::sync::Arc;

@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
         common.dapr_api_token.clone(),
         common.dapr_timeout,
     );
+    let dapr_jobs = dapr.clone();
     let relay = Relay::new(pool.clone(), dapr, config.relay.clone(), relay_metrics)
         .with_backoff(config.relay_backoff);
     config.callback_token.log_posture();
@@ -60,10 +61,26 @@ async fn main() -> anyhow::Result<()> {
         let _ = rx.wait_for(|stop| *stop).await;
     }));
 
+    tokio::spawn(task_api::retention::register_job(
+        dapr_jobs,
+        config.retention.schedule.clone(),
+    ));
+    let retention = task_api::retention::router(
+        state.repo.clone(),
+        config.retention.clone(),
+        config.callback_token.clone(),
+    );
     service::server::bind_and_serve(
         "task-api",
         common.port,
-        app(state, config.callback_token.clone(), checks, metrics, limits),
+        app(
+            state,
+            config.callback_token.clone(),
+            checks,
+            metrics,
+            limits,
+        )
+        .merge(retention),
         common.shutdown_grace,
     )
     .await?;

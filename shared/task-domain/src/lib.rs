@@ -7,12 +7,14 @@
 //! through [`repo::TaskRepository`], which commits the change and the events
 //! it causes in one transaction.
 
+pub mod changes;
 pub mod devices;
 pub mod ics;
 pub mod idempotency;
 pub mod input;
 pub mod model;
 pub mod outbox;
+pub mod prune;
 pub mod query;
 pub mod recurrence;
 pub mod relay;

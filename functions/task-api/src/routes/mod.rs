@@ -1,6 +1,7 @@
 //! The HTTP routes, and the request-header rules they share.
 
 mod calendar;
+mod changes;
 mod devices;
 pub mod if_match;
 mod tasks;
@@ -23,7 +24,7 @@ pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 /// Every route this module serves, as (method, path template). A test holds
 /// the router, this list and `openapi.json` together.
-pub const ROUTES: [(&str, &str); 15] = [
+pub const ROUTES: [(&str, &str); 16] = [
     ("post", "/api/tasks"),
     ("get", "/api/tasks"),
     ("get", "/api/tasks/{id}"),
@@ -33,6 +34,7 @@ pub const ROUTES: [(&str, &str); 15] = [
     ("post", "/api/tasks/{id}/reopen"),
     ("post", "/api/devices"),
     ("delete", "/api/devices/{id}"),
+    ("get", "/api/changes"),
     ("post", "/api/calendar/token"),
     ("get", "/api/calendar.ics"),
     ("get", "/openapi.json"),
@@ -55,6 +57,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/tasks/{id}/reopen", post(tasks::reopen))
         .route("/api/devices", post(devices::create))
         .route("/api/devices/{id}", delete(devices::remove))
+        .route("/api/changes", get(changes::list))
         .route("/api/calendar/token", post(calendar::rotate_token))
         .route(calendar::FEED_PATH, get(calendar::feed))
         .route("/openapi.json", get(openapi))
