@@ -252,6 +252,22 @@ pub async fn unsent_outbox_rows(db: &tokio_postgres::Client, user_id: &str) -> i
     .await
 }
 
+/// The line of audit's JSON log that stored an event of `task_id`
+/// ("audit entry stored"), within `timeout`: its span shows the trace id
+/// the handler received.
+pub async fn audit_stored_line(task_id: &str, timeout: Duration) -> Option<Value> {
+    let run_dir =
+        std::env::var("TODO_EVENTS_RUN").unwrap_or_else(|_| "/var/tmp/todo-events".into());
+    let log = std::path::Path::new(&run_dir).join("logs/app-audit.log");
+    eventually(timeout, || async {
+        let text = std::fs::read_to_string(&log).ok()?;
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|entry| entry["task_id"] == task_id && entry["message"] == "audit entry stored")
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -510,3 +510,44 @@ async fn a_trigger_alone_publishes_what_was_left_unsent() {
     assert_eq!(metrics.published.get(), 20);
     scratch.drop_schema().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn each_event_of_a_bulk_call_keeps_its_own_trace() {
+    use contracts::testing::task_event;
+
+    let stack = Stack::from_env();
+    let scratch = Scratch::new(&stack).await;
+    let user = format!("traces-{}", Uuid::new_v4().simple());
+    // Three changes of one user, each from its own API request (trace).
+    let traced: Vec<(OutgoingEvent, String)> = (0..3)
+        .map(|_| {
+            let trace = Uuid::new_v4().simple().to_string();
+            (task_event(EventKind::TaskCreated, &user), trace)
+        })
+        .collect();
+    {
+        let mut client = scratch.pool.get().await.expect("connection");
+        let tx = client.transaction().await.expect("transaction");
+        for (event, trace) in &traced {
+            let traceparent = format!("00-{trace}-00f067aa0ba902b7-01");
+            task_domain::outbox::enqueue(&tx, event, &user, None, Some(&traceparent))
+                .await
+                .expect("enqueue");
+        }
+        tx.commit().await.expect("commit");
+    }
+    let (relay, metrics) = relay(&stack, &scratch, 100, HOLD);
+    assert_eq!(relay.pass().await.expect("pass"), 3);
+    assert_eq!(metrics.calls.get(), 1, "one bulk call carried all three");
+
+    // audit received each with the trace of the change that caused it.
+    for (event, trace) in &traced {
+        let task_id = event.subject.clone();
+        let line = e2e_tests::audit_stored_line(&task_id, Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|| panic!("audit did not store task {task_id}'s event"));
+        assert_eq!(line["span"]["trace_id"], trace.as_str(), "{line}");
+    }
+    scratch.drop_schema().await;
+}
