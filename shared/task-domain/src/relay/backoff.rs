@@ -3,6 +3,10 @@
 //! so retrying it at every wake-up would only hammer daprd and flood the
 //! log; a fix (a component's scopes, a topic) is picked up by the next
 //! attempt, at most `max` later.
+//!
+//! The count is the row's `attempts`, which also counts tries that failed
+//! while daprd or the broker was down, so a row refused right after an
+//! outage starts further up the curve; `max` bounds that.
 
 use std::time::Duration;
 
