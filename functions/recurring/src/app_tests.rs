@@ -17,7 +17,7 @@ use contracts::{EventKind, OutgoingEvent, TaskEventData};
 use dapr_http::{AppToken, DaprClient};
 use serde_json::{Value, json};
 use task_domain::relay::RelayMetrics;
-use task_domain::{Relay, RelayConfig, Task, TaskInput, TaskRepository};
+use task_domain::{Relay, RelayConfig, SeriesStart, Task, TaskInput, TaskRepository};
 use telemetry::metrics::Metrics;
 use tower::ServiceExt;
 
@@ -456,4 +456,40 @@ async fn a_deleted_or_reopened_task_is_acknowledged_and_left_alone() {
     let (_, body) = call(&app, dapr_push(&dapr_push_body(&event))).await;
     assert_eq!(body, json!({"status": "SUCCESS"}));
     assert!(series_of(&pool, &deleted).await.is_empty());
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (DATABASE_URL): ./scripts/test runs it"]
+async fn an_edited_due_date_re_anchors_the_series() {
+    let pool = test_pool().await;
+    let app = router(pool.clone());
+    let repo = TaskRepository::new(pool.clone());
+    let task = pending_daily(&repo).await;
+    let moved = task.due_at.unwrap() + chrono::Duration::hours(5);
+    let patch: task_domain::TaskPatch =
+        serde_json::from_value(json!({"due_at": moved, "reminders": []})).unwrap();
+    let edited = repo
+        .update(&task.user_id, task.id, patch, None, None)
+        .await
+        .unwrap();
+    assert_eq!(edited.series_id, task.series_id, "the series keeps its id");
+    assert_eq!(
+        edited.series.unwrap().local,
+        SeriesStart::at(moved, chrono_tz::Tz::Europe__Berlin, 1).local
+    );
+    let done = repo
+        .set_status(
+            &task.user_id,
+            task.id,
+            task_domain::Status::Completed,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    call(&app, dapr_push(&dapr_push_body(&completion_of(&done)))).await;
+    let series = series_of(&pool, &task).await;
+    assert_eq!(series.len(), 2);
+    assert_eq!(series[1].1.due_at, Some(moved + chrono::Duration::days(1)));
+    assert_eq!(series[1].1.rrule.as_deref(), Some("FREQ=DAILY;COUNT=3"));
 }

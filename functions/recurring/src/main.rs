@@ -32,16 +32,9 @@ async fn main() -> anyhow::Result<()> {
     let ingest = IngestMetrics::default();
     ingest.register(&metrics);
     let relay_metrics = RelayMetrics::default();
-    metrics.register(
-        "outbox_published",
-        "Events the relay published",
-        relay_metrics.published.clone(),
-    );
-    metrics.register(
-        "outbox_publish_failures",
-        "Publishes that failed and wait for a retry",
-        relay_metrics.failed.clone(),
-    );
+    for (name, help, counter) in relay_metrics.counters() {
+        metrics.register(name, help, counter);
+    }
 
     let dapr = DaprClient::new(
         &common.dapr_http_endpoint,
