@@ -59,6 +59,11 @@ impl TaskRepository {
         if current.recurrence.is_none() {
             return Ok(SuccessorOutcome::NotApplicable("the task does not recur"));
         }
+        // Without a series id the unique index cannot guard the insert;
+        // every recurring row has one (V4 gave the older ones theirs).
+        if current.series_id.is_none() {
+            return Ok(SuccessorOutcome::NotApplicable("the task has no series"));
+        }
         let (Status::Completed, Some(completed_at)) = (current.status, current.completed_at) else {
             return Ok(SuccessorOutcome::NotApplicable("the task was reopened"));
         };
@@ -93,7 +98,7 @@ impl TaskRepository {
 /// completion create it again).
 async fn has_later_occurrence(tx: &Transaction<'_>, task: &Task) -> Result<bool, RepoError> {
     let Some(series_id) = task.series_id else {
-        return Ok(false);
+        return Ok(true);
     };
     let row = tx
         .query_one(
