@@ -63,8 +63,10 @@ impl ReminderView {
 
     /// Whether a trigger for `fire_at` should send: the view holds that
     /// firing and it is not cancelled (else it was superseded or withdrawn).
+    /// Compared to the millisecond: job names carry milliseconds, task
+    /// times carry PostgreSQL's microseconds.
     pub fn is_live_firing(&self, fire_at: DateTime<Utc>) -> bool {
-        !self.cancelled && self.fire_at == fire_at
+        !self.cancelled && self.fire_at.timestamp_millis() == fire_at.timestamp_millis()
     }
 }
 
@@ -186,6 +188,19 @@ mod tests {
         let view = moved.view.unwrap();
         assert!(!view.is_live_firing(t(100)));
         assert!(view.is_live_firing(t(200)));
+    }
+
+    #[test]
+    fn a_trigger_names_its_firing_to_the_millisecond() {
+        let id = Uuid::from_u128(5);
+        let mut data = event(id, 1, 100, "a");
+        data.fire_at += chrono::Duration::microseconds(123_456);
+        let view = apply(None, &data, true).view.unwrap();
+        let job = JobName::parse(&view.job().render()).unwrap();
+        let JobName::Firing { fire_at, .. } = job else {
+            panic!("{job:?}")
+        };
+        assert!(view.is_live_firing(fire_at));
     }
 
     #[test]

@@ -175,6 +175,21 @@ pub fn diff_firings(before: &[Firing], after: &[Firing]) -> FiringDiff {
     }
 }
 
+/// When a change alters what a reminder shows (its task's title or due
+/// time), every firing after it is scheduled again, not only the moved
+/// ones: the notification function keeps its own view and learns the new
+/// title only from `reminder.scheduled`.
+pub fn reshow(mut diff: FiringDiff, after: &[Firing], shown_changed: bool) -> FiringDiff {
+    if shown_changed {
+        for firing in after {
+            if !diff.scheduled.contains(firing) {
+                diff.scheduled.push(firing.clone());
+            }
+        }
+    }
+    diff
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +238,24 @@ mod tests {
             FiringDiff::default()
         );
         assert_eq!(fire_at(Trigger::At(t(1)), None, false), None);
+    }
+
+    #[test]
+    fn a_retitle_schedules_every_firing_again_once() {
+        let firing = |r: u128, s: i64| Firing {
+            reminder_id: Uuid::from_u128(r),
+            fire_at: t(s),
+            occurrence_due_at: None,
+            channels: vec![ReminderChannel::Email],
+        };
+        let after = [firing(1, 10), firing(2, 20)];
+        let moved = diff_firings(&[firing(1, 10), firing(2, 5)], &after);
+        assert_eq!(moved.scheduled, vec![firing(2, 20)]);
+        let shown = reshow(moved, &after, true);
+        assert_eq!(shown.scheduled, vec![firing(2, 20), firing(1, 10)]);
+        assert_eq!(shown.cancelled, vec![firing(2, 5)]);
+        let quiet = reshow(diff_firings(&after, &after), &after, false);
+        assert_eq!(quiet, FiringDiff::default());
     }
 
     proptest! {

@@ -14,7 +14,7 @@ use crate::idempotency;
 use crate::input::{NewTask, TaskFields, TaskPatch};
 use crate::model::{Status, Task};
 use crate::recurrence::Recurrence;
-use crate::reminder::{ReminderSpec, diff_firings};
+use crate::reminder::{ReminderSpec, diff_firings, reshow};
 use crate::stream;
 
 /// The fields a create sets, for the event's `changed` list.
@@ -290,7 +290,14 @@ impl TaskRepository {
                 store(&tx, &task).await?;
                 task.reminders =
                     reminders::sync(&tx, &task, &current.reminders, reminders.as_deref()).await?;
-                let diff = diff_firings(&before, &firings(&task));
+                let after = firings(&task);
+                // What a reminder shows (title, due time, zone) changed:
+                // its firings are scheduled again so notification's view
+                // never holds a stale title (same name, same job).
+                let shown = current.title != task.title
+                    || current.due_at != task.due_at
+                    || current.time_zone != task.time_zone;
+                let diff = reshow(diff_firings(&before, &after), &after, shown);
                 events::emit(&tx, &task, change(kind, op, changed), &diff).await?;
                 tx.commit().await?;
                 Ok(Some(task))

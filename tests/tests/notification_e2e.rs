@@ -1,0 +1,432 @@
+//! notification against the real stack: task-api's reminders travel
+//! through the outbox, Kafka and daprd to notification, which schedules a
+//! Dapr job per firing in the real scheduler; the trigger sends through
+//! mailpit (read back through its REST API) and the local Web Push service
+//! (scripts/lib/push_service.py, which checks VAPID and decrypts).
+//!
+//! Each test has its own user, address and push subscriptions, so
+//! concurrent tests and other engineers' traffic do not disturb it.
+//! Every test is ignored by a plain `cargo test`; `./scripts/test` runs them.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use e2e_tests::{Stack, eventually};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use uuid::Uuid;
+
+/// Enough for the outbox, Kafka, daprd and the scheduler on a busy
+/// two-core machine.
+const WAIT: Duration = Duration::from_secs(40);
+
+fn var(key: &str, default: &str) -> String {
+    std::env::var(key)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+struct Env {
+    stack: Stack,
+    notification: String,
+    mailpit: String,
+}
+
+fn env() -> Env {
+    Env {
+        stack: Stack::from_env(),
+        notification: var("NOTIFICATION_URL", "http://127.0.0.1:8083"),
+        mailpit: var("MAILPIT_URL", "http://127.0.0.1:8025"),
+    }
+}
+
+fn unique_user() -> String {
+    format!("notify-e2e-{}", Uuid::new_v4().simple())
+}
+
+/// The local push service, started for one test and killed with it.
+struct PushService {
+    base: String,
+    _child: tokio::process::Child,
+}
+
+impl PushService {
+    async fn start() -> Self {
+        let python = std::env::var("PUSH_PYTHON").unwrap_or_else(|_| {
+            panic!("PUSH_PYTHON is not set: ./scripts/test sets it (scripts/lib/push.sh)")
+        });
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scripts/lib/push_service.py"
+        );
+        let mut child = tokio::process::Command::new(python)
+            .arg(script)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("push service did not start: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .await
+            .expect("push service prints its URL");
+        Self {
+            base: line.trim().to_owned(),
+            _child: child,
+        }
+    }
+
+    /// A browser's subscription; `respond` makes its pushes answer that.
+    async fn subscribe(&self, http: &reqwest::Client, respond: Option<u16>) -> Value {
+        http.post(format!("{}/subscriptions", self.base))
+            .json(&json!({ "respond": respond }))
+            .send()
+            .await
+            .expect("push service reachable")
+            .json()
+            .await
+            .expect("subscription JSON")
+    }
+
+    async fn messages(&self, http: &reqwest::Client, sub: &Value) -> Vec<Value> {
+        let url = format!(
+            "{}/messages/{}",
+            self.base,
+            sub["id"].as_str().unwrap_or_default()
+        );
+        let body: Value = http
+            .get(url)
+            .send()
+            .await
+            .expect("push service")
+            .json()
+            .await
+            .expect("json");
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Env {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        user: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .stack
+            .http
+            .request(method, format!("{}{path}", self.notification))
+            .bearer_auth(self.stack.token(user, false));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("notification is not reachable: {e}"));
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The user's address, set through the settings API.
+    async fn email_for(&self, user: &str) -> String {
+        let address = format!("{user}@example.test");
+        let (status, body) = self
+            .call(
+                reqwest::Method::PUT,
+                user,
+                "/api/notification-settings",
+                Some(json!({"email": address, "email_enabled": true, "push_enabled": true})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        address
+    }
+
+    async fn register(&self, user: &str, sub: &Value) -> Value {
+        let (status, body) = self
+            .call(
+                reqwest::Method::POST,
+                user,
+                "/api/devices",
+                Some(json!({"endpoint": sub["endpoint"], "p256dh": sub["p256dh"], "auth": sub["auth"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    /// Mail that mailpit received for `address`: (subject, received at).
+    async fn mail(&self, address: &str) -> Vec<(String, DateTime<Utc>)> {
+        let response = self
+            .stack
+            .http
+            .get(format!("{}/api/v1/search", self.mailpit))
+            .query(&[("query", format!("to:\"{address}\""))])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("mailpit is not reachable: {e}"));
+        let body: Value = response.json().await.expect("mailpit JSON");
+        body["messages"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| {
+                let created = m["Created"]
+                    .as_str()
+                    .and_then(|c| DateTime::parse_from_rfc3339(c).ok());
+                (
+                    m["Subject"].as_str().unwrap_or_default().to_owned(),
+                    created.map(|c| c.to_utc()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    async fn task_with_reminder(&self, user: &str, title: &str, at: DateTime<Utc>) -> String {
+        let task = self
+            .stack
+            .create_task(
+                user,
+                &json!({
+                    "title": title,
+                    "due_at": at + chrono::Duration::hours(1),
+                    "time_zone": "Europe/Paris",
+                    "reminders": [{"at": at, "channels": ["email", "push"]}]
+                }),
+            )
+            .await;
+        task["id"].as_str().expect("task id").to_owned()
+    }
+
+    async fn task_api(
+        &self,
+        method: reqwest::Method,
+        user: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> StatusCode {
+        let mut request = self
+            .stack
+            .http
+            .request(method, format!("{}{path}", self.stack.task_api))
+            .bearer_auth(self.stack.token(user, false));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("task-api reachable").status()
+    }
+}
+
+async fn one_mail(env: &Env, address: &str) -> Vec<(String, DateTime<Utc>)> {
+    eventually(WAIT, || async {
+        let mail = env.mail(address).await;
+        (!mail.is_empty()).then_some(mail)
+    })
+    .await
+    .unwrap_or_else(|| panic!("no mail for {address} within {WAIT:?}"))
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn a_reminder_due_in_2s_arrives_once_by_email_and_once_per_device() {
+    let env = env();
+    let push = PushService::start().await;
+    let user = unique_user();
+    let address = env.email_for(&user).await;
+    let phone = push.subscribe(&env.stack.http, None).await;
+    let laptop = push.subscribe(&env.stack.http, None).await;
+    env.register(&user, &phone).await;
+    env.register(&user, &laptop).await;
+
+    let due = Utc::now() + chrono::Duration::seconds(2);
+    env.task_with_reminder(&user, "Water the plants", due).await;
+
+    let mail = one_mail(&env, &address).await;
+    assert!(mail[0].0.contains("Water the plants"), "{mail:?}");
+    for device in [&phone, &laptop] {
+        let got = eventually(WAIT, || async {
+            let m = push.messages(&env.stack.http, device).await;
+            (!m.is_empty()).then_some(m)
+        })
+        .await
+        .expect("a push for each device");
+        let payload: Value = serde_json::from_str(got[0]["plaintext"].as_str().unwrap_or_default())
+            .expect("JSON payload");
+        assert_eq!(payload["title"], "Water the plants");
+        assert_eq!(got[0]["urgency"], "high");
+        assert!(got[0]["ttl"].as_u64().unwrap_or_default() > 0);
+    }
+    // Once: nothing more arrives after a while (redelivered triggers and
+    // the scheduler's failure policy find the delivery records).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(env.mail(&address).await.len(), 1);
+    assert_eq!(push.messages(&env.stack.http, &phone).await.len(), 1);
+    assert_eq!(push.messages(&env.stack.http, &laptop).await.len(), 1);
+
+    let (status, history) = env
+        .call(reqwest::Method::GET, &user, "/api/notifications", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let items = history["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(items.len(), 3, "{history}");
+    assert!(items.iter().all(|i| i["status"] == "sent"), "{history}");
+    // Another user sees none of it.
+    let (_, other) = env
+        .call(
+            reqwest::Method::GET,
+            &unique_user(),
+            "/api/notifications",
+            None,
+        )
+        .await;
+    assert_eq!(other["items"], json!([]));
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn a_rescheduled_reminder_arrives_only_at_the_new_time() {
+    let env = env();
+    let user = unique_user();
+    let address = env.email_for(&user).await;
+    let first = Utc::now() + chrono::Duration::seconds(4);
+    let task = env.task_with_reminder(&user, "Call the bank", first).await;
+    let later = Utc::now() + chrono::Duration::seconds(12);
+    let status = env
+        .task_api(
+            reqwest::Method::PATCH,
+            &user,
+            &format!("/api/tasks/{task}"),
+            Some(json!({"reminders": [{"at": later, "channels": ["email"]}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mail = one_mail(&env, &address).await;
+    assert!(
+        mail[0].1 >= later - chrono::Duration::milliseconds(500),
+        "sent at {} although moved to {later}",
+        mail[0].1
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.mail(&address).await.len(), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn completed_and_deleted_tasks_send_nothing() {
+    let env = env();
+    let user = unique_user();
+    let address = env.email_for(&user).await;
+    let at = Utc::now() + chrono::Duration::seconds(5);
+    let done = env.task_with_reminder(&user, "Done already", at).await;
+    let gone = env.task_with_reminder(&user, "Deleted", at).await;
+    // A third, not cancelled, is the barrier: once it arrives, the
+    // other two firings have passed.
+    let barrier = env
+        .task_with_reminder(&user, "Barrier", at + chrono::Duration::seconds(2))
+        .await;
+    let s = env
+        .task_api(
+            reqwest::Method::POST,
+            &user,
+            &format!("/api/tasks/{done}/complete"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let s = env
+        .task_api(
+            reqwest::Method::DELETE,
+            &user,
+            &format!("/api/tasks/{gone}"),
+            None,
+        )
+        .await;
+    assert!(s.is_success(), "{s}");
+    let mail = one_mail(&env, &address).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mail_after = env.mail(&address).await;
+    assert_eq!(mail_after.len(), 1, "{mail_after:?} (barrier {barrier})");
+    assert!(mail[0].0.contains("Barrier"), "{mail:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn a_retitled_tasks_reminder_shows_the_new_title() {
+    let env = env();
+    let user = unique_user();
+    let address = env.email_for(&user).await;
+    let at = Utc::now() + chrono::Duration::seconds(6);
+    let task = env.task_with_reminder(&user, "Old title", at).await;
+    let status = env
+        .task_api(
+            reqwest::Method::PATCH,
+            &user,
+            &format!("/api/tasks/{task}"),
+            Some(json!({"title": "New title"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let mail = one_mail(&env, &address).await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert!(mail[0].0.contains("New title"), "{mail:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn an_expired_subscription_is_removed() {
+    let env = env();
+    let push = PushService::start().await;
+    let user = unique_user();
+    env.email_for(&user).await;
+    let expired = push.subscribe(&env.stack.http, Some(410)).await;
+    let device = env.register(&user, &expired).await;
+    env.task_with_reminder(&user, "Stretch", Utc::now() + chrono::Duration::seconds(2))
+        .await;
+    let started = Instant::now();
+    let removed = eventually(WAIT, || async {
+        let (_, devices) = env
+            .call(reqwest::Method::GET, &user, "/api/devices", None)
+            .await;
+        let ids: Vec<Value> = devices["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|d| d["id"].clone())
+            .collect();
+        (!ids.contains(&device["id"])).then_some(())
+    })
+    .await;
+    assert!(
+        removed.is_some(),
+        "device still listed after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn a_push_endpoint_belongs_to_one_user() {
+    let env = env();
+    let push = PushService::start().await;
+    let (alice, bob) = (unique_user(), unique_user());
+    let shared = push.subscribe(&env.stack.http, None).await;
+    env.register(&alice, &shared).await;
+    env.register(&bob, &shared).await;
+    let (_, alices) = env
+        .call(reqwest::Method::GET, &alice, "/api/devices", None)
+        .await;
+    let (_, bobs) = env
+        .call(reqwest::Method::GET, &bob, "/api/devices", None)
+        .await;
+    assert_eq!(alices["items"], json!([]), "moved away from alice");
+    assert_eq!(bobs["items"].as_array().map(Vec::len), Some(1));
+}
