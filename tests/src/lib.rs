@@ -252,6 +252,79 @@ pub async fn unsent_outbox_rows(db: &tokio_postgres::Client, user_id: &str) -> i
     .await
 }
 
+/// A schema of the test's own holding the task tables (task-domain's real
+/// migrations), so a test's rows are seen by nothing else on the shared
+/// stack (task-api's relay included), and its counts are exact.
+pub struct PrivateSchema {
+    /// Connections whose `search_path` is the schema.
+    pub pool: deadpool_postgres::Pool,
+    pub name: String,
+    /// A connection set to the schema, for the test's own queries.
+    pub db: tokio_postgres::Client,
+}
+
+impl PrivateSchema {
+    /// Creates `<prefix>_<unix time>_<random>` with the task tables, after
+    /// dropping this prefix's schemas a failed run left behind (more than
+    /// an hour old).
+    pub async fn create(stack: &Stack, prefix: &str, pool_size: usize) -> PrivateSchema {
+        let db = stack.db().await;
+        let stale = db
+            .query(
+                "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)
+                 AND split_part(substr(nspname, length($1) + 1), '_', 1) ~ '^[0-9]+$'
+                 AND split_part(substr(nspname, length($1) + 1), '_', 1)::bigint
+                     < extract(epoch FROM now()) - 3600",
+                &[&format!("{prefix}_")],
+            )
+            .await
+            .expect("list schemas");
+        for row in stale {
+            let name: String = row.get(0);
+            let _ = db
+                .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
+                .await;
+        }
+        let name = format!(
+            "{prefix}_{}_{}",
+            chrono::Utc::now().timestamp(),
+            uuid::Uuid::new_v4().simple()
+        );
+        db.batch_execute(&format!("CREATE SCHEMA {name}"))
+            .await
+            .expect("create schema");
+        let separator = if stack.database_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        let url = format!(
+            "{}{separator}options=-c%20search_path%3D{name}",
+            stack.database_url
+        );
+        service::db::migrate(
+            &url,
+            task_domain::migrations(),
+            task_domain::MIGRATION_TABLE,
+        )
+        .await
+        .expect("migrations in the private schema");
+        db.batch_execute(&format!("SET search_path = {name}"))
+            .await
+            .expect("search_path");
+        let pool = service::db::pool(&url, pool_size).expect("pool");
+        PrivateSchema { pool, name, db }
+    }
+
+    /// Drops the schema and everything in it.
+    pub async fn drop_schema(self) {
+        self.db
+            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name))
+            .await
+            .expect("drop schema");
+    }
+}
+
 /// The line of audit's JSON log that stored an event of `task_id`
 /// ("audit entry stored"), within `timeout`: its span shows the trace id
 /// the handler received.

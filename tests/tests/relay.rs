@@ -15,70 +15,29 @@ use std::time::{Duration, Instant};
 use contracts::testing::task_snapshot;
 use contracts::{EventKind, OutgoingEvent, TaskSyncData};
 use dapr_http::DaprClient;
-use deadpool_postgres::Pool;
-use e2e_tests::Stack;
+use e2e_tests::{PrivateSchema, Stack};
 use task_domain::relay::{Backoff, RelayMetrics};
 use task_domain::{Relay, RelayConfig};
 use uuid::Uuid;
 
-/// A private schema with the task tables, dropped by [`Scratch::drop_schema`].
-struct Scratch {
-    pool: Pool,
-    schema: String,
-    db: tokio_postgres::Client,
+/// The test's private schema ([`PrivateSchema`]) and its rows.
+struct Scratch(PrivateSchema);
+
+impl std::ops::Deref for Scratch {
+    type Target = PrivateSchema;
+
+    fn deref(&self) -> &PrivateSchema {
+        &self.0
+    }
 }
 
 impl Scratch {
     async fn new(stack: &Stack) -> Scratch {
-        let db = stack.db().await;
-        // Schemas a failed run left behind, more than an hour old.
-        let stale = db
-            .query(
-                "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'relay\\_test\\_%'
-                 AND split_part(nspname, '_', 3)::bigint < extract(epoch FROM now()) - 3600",
-                &[],
-            )
-            .await
-            .expect("list schemas");
-        for row in stale {
-            let name: String = row.get(0);
-            let _ = db
-                .batch_execute(&format!("DROP SCHEMA {name} CASCADE"))
-                .await;
-        }
-        let now = chrono::Utc::now().timestamp();
-        let schema = format!("relay_test_{now}_{}", Uuid::new_v4().simple());
-        db.batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .expect("create schema");
-        let separator = if stack.database_url.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        let url = format!(
-            "{}{separator}options=-c%20search_path%3D{schema}",
-            stack.database_url
-        );
-        service::db::migrate(
-            &url,
-            task_domain::migrations(),
-            task_domain::MIGRATION_TABLE,
-        )
-        .await
-        .expect("migrations in the private schema");
-        db.batch_execute(&format!("SET search_path = {schema}"))
-            .await
-            .expect("search_path");
-        let pool = service::db::pool(&url, 12).expect("pool");
-        Scratch { pool, schema, db }
+        Scratch(PrivateSchema::create(stack, "relay_test", 12).await)
     }
 
     async fn drop_schema(self) {
-        self.db
-            .batch_execute(&format!("DROP SCHEMA {} CASCADE", self.schema))
-            .await
-            .expect("drop schema");
+        self.0.drop_schema().await;
     }
 
     /// Enqueues one `task-updates` event per `(user, offset)`, in order, in

@@ -55,11 +55,7 @@ async fn main() -> anyhow::Result<()> {
         request_timeout: common.request_timeout,
     };
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let relay_task = tokio::spawn(relay.run(async move {
-        let mut rx = stop_rx;
-        let _ = rx.wait_for(|stop| *stop).await;
-    }));
+    let relay_task = relay.spawn();
 
     tokio::spawn(task_api::retention::register_job(
         dapr_jobs,
@@ -85,16 +81,6 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
-    // A pass in flight may be waiting on a slow daprd, one publish at a
-    // time; it gets the grace period, no more. Cutting it off rolls its
-    // transaction back, so the next start re-publishes those rows under
-    // the same event ids and consumers deduplicate them.
-    let _ = stop_tx.send(true);
-    if tokio::time::timeout(common.shutdown_grace, relay_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!("outbox relay still busy after the grace period; stopping it");
-    }
+    relay_task.stop(common.shutdown_grace).await;
     Ok(())
 }

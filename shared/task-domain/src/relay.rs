@@ -132,6 +132,24 @@ pub struct Relay {
     cursor: Arc<Mutex<String>>,
 }
 
+/// A relay running in the background ([`Relay::spawn`]).
+pub struct RelayTask {
+    stop: tokio::sync::watch::Sender<bool>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl RelayTask {
+    /// Stops the relay, waiting at most `grace` for the pass in flight. A
+    /// call cut off rolls its transaction back: those events go out again
+    /// on the next start under the same ids, and consumers deduplicate.
+    pub async fn stop(self, grace: Duration) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(grace, self.handle).await.is_err() {
+            tracing::warn!("outbox relay still busy after the grace period; stopping it");
+        }
+    }
+}
+
 /// What one daprd call did for a key.
 enum Call {
     /// Published this many; the key may have more.
@@ -191,6 +209,15 @@ impl Relay {
                 () = &mut shutdown => return,
             }
         }
+    }
+
+    /// Runs the relay in the background until [`RelayTask::stop`].
+    pub fn spawn(self) -> RelayTask {
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let handle = tokio::spawn(self.run(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }));
+        RelayTask { stop, handle }
     }
 
     /// Passes until one publishes nothing or `budget` is spent; returns how
