@@ -115,6 +115,14 @@ resource "redpanda_topic" "main" {
     "cleanup.policy" = "delete"
     "retention.ms"   = tostring(var.topic_retention_hours[each.key] * 3600000)
   }
+
+  # allow_deletion alone is not enough: `destroy` removes dependents first,
+  # so the users and ACLs (which depend on the topics) would be gone before
+  # the provider refused the topic. prevent_destroy fails the plan itself,
+  # before anything is deleted.
+  lifecycle {
+    prevent_destroy = true
+  }
 }
 
 resource "redpanda_topic" "dead_letter" {
@@ -128,6 +136,11 @@ resource "redpanda_topic" "dead_letter" {
   configuration = {
     "cleanup.policy" = "delete"
     "retention.ms"   = tostring(var.dlq_retention_hours * 3600000)
+  }
+
+  # See redpanda_topic.main.
+  lifecycle {
+    prevent_destroy = true
   }
 }
 

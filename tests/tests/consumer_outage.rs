@@ -33,10 +33,9 @@ use uuid::Uuid;
 const OUTAGE: Duration = Duration::from_secs(60);
 /// One task every this often while the outage lasts.
 const CREATE_EVERY: Duration = Duration::from_secs(4);
-/// From the end of the outage until every event must be audited: daprd's
-/// backoff waits at most 15 s (maxInterval 10 s, +50 % jitter) between
-/// attempts, and an attempt waiting on the lock succeeds as soon as it is
-/// released.
+/// From the end of the outage until every event must be audited: daprd
+/// retries every 2 s (dapr/components/resiliency.yaml), and an attempt
+/// waiting on the lock succeeds as soon as it is released.
 const RECOVERY: Duration = Duration::from_secs(45);
 
 #[tokio::test]
