@@ -1,0 +1,174 @@
+//! sync-gateway's configuration: the shared settings, auth, the callback
+//! token, and the socket limits. Every `ENV_X` sits beside its `DEFAULT_X`.
+
+use std::time::Duration;
+
+use auth::AuthConfig;
+use dapr_http::AppToken;
+use service::config::CommonConfig;
+use settings::{SettingError, Settings};
+
+use crate::session::SessionConfig;
+
+pub const DEFAULT_PORT: u16 = 8090;
+/// task-api, whose change feed replays resumes.
+pub const ENV_TASK_API_URL: &str = "TASK_API_URL";
+pub const DEFAULT_TASK_API_URL: &str = "http://127.0.0.1:8080";
+/// Per change-feed call.
+pub const ENV_FEED_TIMEOUT_MS: &str = "FEED_TIMEOUT_MS";
+pub const DEFAULT_FEED_TIMEOUT_MS: u64 = 5_000;
+/// A socket without a valid `auth` message (or header) by then is closed
+/// with 4401.
+pub const ENV_WS_AUTH_TIMEOUT_MS: &str = "WS_AUTH_TIMEOUT_MS";
+pub const DEFAULT_WS_AUTH_TIMEOUT_MS: u64 = 5_000;
+/// WebSocket ping period; browsers answer pings by themselves.
+pub const ENV_WS_PING_INTERVAL_MS: &str = "WS_PING_INTERVAL_MS";
+pub const DEFAULT_WS_PING_INTERVAL_MS: u64 = 20_000;
+/// Closed with 4408 when nothing (a message, a pong) came for this long;
+/// more than one ping period, so one lost pong is not fatal.
+pub const ENV_WS_IDLE_TIMEOUT_MS: &str = "WS_IDLE_TIMEOUT_MS";
+pub const DEFAULT_WS_IDLE_TIMEOUT_MS: u64 = 60_000;
+/// Live events queued per socket; a client that falls further behind is
+/// closed with 4429 and resumes.
+pub const ENV_WS_QUEUE: &str = "WS_QUEUE_CAPACITY";
+pub const DEFAULT_WS_QUEUE: usize = 256;
+/// Queued events written per flush.
+pub const ENV_WS_BURST: &str = "WS_BURST";
+pub const DEFAULT_WS_BURST: usize = 64;
+/// Events per change-feed page when replaying (task-api allows 1000).
+pub const ENV_WS_REPLAY_PAGE: &str = "WS_REPLAY_PAGE";
+pub const DEFAULT_WS_REPLAY_PAGE: i64 = 500;
+/// tungstenite's read buffer per socket (its default is 128 KiB; client
+/// messages are small, so a few KiB keep idle sockets cheap).
+pub const ENV_WS_READ_BUFFER: &str = "WS_READ_BUFFER_BYTES";
+pub const DEFAULT_WS_READ_BUFFER: usize = 4 * 1024;
+/// tungstenite writes once this much is buffered (or on flush).
+pub const ENV_WS_WRITE_BUFFER: &str = "WS_WRITE_BUFFER_BYTES";
+pub const DEFAULT_WS_WRITE_BUFFER: usize = 4 * 1024;
+/// Largest client message; a token is the biggest thing a client sends.
+pub const ENV_WS_MAX_MESSAGE: &str = "WS_MAX_MESSAGE_BYTES";
+pub const DEFAULT_WS_MAX_MESSAGE: usize = 16 * 1024;
+
+/// tungstenite's buffers and limits per socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketBuffers {
+    pub read: usize,
+    pub write: usize,
+    pub max_message: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub common: CommonConfig,
+    pub auth: AuthConfig,
+    /// Who may push (`/dapr/subscribe`, `/events/task-updates`).
+    pub callbacks: AppToken,
+    pub task_api_url: String,
+    pub feed_timeout: Duration,
+    pub session: SessionConfig,
+    pub queue: usize,
+    pub buffers: SocketBuffers,
+}
+
+impl Config {
+    pub fn from_settings(s: &Settings<'_>) -> Result<Self, SettingError> {
+        let session = SessionConfig {
+            auth_timeout: s.millis(ENV_WS_AUTH_TIMEOUT_MS, DEFAULT_WS_AUTH_TIMEOUT_MS)?,
+            ping_interval: s.millis(ENV_WS_PING_INTERVAL_MS, DEFAULT_WS_PING_INTERVAL_MS)?,
+            idle_timeout: s.millis(ENV_WS_IDLE_TIMEOUT_MS, DEFAULT_WS_IDLE_TIMEOUT_MS)?,
+            replay_page: s.parsed(ENV_WS_REPLAY_PAGE, DEFAULT_WS_REPLAY_PAGE)?,
+            burst: s.parsed(ENV_WS_BURST, DEFAULT_WS_BURST)?,
+        };
+        if session.ping_interval.is_zero() || session.idle_timeout <= session.ping_interval {
+            return Err(invalid(
+                ENV_WS_IDLE_TIMEOUT_MS,
+                session.idle_timeout.as_millis(),
+                "must be longer than WS_PING_INTERVAL_MS (at least 1)",
+            ));
+        }
+        if !(1..=1000).contains(&session.replay_page) {
+            return Err(invalid(
+                ENV_WS_REPLAY_PAGE,
+                session.replay_page,
+                "must be 1 to 1000",
+            ));
+        }
+        if session.burst == 0 || session.auth_timeout.is_zero() {
+            return Err(invalid(
+                ENV_WS_BURST,
+                session.burst,
+                "WS_BURST and WS_AUTH_TIMEOUT_MS must be at least 1",
+            ));
+        }
+        let queue: usize = s.parsed(ENV_WS_QUEUE, DEFAULT_WS_QUEUE)?;
+        if queue == 0 {
+            return Err(invalid(ENV_WS_QUEUE, queue, "must be at least 1"));
+        }
+        Ok(Self {
+            common: CommonConfig::from_settings(s, DEFAULT_PORT)?,
+            auth: AuthConfig::from_settings(s)?,
+            callbacks: AppToken::from_settings(s)?,
+            task_api_url: s.string(ENV_TASK_API_URL, DEFAULT_TASK_API_URL),
+            feed_timeout: s.millis(ENV_FEED_TIMEOUT_MS, DEFAULT_FEED_TIMEOUT_MS)?,
+            session,
+            queue,
+            buffers: SocketBuffers {
+                read: s.parsed(ENV_WS_READ_BUFFER, DEFAULT_WS_READ_BUFFER)?,
+                write: s.parsed(ENV_WS_WRITE_BUFFER, DEFAULT_WS_WRITE_BUFFER)?,
+                max_message: s.parsed(ENV_WS_MAX_MESSAGE, DEFAULT_WS_MAX_MESSAGE)?,
+            },
+        })
+    }
+}
+
+fn invalid(key: &str, value: impl ToString, reason: &str) -> SettingError {
+    SettingError::Invalid {
+        key: key.to_owned(),
+        value: value.to_string(),
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&'static str, &'static str)]) -> Result<Config, SettingError> {
+        let mut map: HashMap<&str, &str> = pairs.iter().copied().collect();
+        map.insert("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef");
+        map.entry("APP_API_TOKEN").or_insert("app-token");
+        Config::from_settings(&Settings::new(&map))
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.common.port, 8090);
+        assert_eq!(c.task_api_url, "http://127.0.0.1:8080");
+        assert_eq!(c.session.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.buffers.read, 4096);
+        assert_eq!(c.queue, 256);
+    }
+
+    #[test]
+    fn impossible_limits_stop_the_start() {
+        for (key, value) in [
+            ("WS_IDLE_TIMEOUT_MS", "1000"),
+            ("WS_REPLAY_PAGE", "5000"),
+            ("WS_QUEUE_CAPACITY", "0"),
+            ("WS_BURST", "0"),
+        ] {
+            let err = config(&[(key, value)]).unwrap_err();
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+        assert!(config(&[]).is_ok());
+    }
+
+    #[test]
+    fn the_push_routes_need_a_token_or_an_explicit_opening() {
+        let mut map: HashMap<&str, &str> = HashMap::new();
+        map.insert("JWT_HS256_SECRET", "0123456789abcdef0123456789abcdef");
+        assert!(Config::from_settings(&Settings::new(&map)).is_err());
+    }
+}

@@ -1,0 +1,370 @@
+//! One socket's life: authenticate, say hello, then send the user's stream
+//! in order, each offset once, until the socket closes.
+//!
+//! Written against `Sink<Message>` and `Stream<Item = Result<Message, _>>`,
+//! so the tests drive it with channels (session_tests.rs).
+//!
+//! The session keeps the client's position (`epoch`, `offset`: the last
+//! event it sent) and sends only the next offset. A live event at or below
+//! the position is a duplicate (a redelivery, or already replayed) and is
+//! skipped; one above the next offset means something is missing (a resume
+//! behind the live stream, or a lost push), and the hole is filled from
+//! the change feed first. Live events that arrive while a replay runs wait
+//! in the socket's bounded queue ([`crate::hub`]), so replay and live never
+//! interleave and never leave a gap.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use auth::Authenticator;
+use axum::extract::ws::{Message, Utf8Bytes};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep_until, timeout};
+
+use crate::feed::{ChangeFeed, FeedError, Page, Position};
+use crate::hub::{Hub, Live, Subscription};
+use crate::protocol::{self, ClientMessage, Close, ServerMessage};
+use crate::token::{self, Verified};
+
+/// A session's limits (config.rs reads them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// How long a socket may stay open without a valid `auth` message.
+    pub auth_timeout: Duration,
+    /// How often the gateway sends a WebSocket ping.
+    pub ping_interval: Duration,
+    /// Closed when nothing (a message, a pong) came for this long.
+    pub idle_timeout: Duration,
+    /// Events per change-feed page during a replay.
+    pub replay_page: i64,
+    /// Most queued events written before one flush.
+    pub burst: usize,
+}
+
+/// What every session shares.
+#[derive(Clone)]
+pub struct Context<F> {
+    pub feed: F,
+    pub hub: Hub,
+    pub auth: Arc<Authenticator>,
+    pub config: SessionConfig,
+    /// Turns true when the gateway shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The gateway closed the socket with this code.
+    Closed(Close),
+    /// The client went away (closed, or the connection broke).
+    Gone,
+}
+
+/// Runs one socket until it ends; `pre` is the token the upgrade request
+/// carried in its `Authorization` header, already verified.
+pub async fn run<F, Si, St, E>(
+    ctx: Context<F>,
+    mut sink: Si,
+    mut stream: St,
+    pre: Option<Verified>,
+) -> End
+where
+    F: ChangeFeed,
+    Si: Sink<Message> + Unpin,
+    St: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let end = match session(&ctx, &mut sink, &mut stream, pre).await {
+        Ok(never) => match never {},
+        Err(end) => end,
+    };
+    if let End::Closed(close) = end {
+        tracing::debug!(code = close.code(), "closing socket");
+        let _ = sink.send(close.frame()).await;
+    }
+    end
+}
+
+/// The state of an authenticated socket.
+struct Socket<'a, F, Si, St> {
+    ctx: &'a Context<F>,
+    sink: &'a mut Si,
+    stream: &'a mut St,
+    verified: Verified,
+    position: Position,
+    last_heard: Instant,
+}
+
+async fn session<F, Si, St, E>(
+    ctx: &Context<F>,
+    sink: &mut Si,
+    stream: &mut St,
+    pre: Option<Verified>,
+) -> Result<std::convert::Infallible, End>
+where
+    F: ChangeFeed,
+    Si: Sink<Message> + Unpin,
+    St: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let verified = match pre {
+        Some(verified) => verified,
+        None => authenticate(ctx, stream).await?,
+    };
+    // Registered before the head is read: whatever commits after that read
+    // is published after it, so it reaches this socket's queue.
+    let subscription = ctx.hub.register(&verified.user);
+    let position = ctx.feed.head(&verified.token).await.map_err(feed_end)?;
+    let mut socket = Socket {
+        ctx,
+        sink,
+        stream,
+        verified,
+        position,
+        last_heard: Instant::now(),
+    };
+    let hello = ServerMessage::Hello {
+        epoch: &socket.position.epoch,
+        offset: socket.position.offset,
+    };
+    socket.send(hello.to_text()).await?;
+    socket.serve(subscription).await
+}
+
+/// Waits for the first message, which must be a valid `auth`.
+async fn authenticate<F, St, E>(ctx: &Context<F>, stream: &mut St) -> Result<Verified, End>
+where
+    St: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let mut shutdown = ctx.shutdown.clone();
+    let first = tokio::select! {
+        () = stopping(&mut shutdown) => return Err(End::Closed(Close::GoingAway)),
+        first = timeout(ctx.config.auth_timeout, next_text(stream)) => first,
+    };
+    let text = match first {
+        Err(_elapsed) => return Err(End::Closed(Close::Unauthenticated)),
+        Ok(Err(end)) => return Err(end),
+        Ok(Ok(text)) => text,
+    };
+    let Ok(ClientMessage::Auth { token }) = protocol::parse(&text) else {
+        return Err(End::Closed(Close::Unauthenticated));
+    };
+    token::verify(&ctx.auth, &token).await.map_err(|error| {
+        tracing::info!(%error, "socket token refused");
+        End::Closed(Close::Unauthenticated)
+    })
+}
+
+/// The next text frame, skipping control frames.
+async fn next_text<St, E>(stream: &mut St) -> Result<Utf8Bytes, End>
+where
+    St: Stream<Item = Result<Message, E>> + Unpin,
+{
+    loop {
+        match stream.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(text),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Binary(_))) => return Err(End::Closed(Close::BadMessage)),
+            Some(Ok(Message::Close(_)) | Err(_)) | None => return Err(End::Gone),
+        }
+    }
+}
+
+fn feed_end(error: FeedError) -> End {
+    match error {
+        FeedError::Unauthorized => End::Closed(Close::TokenExpired),
+        FeedError::Unavailable(reason) => {
+            tracing::warn!(%reason, "change feed unavailable");
+            End::Closed(Close::TryAgainLater)
+        }
+    }
+}
+
+/// Resolves when the gateway shuts down (or its sender is gone).
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    // The guard wait_for returns is not Send: drop it here.
+    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+/// Resolves at `at`, or never.
+async fn at_or_never(at: Option<Instant>) {
+    match at {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl<F, Si, St, E> Socket<'_, F, Si, St>
+where
+    F: ChangeFeed,
+    Si: Sink<Message> + Unpin,
+    St: Stream<Item = Result<Message, E>> + Unpin,
+{
+    async fn serve(&mut self, mut sub: Subscription) -> Result<std::convert::Infallible, End> {
+        let config = self.ctx.config;
+        let mut shutdown = self.ctx.shutdown.clone();
+        let mut ping =
+            tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+        loop {
+            tokio::select! {
+                biased;
+                () = stopping(&mut shutdown) => return Err(End::Closed(Close::GoingAway)),
+                _ = &mut sub.kicked => return Err(End::Closed(Close::TooSlow)),
+                () = at_or_never(self.verified.expires_at) => {
+                    return Err(End::Closed(Close::TokenExpired));
+                }
+                () = sleep_until(self.last_heard + config.idle_timeout) => {
+                    return Err(End::Closed(Close::Idle));
+                }
+                _ = ping.tick() => self.sink.send(Message::Ping(Default::default())).await.map_err(|_| End::Gone)?,
+                message = self.stream.next() => self.on_message(message).await?,
+                Some(live) = sub.live.recv() => self.on_live(live, &mut sub).await?,
+            }
+        }
+    }
+
+    async fn on_message(&mut self, message: Option<Result<Message, E>>) -> Result<(), End> {
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                self.last_heard = Instant::now();
+                return Ok(());
+            }
+            Some(Ok(Message::Binary(_))) => return Err(End::Closed(Close::BadMessage)),
+            Some(Ok(Message::Close(_)) | Err(_)) | None => return Err(End::Gone),
+        };
+        self.last_heard = Instant::now();
+        match protocol::parse(&text) {
+            Ok(ClientMessage::Ping) => self.send(ServerMessage::Pong.to_text()).await,
+            Ok(ClientMessage::Resume { epoch, offset }) => {
+                self.position = Position { epoch, offset };
+                self.catch_up().await?;
+                self.flush().await
+            }
+            Ok(ClientMessage::Auth { token }) => self.reauthenticate(&token).await,
+            Err(error) => {
+                tracing::info!(%error, "unknown client message");
+                Err(End::Closed(Close::BadMessage))
+            }
+        }
+    }
+
+    /// A fresh token for the same user extends the socket's life.
+    async fn reauthenticate(&mut self, token: &str) -> Result<(), End> {
+        match token::verify(&self.ctx.auth, token).await {
+            Ok(fresh) if fresh.user == self.verified.user => {
+                self.verified = fresh;
+                Ok(())
+            }
+            Ok(_) => Err(End::Closed(Close::Unauthenticated)),
+            Err(error) => {
+                tracing::info!(%error, "fresh socket token refused");
+                Err(End::Closed(Close::Unauthenticated))
+            }
+        }
+    }
+
+    /// Sends `first` and whatever else is queued (up to a burst), then
+    /// flushes once.
+    async fn on_live(&mut self, first: Arc<Live>, sub: &mut Subscription) -> Result<(), End> {
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(live) = next.take() {
+            self.deliver(&live).await?;
+            written += 1;
+            if written < self.ctx.config.burst {
+                next = sub.live.try_recv().ok();
+            }
+        }
+        self.flush().await
+    }
+
+    /// Writes one live event if it is the next offset; skips duplicates;
+    /// fills a hole from the feed first.
+    async fn deliver(&mut self, live: &Live) -> Result<(), End> {
+        if live.epoch == self.position.epoch && live.offset <= self.position.offset {
+            return Ok(());
+        }
+        if !self.follows(live) {
+            self.catch_up().await?;
+        }
+        if self.follows(live) {
+            self.feed(live.text.clone()).await?;
+            self.position.offset = live.offset;
+        }
+        Ok(())
+    }
+
+    fn follows(&self, live: &Live) -> bool {
+        live.epoch == self.position.epoch && live.offset == self.position.offset + 1
+    }
+
+    /// Replays the change feed from the position to its end; on a reset,
+    /// moves to the head and tells the client.
+    async fn catch_up(&mut self) -> Result<(), End> {
+        let page = self.ctx.config.replay_page;
+        loop {
+            let answer = self
+                .ctx
+                .feed
+                .after(
+                    &self.verified.token,
+                    &self.position.epoch,
+                    self.position.offset,
+                    page,
+                )
+                .await
+                .map_err(feed_end)?;
+            let events = match answer {
+                Page::Events(events) => events,
+                Page::Reset { .. } => return self.reset().await,
+            };
+            let (count, before) = (events.len(), self.position.offset);
+            for data in events.iter().filter(|d| d.offset > before) {
+                if data.offset != self.position.offset + 1 {
+                    break;
+                }
+                self.feed(ServerMessage::event(data)).await?;
+                self.position.offset = data.offset;
+            }
+            self.flush().await?;
+            // A short page is the end; a page that did not move (which the
+            // feed never gives) must not spin.
+            if i64::try_from(count).unwrap_or(i64::MAX) < page || self.position.offset == before {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn reset(&mut self) -> Result<(), End> {
+        self.position = self
+            .ctx
+            .feed
+            .head(&self.verified.token)
+            .await
+            .map_err(feed_end)?;
+        let reset = ServerMessage::Reset {
+            epoch: &self.position.epoch,
+            offset: self.position.offset,
+        };
+        self.send(reset.to_text()).await
+    }
+
+    async fn feed(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        self.sink
+            .feed(Message::Text(text))
+            .await
+            .map_err(|_| End::Gone)
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        self.sink.flush().await.map_err(|_| End::Gone)
+    }
+
+    async fn send(&mut self, text: Utf8Bytes) -> Result<(), End> {
+        self.sink
+            .send(Message::Text(text))
+            .await
+            .map_err(|_| End::Gone)
+    }
+}

@@ -1,0 +1,94 @@
+//! `GET /ws/tasks`: the upgrade. A token in the `Authorization` header is
+//! checked before upgrading (a refused one is a 401 with the RFC 6750
+//! challenge, like the API's); without one the session waits for an
+//! `auth` message. tungstenite's buffers are set small (config.rs): an
+//! idle socket then costs a few KiB instead of its 128 KiB default.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::extract::State;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+
+use crate::AppState;
+use crate::session::{self, End};
+use crate::token;
+
+/// Open sessions, so shutdown can wait for their close frames.
+#[derive(Clone, Default)]
+pub struct Sessions(Arc<AtomicUsize>);
+
+struct SessionGuard(Arc<AtomicUsize>);
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Sessions {
+    fn enter(&self) -> SessionGuard {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        SessionGuard(self.0.clone())
+    }
+
+    pub fn open(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let pre = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let value = value.to_str().unwrap_or_default();
+            match token::verify_header(&state.session.auth, value).await {
+                Ok(verified) => Some(verified),
+                Err(error) => return refused(&error),
+            }
+        }
+    };
+    // Taken as a Result so a refused token is a 401 even for a request
+    // that is not a valid upgrade.
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let buffers = state.buffers;
+    let guard = state.sessions.enter();
+    ws.read_buffer_size(buffers.read)
+        .write_buffer_size(buffers.write)
+        // Backpressure instead of an unbounded buffer if writes stall.
+        .max_write_buffer_size(buffers.write * 4 + buffers.max_message)
+        .max_message_size(buffers.max_message)
+        .max_frame_size(buffers.max_message)
+        .on_upgrade(move |socket| async move {
+            let _guard = guard;
+            let (sink, stream) = socket.split();
+            let end = session::run(state.session.clone(), sink, stream, pre).await;
+            match end {
+                End::Closed(close) => state.metrics.closed(close),
+                End::Gone => {
+                    state.metrics.gone.inc();
+                }
+            }
+        })
+}
+
+/// 401 with the RFC 6750 challenge, as the API answers a refused token.
+fn refused(error: &auth::AuthError) -> Response {
+    let mut response = service::Problem::unauthorized(error.to_string()).into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer error=\"invalid_token\""),
+    );
+    response
+}
