@@ -63,6 +63,19 @@ async fn if_match_is_a_strong_comparison_over_a_list_of_tags() {
         let (status, body) = patch_with(tag, "nope").await;
         assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{tag}: {body}");
     }
+    // A read evaluates If-Match too (RFC 9110 §13.2.1).
+    let (status, _) = call(&stack, Method::GET, &path, &token, Some("W/\"1\""), None).await;
+    assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    let (status, _) = call(
+        &stack,
+        Method::GET,
+        &path,
+        &token,
+        Some("\"7\", \"1\""),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
     // A list matches when any strong tag in it is current.
     let (status, body) = patch_with("\"7\", \"1\"", "second").await;
     assert_eq!(

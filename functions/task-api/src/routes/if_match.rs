@@ -56,6 +56,15 @@ impl IfMatch {
         }
     }
 
+    /// Whether a task at `sequence` meets the condition (for reads; a
+    /// change is checked under the row lock by [`IfMatch::guard`]).
+    pub fn admits(&self, sequence: i64) -> bool {
+        match self {
+            IfMatch::Any => true,
+            IfMatch::OneOf(listed) => listed.contains(&sequence),
+        }
+    }
+
     /// Runs one guarded change. The repository checks one expected
     /// sequence under the task's row lock; for a list, a mismatch that
     /// names another listed sequence is tried again with that one, so the

@@ -70,6 +70,14 @@ fn locked(current: i64, expected: Option<i64>) -> Result<i64, RepoError> {
     }
 }
 
+#[test]
+fn a_read_is_admitted_by_any_listed_sequence() {
+    assert!(IfMatch::Any.admits(4));
+    assert!(IfMatch::OneOf(vec![3, 4]).admits(4));
+    assert!(!IfMatch::OneOf(vec![3, 5]).admits(4));
+    assert!(!IfMatch::OneOf(vec![]).admits(4));
+}
+
 #[tokio::test]
 async fn a_list_matches_when_any_listed_sequence_is_current() {
     let guard = |tags: &[i64], current: i64| {

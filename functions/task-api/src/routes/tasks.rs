@@ -10,9 +10,10 @@ use service::ApiJson;
 use task_domain::idempotency::{request_hash, valid_key};
 use task_domain::query::{ListParams, Page};
 use task_domain::repo::{CreateOutcome, Idempotency};
-use task_domain::{Status, Task, TaskInput, TaskPatch};
+use task_domain::{RepoError, Status, Task, TaskInput, TaskPatch};
 use telemetry::trace_context::TraceParent;
 
+use super::if_match::IfMatch;
 use super::{TaskTarget, etag, parse_id};
 use crate::AppState;
 use crate::error::ApiError;
@@ -106,15 +107,28 @@ fn task_response(task: &Task) -> Response {
     response
 }
 
+/// `If-Match` is evaluated on a read too (RFC 9110 §13.2.1): a task that
+/// exists but matches no listed tag is a 412.
 pub async fn get_one(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id, "task")?;
-    let task = state.repo.get(&principal.user_id, id).await?;
-    task.map(|t| task_response(&t))
-        .ok_or(ApiError::NotFound("task"))
+    let condition = IfMatch::from_headers(&headers)?;
+    let task = state
+        .repo
+        .get(&principal.user_id, id)
+        .await?
+        .ok_or(ApiError::NotFound("task"))?;
+    if !condition.admits(task.sequence) {
+        return Err(RepoError::SequenceMismatch {
+            current: task.sequence,
+        }
+        .into());
+    }
+    Ok(task_response(&task))
 }
 
 #[tracing::instrument(skip_all, fields(user_id = %principal.user_id, task_id = %t.id))]
