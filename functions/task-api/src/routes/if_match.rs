@@ -25,7 +25,8 @@ pub enum IfMatch {
     OneOf(Vec<i64>),
 }
 
-/// A sequence no task has (they start at 1 and only grow): what an empty
+/// A sequence no task has (`CHECK (sequence >= 1)` in the task domain's V1
+/// migration, and it only grows): what an empty
 /// list is checked against, so a missing task is still a 404 (as without
 /// the header) and an existing one a 412.
 const NO_SEQUENCE: i64 = i64::MIN;
