@@ -67,3 +67,5 @@ pub fn app(
 
 #[cfg(test)]
 mod app_tests;
+#[cfg(test)]
+mod db_tests;
