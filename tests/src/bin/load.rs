@@ -1,7 +1,7 @@
 //! A load tool for task-api on the local stack: create and update throughput
-//! with p50/p99 latency at a fixed concurrency, and the rate at which the
-//! outbox relay publishes the events they cause (task-api's
-//! `todo_task_api_outbox_published_total`).
+//! with p50/p99 latency at a fixed concurrency, and how fast the outbox
+//! relay publishes the events they cause, read from the outbox rows of the
+//! tool's own users (any relay may publish them: task-api's, recurring's).
 //!
 //! ```text
 //! cargo run --release -p e2e-tests --bin load -- --concurrency 16 --duration 20
@@ -10,7 +10,8 @@
 //! only), `--concurrency N` (16), `--duration SECONDS` per phase (20),
 //! `--requests N` (bound per phase; default unbounded), `--users N` (50).
 //! Needs `JWT_HS256_SECRET` (and `JWT_AUDIENCE`/`JWT_ISSUER` if task-api
-//! checks them). Prints a Markdown report.
+//! checks them) and `DATABASE_URL` (default the local stack's). Prints a
+//! Markdown report.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -147,17 +148,21 @@ where
     })
 }
 
-async fn published_total(http: &reqwest::Client, url: &str) -> anyhow::Result<u64> {
-    let text = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await?
-        .text()
+/// The tool's users' outbox rows: (all, sent, seconds from the last
+/// commit to the last send).
+async fn outbox_of(
+    db: &tokio_postgres::Client,
+    users: &[String],
+) -> anyhow::Result<(i64, i64, f64)> {
+    let row = db
+        .query_one(
+            "SELECT count(*), count(sent_at),
+                    coalesce(extract(epoch FROM max(sent_at) - max(created_at))::float8, 0)
+             FROM outbox WHERE partition_key = ANY($1)",
+            &[&users],
+        )
         .await?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("todo_task_api_outbox_published_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .context("task-api's /metrics has no todo_task_api_outbox_published_total")
+    Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
 }
 
 #[tokio::main]
@@ -176,7 +181,13 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect::<anyhow::Result<_>>()?,
     );
-    let published_before = published_total(&http, &args.url).await?;
+    let database_url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://todo:todo@127.0.0.1:5432/todo".into());
+    let (db, connection) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("PostgreSQL at {database_url}"))?;
+    tokio::spawn(connection);
+    let user_ids: Vec<String> = users.iter().map(|(u, _)| u.clone()).collect();
     let ids = Arc::new(Mutex::new(Vec::<(usize, String)>::new()));
 
     let create = {
@@ -238,12 +249,15 @@ async fn main() -> anyhow::Result<()> {
     // task-updates); wait until the relay has published them all.
     let expected = 2 * (creates.ok + updates.ok);
     let load_ended = Instant::now();
-    let mut published = published_total(&http, &args.url).await? - published_before;
-    while published < expected && load_ended.elapsed() < Duration::from_secs(120) {
+    let (mut rows, mut published, mut lag) = outbox_of(&db, &user_ids).await?;
+    while (published < rows || (rows as u64) < expected)
+        && load_ended.elapsed() < Duration::from_secs(120)
+    {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        published = published_total(&http, &args.url).await? - published_before;
+        (rows, published, lag) = outbox_of(&db, &user_ids).await?;
     }
     let drained = load_started.elapsed();
+    let published = published as u64;
 
     println!("| phase | ok | failed | req/s | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|---|");
@@ -251,7 +265,7 @@ async fn main() -> anyhow::Result<()> {
     println!("{}", updates.row("update (PATCH /api/tasks/{id})"));
     println!();
     println!(
-        "events published: {published} of {expected} expected in {:.1} s from the first request: {:.0} events/s; outbox drained {:.1} s after the last request",
+        "events published: {published} of {expected} expected in {:.1} s from the first request: {:.0} events/s; outbox drained {:.1} s after the last request (the last event sent {lag:.2} s after the last commit)",
         drained.as_secs_f64(),
         published as f64 / drained.as_secs_f64(),
         (drained.saturating_sub(load_ended.duration_since(load_started))).as_secs_f64()
