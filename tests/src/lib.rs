@@ -10,6 +10,7 @@
 //! variable, [`Stack::from_env`] panics: a stack test never passes without
 //! the stack.
 
+pub mod notify;
 pub mod verify;
 
 use std::path::PathBuf;

@@ -8,235 +8,18 @@
 //! concurrent tests and other engineers' traffic do not disturb it.
 //! Every test is ignored by a plain `cargo test`; `./scripts/test` runs them.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
-use e2e_tests::{Stack, eventually};
+use chrono::Utc;
+use e2e_tests::eventually;
+use e2e_tests::notify::{MAIL, PushService, WAIT, env, one_mail, unique_user};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use uuid::Uuid;
-
-/// Enough for the outbox, Kafka, daprd and the scheduler on a busy
-/// two-core machine.
-const WAIT: Duration = Duration::from_secs(40);
-
-fn var(key: &str, default: &str) -> String {
-    std::env::var(key)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| default.to_owned())
-}
-
-struct Env {
-    stack: Stack,
-    notification: String,
-    mailpit: String,
-}
-
-fn env() -> Env {
-    Env {
-        stack: Stack::from_env(),
-        notification: var("NOTIFICATION_URL", "http://127.0.0.1:8083"),
-        mailpit: var("MAILPIT_URL", "http://127.0.0.1:8025"),
-    }
-}
-
-fn unique_user() -> String {
-    format!("notify-e2e-{}", Uuid::new_v4().simple())
-}
-
-/// The local push service, started for one test and killed with it.
-struct PushService {
-    base: String,
-    _child: tokio::process::Child,
-}
-
-impl PushService {
-    async fn start() -> Self {
-        let python = std::env::var("PUSH_PYTHON").unwrap_or_else(|_| {
-            panic!("PUSH_PYTHON is not set: ./scripts/test sets it (scripts/lib/push.sh)")
-        });
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../scripts/lib/push_service.py"
-        );
-        let mut child = tokio::process::Command::new(python)
-            .arg(script)
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("push service did not start: {e}"));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .await
-            .expect("push service prints its URL");
-        Self {
-            base: line.trim().to_owned(),
-            _child: child,
-        }
-    }
-
-    /// A browser's subscription; `respond` makes its pushes answer that.
-    async fn subscribe(&self, http: &reqwest::Client, respond: Option<u16>) -> Value {
-        http.post(format!("{}/subscriptions", self.base))
-            .json(&json!({ "respond": respond }))
-            .send()
-            .await
-            .expect("push service reachable")
-            .json()
-            .await
-            .expect("subscription JSON")
-    }
-
-    async fn messages(&self, http: &reqwest::Client, sub: &Value) -> Vec<Value> {
-        let url = format!(
-            "{}/messages/{}",
-            self.base,
-            sub["id"].as_str().unwrap_or_default()
-        );
-        let body: Value = http
-            .get(url)
-            .send()
-            .await
-            .expect("push service")
-            .json()
-            .await
-            .expect("json");
-        body["items"].as_array().cloned().unwrap_or_default()
-    }
-}
-
-impl Env {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        user: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut request = self
-            .stack
-            .http
-            .request(method, format!("{}{path}", self.notification))
-            .bearer_auth(self.stack.token(user, false));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("notification is not reachable: {e}"));
-        let status = response.status();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    /// The user's address, set through the settings API.
-    async fn email_for(&self, user: &str) -> String {
-        let address = format!("{user}@example.test");
-        let (status, body) = self
-            .call(
-                reqwest::Method::PUT,
-                user,
-                "/api/notification-settings",
-                Some(json!({"email": address, "email_enabled": true, "push_enabled": true})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        address
-    }
-
-    async fn register(&self, user: &str, sub: &Value) -> Value {
-        let (status, body) = self
-            .call(
-                reqwest::Method::POST,
-                user,
-                "/api/devices",
-                Some(json!({"endpoint": sub["endpoint"], "p256dh": sub["p256dh"], "auth": sub["auth"]})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        body
-    }
-
-    /// Mail that mailpit received for `address`: (subject, received at).
-    async fn mail(&self, address: &str) -> Vec<(String, DateTime<Utc>)> {
-        let response = self
-            .stack
-            .http
-            .get(format!("{}/api/v1/search", self.mailpit))
-            .query(&[("query", format!("to:\"{address}\""))])
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("mailpit is not reachable: {e}"));
-        let body: Value = response.json().await.expect("mailpit JSON");
-        body["messages"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .iter()
-            .map(|m| {
-                let created = m["Created"]
-                    .as_str()
-                    .and_then(|c| DateTime::parse_from_rfc3339(c).ok());
-                (
-                    m["Subject"].as_str().unwrap_or_default().to_owned(),
-                    created.map(|c| c.to_utc()).unwrap_or_default(),
-                )
-            })
-            .collect()
-    }
-
-    async fn task_with_reminder(&self, user: &str, title: &str, at: DateTime<Utc>) -> String {
-        let task = self
-            .stack
-            .create_task(
-                user,
-                &json!({
-                    "title": title,
-                    "due_at": at + chrono::Duration::hours(1),
-                    "time_zone": "Europe/Paris",
-                    "reminders": [{"at": at, "channels": ["email", "push"]}]
-                }),
-            )
-            .await;
-        task["id"].as_str().expect("task id").to_owned()
-    }
-
-    async fn task_api(
-        &self,
-        method: reqwest::Method,
-        user: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> StatusCode {
-        let mut request = self
-            .stack
-            .http
-            .request(method, format!("{}{path}", self.stack.task_api))
-            .bearer_auth(self.stack.token(user, false));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await.expect("task-api reachable").status()
-    }
-}
-
-async fn one_mail(env: &Env, address: &str) -> Vec<(String, DateTime<Utc>)> {
-    eventually(WAIT, || async {
-        let mail = env.mail(address).await;
-        (!mail.is_empty()).then_some(mail)
-    })
-    .await
-    .unwrap_or_else(|| panic!("no mail for {address} within {WAIT:?}"))
-}
 
 #[tokio::test]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn a_reminder_due_in_2s_arrives_once_by_email_and_once_per_device() {
+    let _mail = MAIL.read().await;
     let env = env();
     let push = PushService::start().await;
     let user = unique_user();
@@ -293,6 +76,7 @@ async fn a_reminder_due_in_2s_arrives_once_by_email_and_once_per_device() {
 #[tokio::test]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn a_rescheduled_reminder_arrives_only_at_the_new_time() {
+    let _mail = MAIL.read().await;
     let env = env();
     let user = unique_user();
     let address = env.email_for(&user).await;
@@ -321,6 +105,7 @@ async fn a_rescheduled_reminder_arrives_only_at_the_new_time() {
 #[tokio::test]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn completed_and_deleted_tasks_send_nothing() {
+    let _mail = MAIL.read().await;
     let env = env();
     let user = unique_user();
     let address = env.email_for(&user).await;
@@ -360,6 +145,7 @@ async fn completed_and_deleted_tasks_send_nothing() {
 #[tokio::test]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn a_retitled_tasks_reminder_shows_the_new_title() {
+    let _mail = MAIL.read().await;
     let env = env();
     let user = unique_user();
     let address = env.email_for(&user).await;
@@ -382,6 +168,7 @@ async fn a_retitled_tasks_reminder_shows_the_new_title() {
 #[tokio::test]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn an_expired_subscription_is_removed() {
+    let _mail = MAIL.read().await;
     let env = env();
     let push = PushService::start().await;
     let user = unique_user();
@@ -415,6 +202,7 @@ async fn an_expired_subscription_is_removed() {
 #[tokio::test]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn a_push_endpoint_belongs_to_one_user() {
+    let _mail = MAIL.read().await;
     let env = env();
     let push = PushService::start().await;
     let (alice, bob) = (unique_user(), unique_user());

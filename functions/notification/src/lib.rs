@@ -133,3 +133,6 @@ pub fn app(
         .layer(TraceLayer::new_for_http())
         .merge(service::health::routes(checks, metrics))
 }
+
+#[cfg(test)]
+mod app_tests;
