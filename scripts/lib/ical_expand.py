@@ -5,7 +5,7 @@ Prints JSON: {uid: [start, ...]} with every occurrence start (UTC, ISO 8601)
 between FROM and TO (ISO 8601 dates), as `icalendar` parses the feed and
 `recurring-ical-events` expands it (RRULE, TZID, VTIMEZONE), and the same
 from `dateutil.rrule` over each event's DTSTART and RRULE, under
-"dateutil:<uid>".
+"dateutil:<uid>"; and each event's VALARM triggers under "alarms:<uid>".
 """
 
 import datetime
@@ -43,6 +43,9 @@ def main():
         else:
             starts = [dtstart]
         out["dateutil:" + uid] = [iso(s) for s in starts]
+        alarms = [a["TRIGGER"].to_ical().decode() for a in event.walk("VALARM")]
+        if alarms:
+            out["alarms:" + uid] = alarms
     for starts in out.values():
         starts.sort()
     json.dump(out, sys.stdout)

@@ -49,7 +49,8 @@ fn bodies() -> Vec<Value> {
                "rrule": "RRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=MO,WE,FR;UNTIL=20270401"}),
         json!({"title": "Review", "due_at": local("Europe/London", 2027, 1, 29, 17, 0),
                "time_zone": "Europe/London", "priority": "high",
-               "rrule": "FREQ=MONTHLY;BYDAY=-1FR;COUNT=12"}),
+               "rrule": "FREQ=MONTHLY;BYDAY=-1FR;COUNT=12",
+               "reminders": [{"minutes_before": 30, "channels": ["push"]}]}),
         json!({"title": "Once", "due_at": local("UTC", 2027, 2, 1, 10, 0)}),
         json!({"title": "After completion", "due_at": local("Europe/Paris", 2027, 2, 1, 8, 0),
                "time_zone": "Europe/Paris",
@@ -200,6 +201,9 @@ async fn the_feed_expands_in_real_parsers_to_the_engines_dates() {
             task["title"]
         );
     }
+    // The relative reminder is an alarm that repeats with every instance.
+    let review = format!("alarms:{}@todo-events", tasks[5]["id"].as_str().unwrap());
+    assert_eq!(expanded.get(&review), Some(&vec!["-PT30M".to_owned()]));
     // The three drift cases, spelled out.
     let berlin = engine_starts(&tasks[0]);
     assert_eq!(

@@ -1,7 +1,8 @@
 //! A user's open tasks as an iCalendar (RFC 5545) feed: one `VEVENT` per
 //! pending task with a due date, a recurring one with its `RRULE` from the
 //! task's own occurrence on, each `DTSTART` in the task's zone (`TZID`)
-//! with the `VTIMEZONE` RFC 5545 3.6.5 requires for every `TZID` used.
+//! with the `VTIMEZONE` RFC 5545 3.6.5 requires for every `TZID` used, and
+//! a `VALARM` per relative reminder.
 //!
 //! The recurring `DTSTART` is the open occurrence's local date at the
 //! series' time of day (not its due instant): on a day a DST gap swallowed
@@ -99,6 +100,12 @@ fn utc_stamp(t: DateTime<Utc>) -> String {
 fn vevent(out: &mut Lines, task: &Task) {
     let Some(due) = task.due_at else { return };
     let tz: Tz = task.time_zone.parse().unwrap_or(Tz::UTC);
+    // A date outside years 1..=9999 has no RFC 5545 form (4-digit years):
+    // one such event would make parsers refuse the whole feed. Validation
+    // and the engine keep new ones out; a row from before them is left out.
+    if !crate::recurrence::in_years(due, tz) {
+        return;
+    }
     out.line("BEGIN:VEVENT");
     out.line(&format!("UID:{}@todo-events", task.id));
     out.line(&format!("DTSTAMP:{}", utc_stamp(task.updated_at)));
@@ -138,7 +145,21 @@ fn vevent(out: &mut Lines, task: &Task) {
         Priority::Low => 9,
     };
     out.line(&format!("PRIORITY:{priority}"));
+    alarms(out, task);
     out.line("END:VEVENT");
+}
+
+/// The task's relative reminders as `VALARM`s, which repeat with every
+/// instance. Absolute ones are left out: an iCalendar trigger at a fixed
+/// time cannot move with each occurrence as the task's do.
+fn alarms(out: &mut Lines, task: &Task) {
+    for minutes in task.reminders.iter().filter_map(|r| r.minutes_before) {
+        out.line("BEGIN:VALARM");
+        out.line("ACTION:DISPLAY");
+        out.line(&format!("DESCRIPTION:{}", text(&task.title)));
+        out.line(&format!("TRIGGER:-PT{minutes}M"));
+        out.line("END:VALARM");
+    }
 }
 
 fn dtstart(tz: Tz, local: NaiveDateTime) -> String {

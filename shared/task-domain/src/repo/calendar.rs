@@ -1,10 +1,11 @@
 //! The calendar feed's data: per-user feed tokens (only their SHA-256 is
-//! stored) and the open tasks with a due date the feed lists.
+//! stored) and the open tasks with a due date (and reminders) the feed
+//! lists.
 
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::{RepoError, TaskRepository, task_from_row};
+use super::{RepoError, TaskRepository, load_reminders, task_from_row};
 use crate::model::Task;
 
 /// Most events one feed lists: a calendar app refetches the whole feed.
@@ -43,8 +44,8 @@ impl TaskRepository {
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
-    /// The user's pending tasks with a due date, soonest first, without
-    /// their reminders.
+    /// The user's pending tasks with a due date, soonest first, with their
+    /// reminders.
     pub async fn open_tasks_with_due(&self, user_id: &str) -> Result<Vec<Task>, RepoError> {
         let client = self.pool.get().await?;
         let rows = client
@@ -54,7 +55,15 @@ impl TaskRepository {
                 &[&user_id, &MAX_FEED_TASKS],
             )
             .await?;
-        // Without their reminders: the feed does not list them.
-        rows.iter().map(task_from_row).collect()
+        let mut tasks = rows
+            .iter()
+            .map(task_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids: Vec<Uuid> = tasks.iter().map(|t| t.id).collect();
+        let mut reminders = load_reminders(&client, &ids).await?;
+        for task in &mut tasks {
+            task.reminders = reminders.remove(&task.id).unwrap_or_default();
+        }
+        Ok(tasks)
     }
 }
