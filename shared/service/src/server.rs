@@ -149,9 +149,15 @@ mod tests {
             "{response}"
         );
         assert!(response.contains(r#""status":500"#), "{response}");
-        assert!(!response.contains("a handler bug"), "the panic stays in the log");
+        assert!(
+            !response.contains("a handler bug"),
+            "the panic stays in the log"
+        );
         let after = get_raw(port, "/ok").await;
-        assert!(after.starts_with("HTTP/1.1 200") && after.ends_with("fine"), "{after}");
+        assert!(
+            after.starts_with("HTTP/1.1 200") && after.ends_with("fine"),
+            "{after}"
+        );
         let _ = stop.send(());
         server.await.unwrap().unwrap();
     }

@@ -154,13 +154,38 @@ impl Errors {
     }
 }
 
-fn check_recurrence(
+/// Checks the due date's range and the rule against it. `start` says
+/// whether the rule's fit with the due date is checked (a create, or a patch
+/// that changes the due date, the zone or the rule): an untouched older row
+/// stays editable.
+fn check_schedule(
     errors: &mut Errors,
     recurrence: Option<&Recurrence>,
     due_at: Option<DateTime<Utc>>,
+    time_zone: &str,
+    start: bool,
 ) {
-    if let Some(r) = recurrence {
-        errors.keep(r.validate(due_at.is_some()));
+    // An unknown zone is reported on its own field; UTC stands in here.
+    let tz: chrono_tz::Tz = time_zone.parse().unwrap_or(chrono_tz::Tz::UTC);
+    if let Some(due) = due_at
+        && !crate::recurrence::in_years(due, tz)
+    {
+        errors.0.push(ValidationError {
+            field: "due_at",
+            message: "must be in the years 1 to 9999, in UTC and in the task's time zone"
+                .to_owned(),
+        });
+        return;
+    }
+    let Some(r) = recurrence else { return };
+    match r.validate(due_at.is_some()) {
+        Err(e) => errors.0.push(e),
+        Ok(()) if start => {
+            if let Some(due) = due_at {
+                errors.keep(r.validate_start(due.with_timezone(&tz).date_naive()));
+            }
+        }
+        Ok(()) => {}
     }
 }
 
@@ -177,7 +202,7 @@ impl TaskInput {
         ));
         let tags = e.keep(normalise_tags(self.tags.as_deref().unwrap_or(&[])));
         let recurrence = e.keep(requested_recurrence(&self, &time_zone));
-        check_recurrence(&mut e, recurrence.as_ref(), self.due_at);
+        check_schedule(&mut e, recurrence.as_ref(), self.due_at, &time_zone, true);
         let reminders = e.keep(validate_reminders(
             self.reminders.as_deref().unwrap_or(&[]),
             self.due_at,
@@ -201,6 +226,7 @@ impl TaskPatch {
     /// Applies the patch to `current`, validating the merged task.
     pub fn apply(self, current: &Task) -> Result<PatchOutcome, Vec<ValidationError>> {
         let mut e = Errors::default();
+        let start = self.due_at.is_some() || self.time_zone.is_some() || self.recurrence.is_some();
         let mut f = TaskFields {
             title: current.title.clone(),
             description: current.description.clone(),
@@ -244,7 +270,7 @@ impl TaskPatch {
             f.recurrence = recurrence;
             set("recurrence", f.recurrence != current.recurrence);
         }
-        check_recurrence(&mut e, f.recurrence.as_ref(), f.due_at);
+        check_schedule(&mut e, f.recurrence.as_ref(), f.due_at, &f.time_zone, start);
         let current_specs: Vec<ReminderSpec> = current.reminders.iter().map(|r| r.spec()).collect();
         let reminders = match &self.reminders {
             Some(inputs) => {
@@ -324,7 +350,7 @@ pub fn parse_any(body: &[u8]) {
 
 /// A pending task with a due date and a relative reminder, the state most
 /// patch rules depend on.
-fn sample_task() -> Task {
+pub(crate) fn sample_task() -> Task {
     let at = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap_or_default();
     Task {
         id: uuid::Uuid::nil(),

@@ -10,6 +10,8 @@ use chrono::{
     DateTime, Datelike, Days, LocalResult, Months, NaiveDate, NaiveDateTime, Offset, TimeZone, Utc,
     Weekday,
 };
+use std::ops::RangeInclusive;
+
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -178,75 +180,75 @@ impl Recurrence {
         {
             return Err(invalid(format!("end.after must be 1 to {MAX_COUNT}")));
         }
+        if let End::Until(until) = self.end
+            && !YEARS.contains(&until.year())
+        {
+            return Err(invalid("end.until must be in the years 1 to 9999"));
+        }
         Ok(())
     }
 
-    /// For an after-completion rule: the first date of the pattern one
-    /// interval on from `base` (the completion's local day), where `first`
-    /// is the series' anchor date the pattern (weekday, day of month) is
-    /// read from.
+    /// Checks the rule against the series' first local due date: an end
+    /// before it would leave a series with no occurrence (calendars drop
+    /// it), and a first date that is not one of the rule's own dates makes
+    /// an RFC 5545 set that RFC 5545 3.8.5.3 leaves undefined (calendar
+    /// parsers expand it in different ways), so both are refused.
+    pub fn validate_start(&self, first: NaiveDate) -> Result<(), ValidationError> {
+        if let End::Until(until) = self.end
+            && until < first
+        {
+            return Err(invalid(format!(
+                "end.until {until} is before the due date's local date {first}"
+            )));
+        }
+        if !self.falls_on(first) {
+            return Err(invalid(format!(
+                "the due date's local date {first} is not one of the rule's dates \
+                 (its weekdays, month_day or nth_weekday)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// For an after-completion rule: the first date of the pattern in the
+    /// period (day, week, month or year) `interval` periods after the one
+    /// `base` (the completion's local day) falls in, where `first` is the
+    /// series' anchor date the pattern (weekday, day of month) is read from.
+    /// The completion's own period is never a series period: with interval
+    /// 2, a weekly Friday completed on a Monday comes back on the Friday two
+    /// weeks on, not four days later.
     pub(crate) fn next_date(&self, first: NaiveDate, base: NaiveDate) -> Option<NaiveDate> {
         let n = self.interval;
         match self.frequency {
             Frequency::Daily => base.checked_add_days(Days::new(u64::from(n))),
-            // After completion, the series' weeks count from the completion.
-            Frequency::Weekly => self.next_weekly(first, base, base),
-            Frequency::Monthly => self.next_in_months(first, base, n),
-            Frequency::Yearly => self.next_in_months(first, base, n.checked_mul(12)?),
-        }
-    }
-
-    /// `phase` fixes which weeks belong to the series (every `interval`th
-    /// week from its week).
-    fn next_weekly(
-        &self,
-        first: NaiveDate,
-        phase: NaiveDate,
-        base: NaiveDate,
-    ) -> Option<NaiveDate> {
-        let mut days: Vec<Weekday> = if self.weekdays.is_empty() {
-            vec![first.weekday()]
-        } else {
-            self.weekdays.iter().map(|d| d.weekday()).collect()
-        };
-        days.sort_by_key(|d| d.num_days_from_monday());
-        let week_start =
-            |d: NaiveDate| d - Days::new(u64::from(d.weekday().num_days_from_monday()));
-        // The rest of base's week, if base's week is one of the series' weeks.
-        let weeks_from_first = (week_start(base) - week_start(phase)).num_weeks();
-        if weeks_from_first.rem_euclid(i64::from(self.interval)) == 0
-            && let Some(day) = days
-                .iter()
-                .find(|d| d.num_days_from_monday() > base.weekday().num_days_from_monday())
-        {
-            return week_start(base)
-                .checked_add_days(Days::new(u64::from(day.num_days_from_monday())));
-        }
-        // Otherwise the first listed day of the next series week.
-        let skip = i64::from(self.interval) - weeks_from_first.rem_euclid(i64::from(self.interval));
-        let next_week =
-            week_start(base).checked_add_days(Days::new(u64::try_from(skip * 7).ok()?))?;
-        next_week.checked_add_days(Days::new(u64::from(days[0].num_days_from_monday())))
-    }
-
-    /// Months `step`, `2·step`, … after `base`'s month (`0` too, for a
-    /// monthly pattern whose date in base's month is still ahead).
-    fn next_in_months(&self, first: NaiveDate, base: NaiveDate, step: u32) -> Option<NaiveDate> {
-        let month_start = base.with_day(1)?;
-        // Checking a few candidates covers the current month and the next
-        // period.
-        for k in 0..=2u32 {
-            let start = month_start.checked_add_months(Months::new(step.checked_mul(k)?))?;
-            let candidate = match (self.frequency, self.nth_weekday) {
-                (Frequency::Monthly, Some(nth)) => nth_weekday_of(start, nth)?,
-                (Frequency::Yearly, _) => clamp_day(start.with_month(first.month())?, first.day())?,
-                _ => clamp_day(start, self.month_day.map_or(first.day(), u32::from))?,
-            };
-            if candidate > base {
-                return Some(candidate);
+            Frequency::Weekly => {
+                let monday = base - Days::new(u64::from(base.weekday().num_days_from_monday()));
+                let week = monday.checked_add_days(Days::new(7 * u64::from(n)))?;
+                let day = if self.weekdays.is_empty() {
+                    first.weekday()
+                } else {
+                    self.weekdays
+                        .iter()
+                        .map(|d| d.weekday())
+                        .min_by_key(|d| d.num_days_from_monday())?
+                };
+                week.checked_add_days(Days::new(u64::from(day.num_days_from_monday())))
+            }
+            Frequency::Monthly | Frequency::Yearly => {
+                let months = match self.frequency {
+                    Frequency::Yearly => n.checked_mul(12)?,
+                    _ => n,
+                };
+                let start = base.with_day(1)?.checked_add_months(Months::new(months))?;
+                match (self.frequency, self.nth_weekday) {
+                    (Frequency::Monthly, Some(nth)) => nth_weekday_of(start, nth),
+                    (Frequency::Yearly, _) => {
+                        clamp_day(start.with_month(first.month())?, first.day())
+                    }
+                    _ => clamp_day(start, self.month_day.map_or(first.day(), u32::from)),
+                }
             }
         }
-        None
     }
 }
 
@@ -275,6 +277,16 @@ pub(crate) fn nth_weekday_of(month_start: NaiveDate, nth: NthWeekday) -> Option<
     }
 }
 
+/// The calendar years a date may fall in: RFC 5545 writes a year with four
+/// digits (3.3.4, `date-fullyear = 4DIGIT`), and a calendar feed or an RRULE
+/// with any other year is unreadable to the clients the feed is for.
+pub const YEARS: RangeInclusive<i32> = 1..=9999;
+
+/// Whether an instant is inside [`YEARS`] both in UTC and on `tz`'s calendar.
+pub fn in_years(t: DateTime<Utc>, tz: Tz) -> bool {
+    YEARS.contains(&t.year()) && YEARS.contains(&t.with_timezone(&tz).year())
+}
+
 /// A local wall-clock time in `tz` as UTC, as RFC 5545 (3.3.5) reads a
 /// local DATE-TIME: an ambiguous time (DST ends) is the first of the two
 /// instants; a time skipped by a gap (DST starts) is read with the UTC
@@ -287,11 +299,17 @@ pub fn to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
             let mut probe = local;
             // Walk back to a wall time before the gap (no zone has one
             // longer than a day) and take the offset in force there.
+            // Checked arithmetic: at the ends of chrono's range (years
+            // ±262143) the plain operators panic, and a handler must not.
             for _ in 0..50 {
-                probe -= chrono::Duration::minutes(30);
-                if let Some(before) = tz.from_local_datetime(&probe).latest() {
-                    let offset = before.offset().fix();
-                    return Utc.from_utc_datetime(&(local - offset));
+                let Some(earlier) = probe.checked_sub_signed(chrono::Duration::minutes(30)) else {
+                    break;
+                };
+                probe = earlier;
+                if let Some(before) = tz.from_local_datetime(&probe).latest()
+                    && let Some(utc) = local.checked_sub_offset(before.offset().fix())
+                {
+                    return Utc.from_utc_datetime(&utc);
                 }
             }
             Utc.from_utc_datetime(&local)

@@ -219,6 +219,28 @@ pub(crate) fn any_rule() -> impl Strategy<Value = Recurrence> {
         })
 }
 
+/// `r` changed as little as possible so that `date` is one of its dates
+/// (the weekday added, the day of month or nth weekday taken from `date`):
+/// a series' first due date must be (see `Recurrence::validate_start`).
+pub(crate) fn fit_rule_to(mut r: Recurrence, date: NaiveDate) -> Recurrence {
+    let day = Day::ALL[date.weekday().num_days_from_monday() as usize];
+    if !r.weekdays.is_empty() && !r.weekdays.contains(&day) {
+        r.weekdays.push(day);
+    }
+    if r.month_day.is_some() {
+        r.month_day = u8::try_from(date.day()).ok();
+    }
+    if let Some(nth) = &mut r.nth_weekday {
+        nth.weekday = day;
+        nth.nth = if date.day() > 28 {
+            -1
+        } else {
+            i8::try_from((date.day() - 1) / 7 + 1).unwrap_or(-1)
+        };
+    }
+    r
+}
+
 proptest! {
     #[test]
     fn next_is_after_due_and_near(
@@ -245,7 +267,9 @@ proptest! {
             Frequency::Weekly => 7,
             Frequency::Monthly => 31,
             Frequency::Yearly => 366,
-        } * i64::from(r.interval) + 7;
+        // After completion the next one is in the period `interval` on from
+        // the completion's: at most `interval + 1` periods away.
+        } * i64::from(r.interval + u32::from(r.anchor == Anchor::Completion)) + 7;
         prop_assert!(n - base <= chrono::Duration::days(max_days), "{n} vs {base}");
         if !r.weekdays.is_empty() {
             let wd = n.with_timezone(&tz).weekday();

@@ -8,7 +8,7 @@
 //! the new one (same partition, so in that order): a consumer that keys its
 //! work by `(reminder_id, occurrence_due_at)` needs no other rule.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use contracts::ReminderChannel;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -102,7 +102,8 @@ pub fn validate_reminders(
                     "minutes_before must be 0 to {MAX_MINUTES_BEFORE}"
                 )));
             }
-            (None, Some(at)) => Trigger::At(at),
+            (None, Some(at)) if crate::recurrence::YEARS.contains(&at.year()) => Trigger::At(at),
+            (None, Some(_)) => return Err(invalid("at must be in the years 1 to 9999")),
             _ => return Err(invalid("give exactly one of minutes_before or at")),
         };
         let mut channels = input.channels.clone();

@@ -14,7 +14,9 @@
 use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use crate::recurrence::{Anchor, Day, End, Frequency, MAX_COUNT, NthWeekday, Recurrence, to_utc};
+use crate::recurrence::{
+    Anchor, Day, End, Frequency, MAX_COUNT, MAX_INTERVAL, NthWeekday, Recurrence, YEARS, to_utc,
+};
 use crate::series::SeriesStart;
 
 /// Why an `RRULE` is not one the engine supports; `part` names the rule
@@ -307,9 +309,50 @@ pub fn parse(text: &str, due: NaiveDateTime, tz: Tz) -> Result<Recurrence, Rrule
         (None, Some(until)) => End::Until(until_date(until, tz, due.time())?),
         (None, None) => End::Never,
     };
+    check_fit(&rule, &p, due.date())?;
     rule.validate(true)
         .map_err(|e| unsupported("RRULE", e.message))?;
     Ok(rule)
+}
+
+/// Refuses what the RRULE's parts cannot mean for this DTSTART, naming the
+/// part: an INTERVAL out of range, an UNTIL before DTSTART (a set with no
+/// occurrence), a BYDAY or BYMONTHDAY the due date is not on (RFC 5545
+/// 3.8.5.3 leaves such a set undefined), a year past 9999.
+fn check_fit(rule: &Recurrence, p: &Parts<'_>, first: NaiveDate) -> Result<(), RruleError> {
+    if let Some(value) = p.interval
+        && !(1..=MAX_INTERVAL).contains(&rule.interval)
+    {
+        return Err(unsupported(
+            format!("INTERVAL={value}"),
+            format!("1 to {MAX_INTERVAL}"),
+        ));
+    }
+    if let (Some(value), End::Until(until)) = (p.until, rule.end) {
+        if !YEARS.contains(&until.year()) {
+            return Err(unsupported(format!("UNTIL={value}"), "years 1 to 9999"));
+        }
+        if until < first {
+            return Err(unsupported(
+                format!("UNTIL={value}"),
+                format!("before the first occurrence, the due date's local date {first}"),
+            ));
+        }
+    }
+    if !rule.falls_on(first) {
+        let part = match (p.byday, p.bymonthday) {
+            (Some(v), _) => format!("BYDAY={v}"),
+            (None, Some(v)) => format!("BYMONTHDAY={v}"),
+            (None, None) => "RRULE".to_owned(),
+        };
+        return Err(unsupported(
+            part,
+            format!(
+                "the due date's local date {first} (DTSTART) is not one of the rule's dates; RFC 5545 leaves that set undefined"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The BY* parts of each frequency.
@@ -317,7 +360,10 @@ fn by_period(rule: &mut Recurrence, p: &Parts<'_>, due: NaiveDateTime) -> Result
     let refuse = |name: &str, value: &str| {
         Err(unsupported(
             format!("{name}={value}"),
-            format!("not supported with FREQ={:?}", rule.frequency).to_uppercase(),
+            format!(
+                "not supported with FREQ={}",
+                format!("{:?}", rule.frequency).to_uppercase()
+            ),
         ))
     };
     let day = due.date().day();

@@ -18,7 +18,9 @@
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, NaiveDateTime, Utc, Weekday};
 use chrono_tz::Tz;
 
-use crate::recurrence::{Anchor, End, Frequency, Recurrence, clamp_day, nth_weekday_of, to_utc};
+use crate::recurrence::{
+    Anchor, End, Frequency, Recurrence, YEARS, clamp_day, nth_weekday_of, to_utc,
+};
 
 /// The anchor of a series: its DTSTART (a local wall time), its zone, and
 /// the occurrence index that DTSTART has (1 for a new series; a series
@@ -165,8 +167,19 @@ impl Recurrence {
             .checked_add(in_period(last)?)
     }
 
-    /// Applies the rule's end to an occurrence on local date `date`.
+    /// Whether `first`, as the series' anchor, is one of the pattern's own
+    /// dates (the anchor's period contains it).
+    pub(crate) fn falls_on(&self, first: NaiveDate) -> bool {
+        self.period_dates(first, 0)
+            .is_some_and(|dates| dates.contains(&first))
+    }
+
+    /// Applies the rule's end to an occurrence on local date `date`. A date
+    /// past year 9999 ends the series too: no calendar can carry it.
     fn within_end(&self, date: NaiveDate, occurrence: Occurrence) -> Option<Occurrence> {
+        if !YEARS.contains(&date.year()) || !YEARS.contains(&occurrence.due.year()) {
+            return None;
+        }
         match self.end {
             End::After(count) if occurrence.index > count => None,
             End::Until(until) if date > until => None,
@@ -266,3 +279,7 @@ impl Recurrence {
 #[cfg(test)]
 #[path = "series_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "schedule_tests.rs"]
+mod schedule_tests;

@@ -3,9 +3,10 @@
 //!
 //! Exactly once rests on three things, in one transaction that takes the
 //! user's stream lock first (like every write): the completed task is read
-//! under its row lock, a series that already has a later occurrence is left
-//! alone (so completing an older occurrence, or the same one again after a
-//! reopen, does not fork it), and the unique index on (series, occurrence)
+//! under its row lock, a series that has (or ever had: a deleted successor
+//! stays deleted) a later occurrence is left alone (so completing an older
+//! occurrence, or the same one again after a reopen, does not fork it), and
+//! the unique index on (series, occurrence)
 //! turns any remaining race into a no-op insert.
 
 use chrono::{Duration, Utc};
@@ -78,6 +79,7 @@ impl TaskRepository {
         let Some(mut task) = insert(&tx, &current, next).await? else {
             return Ok(SuccessorOutcome::AlreadyAdvanced);
         };
+        mark_advance(&tx, &task).await?;
         let specs = moved_reminders(&current, next.due - previous.due);
         task.reminders = reminders::sync(&tx, &task, &[], Some(&specs)).await?;
         let change = Change {
@@ -93,20 +95,35 @@ impl TaskRepository {
     }
 }
 
-/// Whether the series has an occurrence after `task` (a deleted one does
-/// not count: deleting the latest occurrence lets its predecessor's
-/// completion create it again).
+/// Whether the series has ever had an occurrence after `task`: one that
+/// exists, or one created and since deleted (`series_advances`, V7). A
+/// deleted successor stays deleted: redelivering the completion, or
+/// reopening and completing its predecessor, does not bring it back.
 async fn has_later_occurrence(tx: &Transaction<'_>, task: &Task) -> Result<bool, RepoError> {
     let Some(series_id) = task.series_id else {
         return Ok(true);
     };
     let row = tx
         .query_one(
-            "SELECT EXISTS (SELECT 1 FROM tasks WHERE series_id = $1 AND occurrence > $2)",
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE series_id = $1 AND occurrence > $2)
+                 OR EXISTS (SELECT 1 FROM series_advances
+                            WHERE series_id = $1 AND occurrence > $2)",
             &[&series_id, &task.occurrence],
         )
         .await?;
     Ok(row.try_get(0)?)
+}
+
+/// Records that the series reached occurrence `index`, in the successor's
+/// own transaction, so the mark outlives the successor's row.
+async fn mark_advance(tx: &Transaction<'_>, task: &Task) -> Result<(), RepoError> {
+    tx.execute(
+        "INSERT INTO series_advances (series_id, occurrence) VALUES ($1, $2)
+         ON CONFLICT DO NOTHING",
+        &[&task.series_id, &task.occurrence],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Inserts the successor row; `None` when the unique index says that
