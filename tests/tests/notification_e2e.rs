@@ -218,3 +218,63 @@ async fn a_push_endpoint_belongs_to_one_user() {
     assert_eq!(alices["items"], json!([]), "moved away from alice");
     assert_eq!(bobs["items"].as_array().map(Vec::len), Some(1));
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn devices_register_update_and_stay_private() {
+    let _mail = MAIL.read().await;
+    let env = env();
+    let push = PushService::start().await;
+    let (user, other) = (unique_user(), unique_user());
+    let sub = push.subscribe(&env.stack.http, None).await;
+    let first = env.register(&user, &sub).await;
+    let device = json!({"endpoint": sub["endpoint"], "p256dh": sub["p256dh"], "auth": sub["auth"]});
+    let (again, body) = env
+        .call(reqwest::Method::POST, &user, "/api/devices", Some(device))
+        .await;
+    assert_eq!(
+        again,
+        StatusCode::OK,
+        "the same endpoint again updates: {body}"
+    );
+    assert_eq!(body["id"], first["id"]);
+    let bad = json!({"endpoint": "ftp://plain", "p256dh": "x", "auth": "y"});
+    let (refused, body) = env
+        .call(reqwest::Method::POST, &user, "/api/devices", Some(bad))
+        .await;
+    assert_eq!(refused, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["errors"].as_array().map(Vec::len), Some(2), "{body}");
+    let path = format!("/api/devices/{}", first["id"].as_str().unwrap_or_default());
+    let delete = |user: String| {
+        let path = path.clone();
+        let env = &env;
+        async move {
+            env.call(reqwest::Method::DELETE, &user, &path, None)
+                .await
+                .0
+        }
+    };
+    assert_eq!(
+        delete(other.clone()).await,
+        StatusCode::NOT_FOUND,
+        "another user's device does not exist for them"
+    );
+    assert_eq!(delete(user.clone()).await, StatusCode::NO_CONTENT);
+    assert_eq!(delete(user).await, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn task_api_no_longer_serves_devices() {
+    let env = env();
+    let response = env
+        .stack
+        .http
+        .post(format!("{}/api/devices", env.stack.task_api))
+        .bearer_auth(env.stack.token(&unique_user(), false))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("task-api reachable");
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}

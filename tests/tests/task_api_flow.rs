@@ -1,6 +1,6 @@
 //! task-api's REST surface against the real stack (PostgreSQL, daprd,
 //! Kafka): a task's whole life with its reminders, If-Match, other users'
-//! ids, Idempotency-Key, list filters and cursors, devices, and every event
+//! ids, Idempotency-Key, list filters and cursors, and every event
 //! the API emitted checked against its JSON Schema.
 
 use std::collections::BTreeSet;
@@ -428,51 +428,6 @@ async fn list_filters_sorts_and_pages_stably() {
         .await;
     assert_eq!(forged.status, StatusCode::BAD_REQUEST);
     assert_eq!(forged.body["errors"][0]["field"], "cursor");
-}
-
-#[tokio::test]
-#[ignore = "needs the local stack: ./scripts/test runs it"]
-async fn devices_register_update_and_stay_private() {
-    let stack = Stack::from_env();
-    let api = Api { stack: &stack };
-    let (user, other) = (unique_user("dev"), unique_user("dev-other"));
-    // A 65-byte uncompressed P-256 point (0x04 …) and a 16-byte secret, base64url.
-    let p256dh = format!("BA{}", "A".repeat(85));
-    let device = json!({"endpoint": "https://push.example.test/abc", "p256dh": p256dh, "auth": "AAAAAAAAAAAAAAAAAAAAAA"});
-    let first = api
-        .call(Method::POST, "/api/devices", &user, Some(&device), &[])
-        .await;
-    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
-    let again = api
-        .call(Method::POST, "/api/devices", &user, Some(&device), &[])
-        .await;
-    assert_eq!(again.status, StatusCode::OK);
-    assert_eq!(again.body["id"], first.body["id"]);
-    let bad = json!({"endpoint": "http://plain", "p256dh": "x", "auth": "y"});
-    let refused = api
-        .call(Method::POST, "/api/devices", &user, Some(&bad), &[])
-        .await;
-    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(refused.body["errors"].as_array().unwrap().len(), 3);
-    let path = format!("/api/devices/{}", first.body["id"].as_str().unwrap());
-    assert_eq!(
-        api.call(Method::DELETE, &path, &other, None, &[])
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
-    assert_eq!(
-        api.call(Method::DELETE, &path, &user, None, &[])
-            .await
-            .status,
-        StatusCode::NO_CONTENT
-    );
-    assert_eq!(
-        api.call(Method::DELETE, &path, &user, None, &[])
-            .await
-            .status,
-        StatusCode::NOT_FOUND
-    );
 }
 
 #[tokio::test]

@@ -8,7 +8,6 @@
 //! it causes in one transaction.
 
 pub mod changes;
-pub mod devices;
 pub mod ics;
 pub mod idempotency;
 pub mod input;
@@ -27,9 +26,9 @@ pub mod stream;
 pub use input::{NewTask, ParseError, TaskInput, TaskPatch};
 pub use model::{Priority, Status, Task, ValidationError};
 pub use recurrence::Recurrence;
-pub use series::{Occurrence, SeriesStart};
 pub use relay::{Relay, RelayConfig};
 pub use repo::{RepoError, TaskRepository};
+pub use series::{Occurrence, SeriesStart};
 
 /// The history table of this crate's migrations.
 pub const MIGRATION_TABLE: &str = "refinery_history_task_domain";

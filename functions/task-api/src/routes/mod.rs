@@ -2,7 +2,6 @@
 
 mod calendar;
 mod changes;
-mod devices;
 pub mod if_match;
 mod tasks;
 
@@ -11,7 +10,7 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{get, post};
 use telemetry::trace_context::TraceParent;
 use uuid::Uuid;
 
@@ -24,7 +23,7 @@ pub const OPENAPI: &str = include_str!("../../openapi.json");
 
 /// Every route this module serves, as (method, path template). A test holds
 /// the router, this list and `openapi.json` together.
-pub const ROUTES: [(&str, &str); 16] = [
+pub const ROUTES: [(&str, &str); 14] = [
     ("post", "/api/tasks"),
     ("get", "/api/tasks"),
     ("get", "/api/tasks/{id}"),
@@ -32,8 +31,6 @@ pub const ROUTES: [(&str, &str); 16] = [
     ("delete", "/api/tasks/{id}"),
     ("post", "/api/tasks/{id}/complete"),
     ("post", "/api/tasks/{id}/reopen"),
-    ("post", "/api/devices"),
-    ("delete", "/api/devices/{id}"),
     ("get", "/api/changes"),
     ("post", "/api/calendar/token"),
     ("get", "/api/calendar.ics"),
@@ -55,8 +52,6 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/tasks/{id}/complete", post(tasks::complete))
         .route("/api/tasks/{id}/reopen", post(tasks::reopen))
-        .route("/api/devices", post(devices::create))
-        .route("/api/devices/{id}", delete(devices::remove))
         .route("/api/changes", get(changes::list))
         .route("/api/calendar/token", post(calendar::rotate_token))
         .route(calendar::FEED_PATH, get(calendar::feed))
