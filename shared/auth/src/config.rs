@@ -38,6 +38,34 @@ pub struct JwksConfig {
     pub timeout: Duration,
 }
 
+impl JwksConfig {
+    /// The JWKS settings for `url`. A `min_refresh` shorter than the fetch
+    /// timeout is refused: against an issuer that hangs, fetches would then
+    /// follow each other back to back, and a request for an unknown `kid`
+    /// could meet one after another.
+    fn from_settings(s: &Settings<'_>, url: String) -> Result<Self, SettingError> {
+        let min_refresh_s = s.parsed(ENV_JWKS_MIN_REFRESH_S, DEFAULT_JWKS_MIN_REFRESH_S)?;
+        let min_refresh = Duration::from_secs(min_refresh_s);
+        let timeout = s.millis(ENV_JWKS_TIMEOUT_MS, DEFAULT_JWKS_TIMEOUT_MS)?;
+        if min_refresh < timeout {
+            return Err(SettingError::Invalid {
+                key: ENV_JWKS_MIN_REFRESH_S.to_owned(),
+                value: min_refresh_s.to_string(),
+                reason: format!(
+                    "must be at least {ENV_JWKS_TIMEOUT_MS} ({} ms)",
+                    timeout.as_millis()
+                ),
+            });
+        }
+        Ok(Self {
+            url,
+            ttl: Duration::from_secs(s.parsed(ENV_JWKS_TTL_S, DEFAULT_JWKS_TTL_S)?),
+            min_refresh,
+            timeout,
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
     pub hs256_secret: Option<String>,
@@ -64,14 +92,7 @@ impl AuthConfig {
         let jwks = match s.optional(ENV_JWKS_URL) {
             None => None,
             Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
-                Some(JwksConfig {
-                    url,
-                    ttl: Duration::from_secs(s.parsed(ENV_JWKS_TTL_S, DEFAULT_JWKS_TTL_S)?),
-                    min_refresh: Duration::from_secs(
-                        s.parsed(ENV_JWKS_MIN_REFRESH_S, DEFAULT_JWKS_MIN_REFRESH_S)?,
-                    ),
-                    timeout: s.millis(ENV_JWKS_TIMEOUT_MS, DEFAULT_JWKS_TIMEOUT_MS)?,
-                })
+                Some(JwksConfig::from_settings(s, url)?)
             }
             Some(url) => {
                 return Err(SettingError::Invalid {
@@ -125,6 +146,28 @@ mod tests {
         assert_eq!(c.jwks.unwrap().ttl, Duration::from_secs(DEFAULT_JWKS_TTL_S));
         let bad: HashMap<&str, &str> = [("JWT_JWKS_URL", "file:///etc/keys")].into();
         assert!(AuthConfig::from_settings(&Settings::new(&bad)).is_err());
+    }
+
+    #[test]
+    fn a_min_refresh_shorter_than_the_fetch_timeout_is_refused() {
+        let with = |min_refresh: &'static str, timeout: &'static str| {
+            let map: HashMap<&str, &str> = [
+                ("JWT_JWKS_URL", "https://idp/jwks.json"),
+                ("JWT_JWKS_MIN_REFRESH_SECONDS", min_refresh),
+                ("JWT_JWKS_TIMEOUT_MS", timeout),
+            ]
+            .into();
+            AuthConfig::from_settings(&Settings::new(&map))
+        };
+        let err = with("2", "3000").unwrap_err().to_string();
+        assert!(err.starts_with("JWT_JWKS_MIN_REFRESH_SECONDS="), "{err}");
+        assert!(err.contains("JWT_JWKS_TIMEOUT_MS"), "{err}");
+        assert!(with("0", "1").is_err());
+        let equal = with("3", "3000").unwrap().jwks.unwrap();
+        assert_eq!(equal.min_refresh, Duration::from_secs(3));
+        assert_eq!(equal.timeout, Duration::from_millis(3_000));
+        let defaults: HashMap<&str, &str> = [("JWT_JWKS_URL", "https://idp/jwks.json")].into();
+        assert!(AuthConfig::from_settings(&Settings::new(&defaults)).is_ok());
     }
 
     #[test]

@@ -9,15 +9,23 @@
 //! - past the TTL (after an idle spell) the set is not trusted as is: the
 //!   request waits for the refetch, so a key the issuer has withdrawn is
 //!   refused rather than used one last time;
-//! - an unknown `kid` (a key rotation) waits for a refetch too;
-//! - at most one fetch is in flight, and requests that wait for it read
-//!   what it stored instead of fetching again; at most one fetch starts per
-//!   `min_refresh`, so a flood of forged kids (or a down issuer) cannot turn
-//!   into a flood of requests to the issuer.
+//! - once a fetch has failed (the issuer is down or slow), the known set
+//!   stays renewable whatever its age: requests with a known `kid` go on at
+//!   once and the refetch is retried in the background, at most once per
+//!   `min_refresh`. An outage therefore costs at most the one wait of the
+//!   fetch that found it (none under steady traffic, whose background
+//!   renewal finds it first), not a stall per `min_refresh`;
+//! - an unknown `kid` (a key rotation) waits for a refetch;
+//! - at most one fetch is in flight. Every finished fetch, failed or not,
+//!   bumps a generation counter: a request that waited for the fetch lock
+//!   and sees a newer generation uses what that fetch left instead of
+//!   fetching again, so waiters never queue behind one fetch each; at most
+//!   one fetch starts per `min_refresh`, so a flood of forged kids (or a
+//!   down issuer) cannot turn into a flood of requests to the issuer.
 //!
 //! A successful fetch replaces the whole set: a key the issuer no longer
-//! lists is refused from then on. A failed fetch keeps the known keys, so
-//! an issuer outage does not lock every user out.
+//! lists is refused from then on, outage or not. A failed fetch keeps the
+//! known keys, so an issuer outage does not lock every user out.
 //! Only keys for signatures are taken (`use: enc`, or `key_ops` without
 //! `verify`, are skipped).
 
@@ -37,11 +45,18 @@ pub const JWKS_ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256,
 
 type Keys = HashMap<String, (Algorithm, DecodingKey)>;
 
-/// One fetched key set; never changed once published.
+/// The key set as the last finished fetch left it; never changed once
+/// published.
 #[derive(Default)]
 struct Snapshot {
-    keys: Keys,
+    keys: Arc<Keys>,
+    /// When the issuer last answered with a key set.
     fetched_at: Option<Instant>,
+    /// The last fetch failed: `keys` are the last ones the issuer listed.
+    issuer_down: bool,
+    /// How many fetches (failed or not) had finished when this was
+    /// published.
+    generation: u64,
 }
 
 struct Shared {
@@ -59,7 +74,8 @@ struct Shared {
 /// How far a snapshot is into its TTL.
 enum Age {
     Fresh,
-    /// Past half the TTL: still used, refetched in the background.
+    /// Past half the TTL, or any age after a failed fetch: still used,
+    /// refetched in the background.
     Renewable,
     /// Past the TTL, or never fetched: refetched before use.
     Expired,
@@ -176,9 +192,10 @@ impl Shared {
 
     fn age(&self, snapshot: &Snapshot) -> Age {
         match snapshot.fetched_at.map(|t| t.elapsed()) {
+            None => Age::Expired,
             Some(age) if age < self.ttl / 2 => Age::Fresh,
-            Some(age) if age < self.ttl => Age::Renewable,
-            _ => Age::Expired,
+            Some(age) if age < self.ttl || snapshot.issuer_down => Age::Renewable,
+            Some(_) => Age::Expired,
         }
     }
 
@@ -197,34 +214,48 @@ impl Shared {
     }
 
     /// Refetches because `seen` lacks a `kid` or has expired: waits for a
-    /// fetch in flight and uses its result; else fetches, if the rate limit
-    /// allows (if not, the caller goes on with what `seen` has).
-    async fn refresh_after(&self, seen: &Arc<Snapshot>) {
+    /// fetch in flight and uses what it left (whether it succeeded or not:
+    /// fetching again at once would only queue the next waiter behind
+    /// another timeout); else fetches, if the rate limit allows (if not,
+    /// the caller goes on with what `seen` has).
+    async fn refresh_after(&self, seen: &Snapshot) {
         let _one_at_a_time = self.fetching.lock().await;
-        let replaced = !Arc::ptr_eq(&self.current(), seen);
-        if replaced || !self.claim_attempt() {
+        let finished_meanwhile = self.current().generation != seen.generation;
+        if finished_meanwhile || !self.claim_attempt() {
             return;
         }
         self.fetch_and_store().await;
     }
 
+    /// Fetches and publishes the outcome. Only the holder of `fetching`
+    /// calls this, so publishes never race.
     async fn fetch_and_store(&self) {
-        match self.fetch().await {
+        let result = self.fetch().await;
+        let before = self.current();
+        let next = match result {
             Ok(keys) => {
                 tracing::info!(url = %self.url, keys = keys.len(), "JWKS refreshed");
-                let snapshot = Arc::new(Snapshot {
-                    keys,
+                Snapshot {
+                    keys: Arc::new(keys),
                     fetched_at: Some(Instant::now()),
-                });
-                *self
-                    .snapshot
-                    .write()
-                    .unwrap_or_else(PoisonError::into_inner) = snapshot;
+                    issuer_down: false,
+                    generation: before.generation.wrapping_add(1),
+                }
             }
             Err(error) => {
-                tracing::warn!(url = %self.url, %error, "JWKS refresh failed; keeping known keys")
+                tracing::warn!(url = %self.url, %error, "JWKS refresh failed; keeping known keys");
+                Snapshot {
+                    keys: Arc::clone(&before.keys),
+                    fetched_at: before.fetched_at,
+                    issuer_down: true,
+                    generation: before.generation.wrapping_add(1),
+                }
             }
-        }
+        };
+        *self
+            .snapshot
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(next);
     }
 
     async fn fetch(&self) -> Result<Keys, String> {

@@ -108,6 +108,13 @@ impl Authenticator {
             decode::<serde_json::Map<String, Value>>(token, &key, &self.validation(header.alg))
                 .map_err(|e| AuthError::Invalid(e.to_string()))?;
         let claims = data.claims;
+        // RFC 7519 §4.1.1: `iss` is one StringOrURI. jsonwebtoken 10.4 also
+        // takes an array and passes it if any entry is a configured issuer
+        // (`src/validation.rs`, `Issuer::Multiple` and `is_subset`), so
+        // `["<our issuer>", "anything"]` would pass; only a string may.
+        if claims.get("iss").is_some_and(|iss| !iss.is_string()) {
+            return Err(AuthError::Invalid("iss must be a single string".to_owned()));
+        }
         let user_id = match claims.get("sub") {
             // `sub` keys every row the user owns: control characters (U+0000
             // above all, which PostgreSQL text cannot hold) would turn each

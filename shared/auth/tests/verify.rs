@@ -110,6 +110,38 @@ fn now() -> u64 {
 }
 
 #[tokio::test]
+async fn an_issuer_array_is_refused_even_when_it_names_ours() {
+    let mut config = test_config();
+    config.audience = Some("todo-api".into());
+    config.issuer = Some("https://idp.example".into());
+    let a = Authenticator::new(&config);
+    let with_iss = |iss: serde_json::Value| {
+        let claims = json!({"sub": "u", "exp": 4_000_000_000u64, "aud": "todo-api", "iss": iss});
+        sign(&claims, TEST_SECRET)
+    };
+    assert!(
+        a.verify(&with_iss(json!("https://idp.example")))
+            .await
+            .is_ok()
+    );
+    for iss in [
+        json!(["https://idp.example", "evil"]),
+        json!(["https://idp.example"]),
+        json!(7),
+        json!({"iss": "https://idp.example"}),
+    ] {
+        match a.verify(&with_iss(iss.clone())).await {
+            Err(AuthError::Invalid(why)) => assert!(why.contains("iss"), "{iss}: {why}"),
+            other => panic!("iss {iss} gave {other:?}"),
+        }
+    }
+    // Without a configured issuer, a present `iss` must still be a string.
+    let a = Authenticator::new(&test_config());
+    let claims = json!({"sub": "u", "exp": 4_000_000_000u64, "iss": ["a", "b"]});
+    assert!(a.verify(&sign(&claims, TEST_SECRET)).await.is_err());
+}
+
+#[tokio::test]
 async fn a_configured_issuer_and_audience_must_be_present() {
     let mut config = test_config();
     config.audience = Some("todo".into());
