@@ -27,7 +27,12 @@ fn state() -> AppState {
     let pool = service::db::pool("postgres://nobody@127.0.0.1:9/none", 1).expect("pool config");
     AppState {
         store: crate::store::Store::new(pool),
-        state: crate::state::StateClient::new(CLOSED, None, "statestore", Duration::from_millis(200)),
+        state: crate::state::StateClient::new(
+            CLOSED,
+            None,
+            "statestore",
+            Duration::from_millis(200),
+        ),
         dapr: dapr_http::DaprClient::new(CLOSED, None, Duration::from_millis(200)),
         pubsub: "pubsub".into(),
         email: None,
@@ -51,7 +56,13 @@ fn router() -> Router {
 }
 
 async fn body(response: axum::response::Response) -> String {
-    String::from_utf8(to_bytes(response.into_body(), 1 << 16).await.unwrap().to_vec()).unwrap()
+    String::from_utf8(
+        to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap()
 }
 
 proptest! {
@@ -79,7 +90,12 @@ proptest! {
 
 #[tokio::test]
 async fn a_private_endpoint_is_refused_at_registration() {
-    for endpoint in ["https://127.0.0.1/push/1", "https://169.254.169.254/x", "https://[::1]/x", "http://push.example.com/x"] {
+    for endpoint in [
+        "https://127.0.0.1/push/1",
+        "https://169.254.169.254/x",
+        "https://[::1]/x",
+        "http://push.example.com/x",
+    ] {
         let request = Request::post("/api/devices")
             .header("authorization", format!("Bearer {}", auth::testing::token_for("alice", false)))
             .header("content-type", "application/json")
@@ -93,14 +109,20 @@ async fn a_private_endpoint_is_refused_at_registration() {
             ))
             .unwrap();
         let response = router().oneshot(request).await.unwrap();
-        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{endpoint}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{endpoint}"
+        );
         assert!(body(response).await.contains("endpoint"), "{endpoint}");
     }
 }
 
 #[tokio::test]
 async fn job_triggers_need_the_app_token() {
-    let request = Request::post("/job/reminder-x").body(Body::empty()).unwrap();
+    let request = Request::post("/job/reminder-x")
+        .body(Body::empty())
+        .unwrap();
     let response = router().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let request = Request::post("/job/audit-retention")

@@ -51,7 +51,8 @@ pub enum Status {
     Retrying,
     /// Gave up; published to `reminders-dlq`; an admin may retry it.
     Failed,
-    /// Nothing to send to (the device was removed as expired).
+    /// Nothing to send to (the device was removed as expired, or the user
+    /// has no email address).
     Skipped,
 }
 

@@ -141,8 +141,14 @@ async fn deliver(
     let outcome = send(state, view, &target).await;
     let next_try = settle(state, &mut record, outcome).await;
     save_outcome(state, &key, &record).await?;
-    if let Some(delay) = next_try {
-        schedule_retry(state, &record, delay).await;
+    if let Some(delay) = next_try
+        && let Err(reason) = schedule_retry(state, &record, delay).await
+    {
+        // No job, no retry: say so where admins look instead of leaving
+        // the record waiting for ever.
+        record.status = Status::Failed;
+        record.last_error = Some(format!("retry not scheduled: {reason}"));
+        save_outcome(state, &key, &record).await?;
     }
     if record.status == Status::Failed {
         history::publish_failed(state, &record).await;
@@ -171,8 +177,9 @@ enum SendFailure {
     Retry(String, Option<Duration>),
     /// Retrying cannot help.
     Permanent(String),
-    /// The device is gone (and removed).
-    Gone(String),
+    /// Nothing to send to: the device is gone (and removed), or the user
+    /// has no address. Recorded as skipped, not as a failure to alert on.
+    Skip(String),
 }
 
 async fn send(state: &AppState, view: &ReminderView, target: &Target) -> Result<(), SendFailure> {
@@ -206,7 +213,7 @@ async fn send(state: &AppState, view: &ReminderView, target: &Target) -> Result<
                 .device(&view.user_id, *device_id)
                 .await
                 .map_err(|e| SendFailure::Retry(e.to_string(), None))?
-                .ok_or_else(|| SendFailure::Gone("device no longer registered".into()))?;
+                .ok_or_else(|| SendFailure::Skip("device no longer registered".into()))?;
             let to = Subscription {
                 endpoint: device.endpoint,
                 p256dh: device.p256dh,
@@ -219,7 +226,7 @@ async fn send(state: &AppState, view: &ReminderView, target: &Target) -> Result<
                         tracing::warn!(%error, %device_id, "expired device not removed yet");
                     }
                     tracing::info!(%device_id, status, "push subscription expired; device removed");
-                    Err(SendFailure::Gone(format!("push service answered {status}")))
+                    Err(SendFailure::Skip(format!("push service answered {status}")))
                 }
                 Err(PushError::RetryAfter(after)) => {
                     Err(SendFailure::Retry("rate limited (429)".into(), after))
@@ -240,7 +247,7 @@ async fn settle(
     record.updated_at = Utc::now();
     let (status, error, next) = match outcome {
         Ok(()) => (Status::Sent, None, None),
-        Err(SendFailure::Gone(m)) => (Status::Skipped, Some(m), None),
+        Err(SendFailure::Skip(m)) => (Status::Skipped, Some(m), None),
         Err(SendFailure::Permanent(m)) => (Status::Failed, Some(m), None),
         Err(SendFailure::Retry(m, after)) => {
             // attempts counts the one that just failed: the k-th failure
@@ -282,7 +289,11 @@ async fn save_outcome(
     Ok(())
 }
 
-async fn schedule_retry(state: &AppState, record: &DeliveryRecord, delay: Duration) {
+async fn schedule_retry(
+    state: &AppState,
+    record: &DeliveryRecord,
+    delay: Duration,
+) -> Result<(), String> {
     let job = JobName::Retry {
         reminder_id: record.reminder_id,
         fire_at: record.fire_at,
@@ -291,9 +302,12 @@ async fn schedule_retry(state: &AppState, record: &DeliveryRecord, delay: Durati
     };
     let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
     let spec = one_shot(due, serde_json::json!({"reminder_id": record.reminder_id}));
-    if let Err(error) = state.dapr.schedule_job(&job.render(), &spec).await {
-        // The record says `retrying`; an admin sees it in the failed list
-        // only once it is `failed`, so say it loudly here.
-        tracing::error!(%error, job = %job.render(), "retry job not scheduled");
-    }
+    state
+        .dapr
+        .schedule_job(&job.render(), &spec)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, job = %job.render(), "retry job not scheduled");
+            error.to_string()
+        })
 }
