@@ -192,9 +192,7 @@ async fn send(state: &AppState, view: &ReminderView, target: &Target) -> Result<
                 .await
                 .map_err(|e| SendFailure::Retry(e.to_string(), None))?;
             let Some(address) = settings.email.or_else(|| view.email.clone()) else {
-                return Err(SendFailure::Permanent(
-                    "no email address for the user".into(),
-                ));
+                return Err(SendFailure::Skip("no email address for the user".into()));
             };
             let Some(email) = &state.email else {
                 return Err(SendFailure::Permanent("email is not configured".into()));
