@@ -112,6 +112,11 @@ async fn new_token(stack: &Stack, user: &str) -> String {
 
 /// Runs scripts/lib/ical_expand.py over the feed with `ICAL_PYTHON`.
 fn expand_with_python(ics: &str) -> BTreeMap<String, Vec<String>> {
+    expand_between(ics, FROM, TO)
+}
+
+/// The same, for the occurrences between `from` and `to` (ISO dates).
+fn expand_between(ics: &str, from: &str, to: &str) -> BTreeMap<String, Vec<String>> {
     let python = std::env::var("ICAL_PYTHON").unwrap_or_else(|_| {
         panic!(
             "ICAL_PYTHON is not set: this test needs Python with icalendar and \
@@ -125,7 +130,7 @@ fn expand_with_python(ics: &str) -> BTreeMap<String, Vec<String>> {
     let output = std::process::Command::new(python)
         .arg(script)
         .arg(&file)
-        .args([FROM, TO])
+        .args([from, to])
         .output()
         .unwrap();
     let _ = std::fs::remove_file(&file);
@@ -266,4 +271,162 @@ async fn the_feed_needs_its_current_token() {
     let other = format!("calendar-e2e-{}", Uuid::new_v4().simple());
     let (_, _, theirs) = feed(&stack, Some(&new_token(&stack, &other).await)).await;
     assert!(!theirs.contains("SUMMARY:Mine"));
+}
+
+/// Waits until the series has an occurrence with an index above 1; returns
+/// its id.
+async fn successor_of(stack: &Stack, series_id: &str) -> String {
+    let db = stack.db().await;
+    let id = Uuid::parse_str(series_id).unwrap();
+    e2e_tests::eventually(std::time::Duration::from_secs(30), || async {
+        db.query_opt(
+            "SELECT id FROM tasks WHERE series_id = $1 AND occurrence > 1
+             ORDER BY occurrence DESC LIMIT 1",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .map(|row| row.get::<_, Uuid>(0).to_string())
+    })
+    .await
+    .unwrap_or_else(|| panic!("series {series_id} got no next occurrence"))
+}
+
+/// The engine's starts in the window for the successor `next` of the series
+/// whose first occurrence is `first` (the anchor stays the first's).
+fn engine_starts_from(first: &Value, next: &Value) -> Vec<String> {
+    let due: DateTime<Utc> = first["due_at"].as_str().unwrap().parse().unwrap();
+    let end: DateTime<Utc> = format!("{TO}T00:00:00Z").parse().unwrap();
+    let rule: Recurrence = serde_json::from_value(first["recurrence"].clone()).unwrap();
+    let tz: chrono_tz::Tz = first["time_zone"].as_str().unwrap().parse().unwrap();
+    let start = SeriesStart::at(due, tz, 1);
+    let from = u32::try_from(next["occurrence"].as_u64().unwrap()).unwrap();
+    (from..)
+        .map_while(|index| rule.occurrence(&start, index))
+        .take_while(|o| o.due < end)
+        .map(|o| o.due.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn after_completions_the_feed_carries_the_next_occurrences() {
+    let stack = Stack::from_env();
+    let user = format!("calendar-e2e-{}", Uuid::new_v4().simple());
+    let series_bodies = [
+        bodies()[0].clone(),
+        bodies()[2].clone(),
+        bodies()[4].clone(),
+        bodies()[5].clone(),
+        // Its successor is due 9999-12-31, the last date a feed can carry:
+        // the feed must stay readable as a whole.
+        json!({"title": "Far future", "due_at": "9999-12-30T09:00:00Z", "time_zone": "UTC",
+               "recurrence": {"frequency": "daily"}}),
+    ];
+    let mut pairs = Vec::new();
+    for body in series_bodies {
+        let first = stack.create_task(&user, &body).await;
+        let id = first["id"].as_str().unwrap();
+        let response = stack
+            .http
+            .post(format!("{}/api/tasks/{id}/complete", stack.task_api))
+            .bearer_auth(stack.token(&user, false))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        pairs.push(first);
+    }
+    let mut nexts = Vec::new();
+    for first in &pairs {
+        let next_id = successor_of(&stack, first["series_id"].as_str().unwrap()).await;
+        let response = stack
+            .http
+            .get(format!("{}/api/tasks/{next_id}", stack.task_api))
+            .bearer_auth(stack.token(&user, false))
+            .send()
+            .await
+            .unwrap();
+        nexts.push(response.json::<Value>().await.unwrap());
+    }
+    let token = new_token(&stack, &user).await;
+    let (status, _, ics) = feed(&stack, Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ics.contains("DTSTART:99991231T090000Z"), "{ics}");
+    let expanded = expand_with_python(&ics);
+    for (first, next) in pairs.iter().zip(&nexts) {
+        let done = format!("{}@todo-events", first["id"].as_str().unwrap());
+        assert!(
+            !expanded.contains_key(&done),
+            "a completed occurrence is in the feed"
+        );
+        let uid = format!("{}@todo-events", next["id"].as_str().unwrap());
+        let want = engine_starts_from(first, next);
+        if !want.is_empty() {
+            assert_eq!(
+                expanded.get(&uid),
+                Some(&want),
+                "recurring-ical-events, {}",
+                first["title"]
+            );
+            assert_eq!(
+                expanded.get(&format!("dateutil:{uid}")),
+                Some(&want),
+                "dateutil, {}",
+                first["title"]
+            );
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn a_client_without_the_zone_database_reads_the_vtimezone() {
+    let stack = Stack::from_env();
+    let user = format!("calendar-e2e-{}", Uuid::new_v4().simple());
+    let berlin = |y, m, d| local("Europe/Berlin", y, m, d, 9, 0);
+    let bodies = [
+        json!({"title": "Summer 2020", "due_at": berlin(2020, 7, 1), "time_zone": "Europe/Berlin"}),
+        json!({"title": "Winter 2045", "due_at": berlin(2045, 1, 15), "time_zone": "Europe/Berlin"}),
+        json!({"title": "Summer 2045", "due_at": berlin(2045, 7, 15), "time_zone": "Europe/Berlin"}),
+        json!({"title": "Every July", "due_at": berlin(2027, 7, 1), "time_zone": "Europe/Berlin",
+               "rrule": "FREQ=YEARLY;COUNT=20"}),
+    ];
+    let mut tasks = Vec::new();
+    for body in bodies {
+        tasks.push(stack.create_task(&user, &body).await);
+    }
+    let (status, _, ics) = feed(&stack, Some(&new_token(&stack, &user).await)).await;
+    assert_eq!(status, StatusCode::OK);
+    // A TZID no zone database knows: the parsers have only the VTIMEZONE.
+    let renamed = ics.replace("Europe/Berlin", "Test/Renamed-Zone");
+    let expanded = expand_between(&renamed, "2019-01-01", "2048-01-01");
+    let end: DateTime<Utc> = "2048-01-01T00:00:00Z".parse().unwrap();
+    let tz: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+    for task in &tasks {
+        let due: DateTime<Utc> = task["due_at"].as_str().unwrap().parse().unwrap();
+        let want: Vec<String> =
+            match serde_json::from_value::<Option<Recurrence>>(task["recurrence"].clone()).unwrap()
+            {
+                Some(rule) => (1..)
+                    .map_while(|i| rule.occurrence(&SeriesStart::at(due, tz, 1), i))
+                    .take_while(|o| o.due < end)
+                    .map(|o| o.due.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    .collect(),
+                None => vec![due.format("%Y-%m-%dT%H:%M:%SZ").to_string()],
+            };
+        let uid = format!("{}@todo-events", task["id"].as_str().unwrap());
+        assert_eq!(
+            expanded.get(&uid),
+            Some(&want),
+            "recurring-ical-events, {}",
+            task["title"]
+        );
+        assert_eq!(
+            expanded.get(&format!("dateutil:{uid}")),
+            Some(&want),
+            "dateutil, {}",
+            task["title"]
+        );
+    }
 }

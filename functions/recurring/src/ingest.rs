@@ -137,18 +137,16 @@ pub async fn task_event(
 async fn handle(state: &AppState, received: &Received) -> Outcome {
     let data = match &received.event {
         Event::TaskCompleted(data) => data,
-        // A Knative push carries every task-events type; they are not ours.
-        Event::TaskCreated(_) | Event::TaskUpdated(_) | Event::TaskDeleted(_) => {
+        // Every other well-formed event, of a known type or not, is not
+        // ours: acknowledged, as daprd's default route does for the types
+        // the routing rule does not send here, so a Knative push and a Dapr
+        // delivery get the same answer. It is not poison for this function;
+        // audit is the subscriber that dead-letters types it does not know.
+        other => {
+            if matches!(other, Event::Unknown { .. }) {
+                tracing::info!(event_id = %received.id, event_type = %received.event_type, "not a completion; acknowledged");
+            }
             return Outcome::Success;
-        }
-        Event::Unknown { event_type } => {
-            tracing::warn!(event_id = %received.id, %event_type, "unknown event type dropped");
-            return Outcome::Drop(format!("unknown event type {event_type}"));
-        }
-        _ => {
-            let what = format!("{} does not belong on task-events", received.event_type);
-            tracing::warn!(event_id = %received.id, %what, "event dropped");
-            return Outcome::Drop(what);
         }
     };
     let created = state

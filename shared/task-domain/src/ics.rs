@@ -1,7 +1,9 @@
 //! A user's open tasks as an iCalendar (RFC 5545) feed: one `VEVENT` per
 //! pending task with a due date, a recurring one with its `RRULE` from the
 //! task's own occurrence on, each `DTSTART` in the task's zone (`TZID`)
-//! with the `VTIMEZONE` RFC 5545 3.6.5 requires for every `TZID` used, and
+//! with the `VTIMEZONE` RFC 5545 3.6.5 requires for every `TZID` used
+//! ([`zone`]: from the earliest event on, then the zone's current yearly
+//! rule), and
 //! a `VALARM` per relative reminder.
 //!
 //! The recurring `DTSTART` is the open occurrence's local date at the
@@ -10,20 +12,16 @@
 //! expand the following ones at the series' time. `COUNT` is what remains
 //! of the series from that occurrence on.
 
+mod zone;
+
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Datelike, Duration, NaiveDateTime, Offset, TimeZone, Utc};
-use chrono_tz::{OffsetComponents, OffsetName, Tz};
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
+use chrono_tz::Tz;
 
 use crate::model::{Priority, Task};
 use crate::rrule;
 use crate::series::SeriesStart;
-
-/// Years of time zone transitions each `VTIMEZONE` lists, from a year
-/// before the feed is made: calendar clients read offsets beyond them from
-/// the last observance, and every client the feed was tried with also
-/// knows the IANA name the `TZID` carries.
-const ZONE_YEARS: i32 = 12;
 
 /// The feed for `tasks` (pending, with a due date), made at `now`.
 pub fn render(tasks: &[Task], now: DateTime<Utc>) -> String {
@@ -41,7 +39,14 @@ pub fn render(tasks: &[Task], now: DateTime<Utc>) -> String {
         .map(|tz| tz.name())
         .collect();
     for tz in zones.iter().filter_map(|name| name.parse::<Tz>().ok()) {
-        vtimezone(&mut out, tz, now.year() - 1);
+        let earliest = tasks
+            .iter()
+            .filter(|t| t.time_zone == tz.name())
+            .filter_map(|t| t.due_at)
+            .map(|due| due.with_timezone(&tz).year())
+            .min()
+            .unwrap_or(now.year());
+        zone::vtimezone(&mut out, tz, earliest, now);
     }
     for task in tasks {
         vevent(&mut out, task);
@@ -174,108 +179,6 @@ fn dtstart(tz: Tz, local: NaiveDateTime) -> String {
     }
 }
 
-/// `+HHMM` (or `+HHMMSS`) for an offset in seconds.
-fn offset(seconds: i32) -> String {
-    let sign = if seconds < 0 { '-' } else { '+' };
-    let s = seconds.unsigned_abs();
-    let (h, m, sec) = (s / 3600, s / 60 % 60, s % 60);
-    if sec == 0 {
-        format!("{sign}{h:02}{m:02}")
-    } else {
-        format!("{sign}{h:02}{m:02}{sec:02}")
-    }
-}
-
-struct Observance {
-    at: DateTime<Utc>,
-    from: i32,
-    to: i32,
-    daylight: bool,
-    name: Option<String>,
-}
-
-fn offset_at(tz: Tz, t: DateTime<Utc>) -> (i32, bool, Option<String>) {
-    let o = tz.offset_from_utc_datetime(&t.naive_utc());
-    (
-        o.fix().local_minus_utc(),
-        !o.dst_offset().is_zero(),
-        o.abbreviation().map(str::to_owned),
-    )
-}
-
-/// The zone's transitions from `first_year` on, found day by day and then
-/// to the second.
-fn transitions(tz: Tz, first_year: i32) -> (i32, Vec<Observance>) {
-    let start = Utc
-        .with_ymd_and_hms(first_year, 1, 1, 0, 0, 0)
-        .single()
-        .unwrap_or_default();
-    let (initial, _, _) = offset_at(tz, start);
-    let mut found = Vec::new();
-    let mut day = start;
-    let end = start + Duration::days(366 * i64::from(ZONE_YEARS));
-    while day < end {
-        let next = day + Duration::days(1);
-        let (before, _, _) = offset_at(tz, day);
-        if offset_at(tz, next).0 != before {
-            let (mut lo, mut hi) = (day, next);
-            while hi - lo > Duration::seconds(1) {
-                let mid = lo + Duration::seconds((hi - lo).num_seconds() / 2);
-                if offset_at(tz, mid).0 == before {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            let (to, daylight, name) = offset_at(tz, hi);
-            found.push(Observance {
-                at: hi,
-                from: before,
-                to,
-                daylight,
-                name,
-            });
-        }
-        day = next;
-    }
-    (initial, found)
-}
-
-fn vtimezone(out: &mut Lines, tz: Tz, first_year: i32) {
-    let (initial, mut observances) = transitions(tz, first_year);
-    let start = Utc
-        .with_ymd_and_hms(first_year, 1, 1, 0, 0, 0)
-        .single()
-        .unwrap_or_default();
-    let (_, daylight, name) = offset_at(tz, start);
-    // The offset in force when the window opens.
-    observances.insert(
-        0,
-        Observance {
-            at: start,
-            from: initial,
-            to: initial,
-            daylight,
-            name,
-        },
-    );
-    out.line("BEGIN:VTIMEZONE");
-    out.line(&format!("TZID:{}", tz.name()));
-    for o in observances {
-        let kind = if o.daylight { "DAYLIGHT" } else { "STANDARD" };
-        let local = o.at.naive_utc() + Duration::seconds(i64::from(o.from));
-        out.line(&format!("BEGIN:{kind}"));
-        out.line(&format!("DTSTART:{}", local.format("%Y%m%dT%H%M%S")));
-        out.line(&format!("TZOFFSETFROM:{}", offset(o.from)));
-        out.line(&format!("TZOFFSETTO:{}", offset(o.to)));
-        if let Some(name) = o.name {
-            out.line(&format!("TZNAME:{}", text(&name)));
-        }
-        out.line(&format!("END:{kind}"));
-    }
-    out.line("END:VTIMEZONE");
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,24 +192,5 @@ mod tests {
         }
         let unfolded = l.0.replace("\r\n ", "");
         assert!(unfolded.starts_with("SUMMARY:é\\; a\\,b\\\\c\\né"));
-        assert_eq!(offset(-18000), "-0500");
-        assert_eq!(offset(19800), "+0530");
-    }
-
-    #[test]
-    fn berlin_has_its_transitions() {
-        let tz: Tz = "Europe/Berlin".parse().unwrap();
-        let (initial, obs) = transitions(tz, 2026);
-        assert_eq!(initial, 3600);
-        // Last Sunday of March 2026, 01:00 UTC.
-        assert_eq!(
-            obs[0].at,
-            Utc.with_ymd_and_hms(2026, 3, 29, 1, 0, 0).unwrap()
-        );
-        assert_eq!(
-            (obs[0].from, obs[0].to, obs[0].daylight),
-            (3600, 7200, true)
-        );
-        assert_eq!(obs.len(), 2 * ZONE_YEARS as usize);
     }
 }
