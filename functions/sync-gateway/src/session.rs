@@ -19,7 +19,7 @@ use std::time::Duration;
 use auth::Authenticator;
 use axum::extract::ws::{Message, Utf8Bytes};
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::feed::{ChangeFeed, FeedError, Page, Position};
@@ -41,6 +41,9 @@ pub struct SessionConfig {
     /// Most queued events written before one flush.
     pub burst: usize,
 }
+
+/// How long the final close frame may wait for a stalled client.
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What every session shares.
 #[derive(Clone)]
@@ -81,7 +84,9 @@ where
     };
     if let End::Closed(close) = end {
         tracing::debug!(code = close.code(), "closing socket");
-        let _ = sink.send(close.frame()).await;
+        // A client that stopped reading must not hold the session: the
+        // close frame gets a moment, then the connection is dropped.
+        let _ = timeout(CLOSE_WRITE_TIMEOUT, sink.send(close.frame())).await;
     }
     end
 }
@@ -94,6 +99,8 @@ struct Socket<'a, F, Si, St> {
     verified: Verified,
     position: Position,
     last_heard: Instant,
+    /// Fires when the hub found this socket's queue full.
+    kicked: oneshot::Receiver<()>,
 }
 
 async fn session<F, Si, St, E>(
@@ -113,7 +120,11 @@ where
     };
     // Registered before the head is read: whatever commits after that read
     // is published after it, so it reaches this socket's queue.
-    let subscription = ctx.hub.register(&verified.user);
+    let Subscription {
+        registration: _registration,
+        live,
+        kicked,
+    } = ctx.hub.register(&verified.user);
     let position = ctx.feed.head(&verified.token).await.map_err(feed_end)?;
     let mut socket = Socket {
         ctx,
@@ -122,13 +133,14 @@ where
         verified,
         position,
         last_heard: Instant::now(),
+        kicked,
     };
     let hello = ServerMessage::Hello {
         epoch: &socket.position.epoch,
         offset: socket.position.offset,
     };
     socket.send(hello.to_text()).await?;
-    socket.serve(subscription).await
+    socket.serve(live).await
 }
 
 /// Waits for the first message, which must be a valid `auth`.
@@ -200,7 +212,10 @@ where
     Si: Sink<Message> + Unpin,
     St: Stream<Item = Result<Message, E>> + Unpin,
 {
-    async fn serve(&mut self, mut sub: Subscription) -> Result<std::convert::Infallible, End> {
+    async fn serve(
+        &mut self,
+        mut live: mpsc::Receiver<Arc<Live>>,
+    ) -> Result<std::convert::Infallible, End> {
         let config = self.ctx.config;
         let mut shutdown = self.ctx.shutdown.clone();
         let mut ping =
@@ -209,16 +224,18 @@ where
             tokio::select! {
                 biased;
                 () = stopping(&mut shutdown) => return Err(End::Closed(Close::GoingAway)),
-                _ = &mut sub.kicked => return Err(End::Closed(Close::TooSlow)),
+                _ = &mut self.kicked => return Err(End::Closed(Close::TooSlow)),
                 () = at_or_never(self.verified.expires_at) => {
                     return Err(End::Closed(Close::TokenExpired));
                 }
                 () = sleep_until(self.last_heard + config.idle_timeout) => {
                     return Err(End::Closed(Close::Idle));
                 }
-                _ = ping.tick() => self.sink.send(Message::Ping(Default::default())).await.map_err(|_| End::Gone)?,
+                _ = ping.tick() => {
+                    race(&mut self.kicked, self.sink.send(Message::Ping(Default::default()))).await?;
+                }
                 message = self.stream.next() => self.on_message(message).await?,
-                Some(live) = sub.live.recv() => self.on_live(live, &mut sub).await?,
+                Some(event) = live.recv() => self.on_live(event, &mut live).await?,
             }
         }
     }
@@ -266,14 +283,18 @@ where
 
     /// Sends `first` and whatever else is queued (up to a burst), then
     /// flushes once.
-    async fn on_live(&mut self, first: Arc<Live>, sub: &mut Subscription) -> Result<(), End> {
+    async fn on_live(
+        &mut self,
+        first: Arc<Live>,
+        queue: &mut mpsc::Receiver<Arc<Live>>,
+    ) -> Result<(), End> {
         let mut next = Some(first);
         let mut written = 0;
         while let Some(live) = next.take() {
             self.deliver(&live).await?;
             written += 1;
             if written < self.ctx.config.burst {
-                next = sub.live.try_recv().ok();
+                next = queue.try_recv().ok();
             }
         }
         self.flush().await
@@ -350,21 +371,29 @@ where
         self.send(reset.to_text()).await
     }
 
+    // Every write races the kick: a client that stops reading stalls the
+    // write, its queue fills, and the session must still close.
     async fn feed(&mut self, text: Utf8Bytes) -> Result<(), End> {
-        self.sink
-            .feed(Message::Text(text))
-            .await
-            .map_err(|_| End::Gone)
+        race(&mut self.kicked, self.sink.feed(Message::Text(text))).await
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        self.sink.flush().await.map_err(|_| End::Gone)
+        race(&mut self.kicked, self.sink.flush()).await
     }
 
     async fn send(&mut self, text: Utf8Bytes) -> Result<(), End> {
-        self.sink
-            .send(Message::Text(text))
-            .await
-            .map_err(|_| End::Gone)
+        race(&mut self.kicked, self.sink.send(Message::Text(text))).await
+    }
+}
+
+/// `write`, unless the hub kicks the socket first.
+async fn race<E>(
+    kicked: &mut oneshot::Receiver<()>,
+    write: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), End> {
+    tokio::select! {
+        biased;
+        written = write => written.map_err(|_| End::Gone),
+        _ = kicked => Err(End::Closed(Close::TooSlow)),
     }
 }

@@ -574,3 +574,26 @@ fn the_client_schema_accepts_exactly_what_the_gateway_parses() {
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_never_reads_is_closed_all_the_same() {
+    let h = Harness::new(MemFeed::with(0), 4);
+    let stuck = h.connect_with(Some(h.verified(USER).await), 0);
+    // Kept open and never read: the gateway's writes stall for good.
+    let Client {
+        session,
+        from_server: _unread,
+        to_server: _open,
+        ..
+    } = stuck;
+    tokio::task::yield_now().await;
+    for event in h.feed.commit(20) {
+        h.hub.publish(USER, event);
+        tokio::task::yield_now().await;
+    }
+    let end = tokio::time::timeout(Duration::from_secs(5), session)
+        .await
+        .expect("the session ends though its writes never complete")
+        .unwrap();
+    assert_eq!(end, End::Closed(Close::TooSlow));
+}
