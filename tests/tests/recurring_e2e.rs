@@ -442,3 +442,47 @@ async fn poison_through_daprd_reaches_the_dead_letter_topic() {
         "recurring's daprd did not dead-letter the poison event"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn crafted_dates_and_rules_are_refused_as_problems() {
+    let stack = Stack::from_env();
+    let user = unique_user();
+    for (body, what) in [
+        // Once panicked task-api (an end far past chrono's range).
+        (
+            json!({"title": "a", "due_at": "2027-01-05T14:00:00Z", "time_zone": "America/New_York",
+                   "recurrence": {"frequency": "daily", "end": {"until": "+262142-12-31"}}}),
+            "until far out",
+        ),
+        (
+            json!({"title": "a", "due_at": "2027-01-05T14:00:00Z", "time_zone": "Asia/Tokyo",
+                   "recurrence": {"frequency": "daily", "end": {"until": "-262143-01-01"}}}),
+            "until before year 1",
+        ),
+        (json!({"title": "a", "due_at": "+10000-01-01T00:00:00Z"}), "due past 9999"),
+        (
+            json!({"title": "a", "due_at": "2027-01-05T14:00:00Z", "rrule": "FREQ=DAILY;UNTIL=20200101T000000Z"}),
+            "UNTIL before the due date",
+        ),
+        (
+            json!({"title": "a", "due_at": "2027-01-06T14:00:00Z", "rrule": "FREQ=WEEKLY;BYDAY=MO,FR;COUNT=4"}),
+            "due date off the rule",
+        ),
+    ] {
+        let response = stack
+            .http
+            .post(format!("{}/api/tasks", stack.task_api))
+            .bearer_auth(stack.token(&user, false))
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: task-api dropped the request: {e}"));
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{what}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{what}"
+        );
+    }
+}
