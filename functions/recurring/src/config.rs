@@ -1,29 +1,24 @@
-//! recurring's configuration: the shared settings and its outbox relay's.
-//! Every `ENV_X` sits beside its `DEFAULT_X`.
-
-use std::time::Duration;
+//! recurring's configuration: the shared settings, the callback tokens,
+//! and its outbox relay's (read by `task_domain::relay_settings`, the same
+//! names as task-api's).
 
 use dapr_http::AppToken;
 use service::config::CommonConfig;
 use settings::{SettingError, Settings};
-use task_domain::RelayConfig;
+use task_domain::relay::Backoff;
+use task_domain::{RelayConfig, relay_settings};
 
 pub const DEFAULT_PORT: u16 = 8082;
-/// The relay settings have task-api's names: the same relay, in another
-/// process.
-pub const ENV_RELAY_BATCH_SIZE: &str = "RELAY_BATCH_SIZE";
-pub const DEFAULT_RELAY_BATCH_SIZE: i64 = 100;
-pub const ENV_RELAY_CONCURRENCY: &str = "RELAY_CONCURRENCY";
-/// Each key being published holds a pooled connection, so this stays below
-/// `DB_POOL_SIZE`, leaving connections for the handler.
+/// Keys its relay publishes in parallel. Lower than task-api's (8): the
+/// relay mostly publishes the occurrences this function just created, and
+/// the rest of the pool serves completions.
 pub const DEFAULT_RELAY_CONCURRENCY: usize = 4;
-pub const ENV_RELAY_POLL_MS: &str = "RELAY_POLL_INTERVAL_MS";
-pub const DEFAULT_RELAY_POLL_MS: u64 = 1_000;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub common: CommonConfig,
     pub relay: RelayConfig,
+    pub relay_backoff: Backoff,
     /// Who may call the callback routes (fails closed without a token).
     pub callbacks: AppToken,
 }
@@ -31,27 +26,16 @@ pub struct Config {
 impl Config {
     pub fn from_settings(s: &Settings<'_>) -> Result<Self, SettingError> {
         let common = CommonConfig::from_settings(s, DEFAULT_PORT)?;
-        let relay = RelayConfig {
-            pubsub: common.pubsub_name.clone(),
-            batch_size: s.parsed(ENV_RELAY_BATCH_SIZE, DEFAULT_RELAY_BATCH_SIZE)?,
-            concurrency: s.parsed(ENV_RELAY_CONCURRENCY, DEFAULT_RELAY_CONCURRENCY)?,
-            poll_interval: Duration::from_millis(
-                s.parsed(ENV_RELAY_POLL_MS, DEFAULT_RELAY_POLL_MS)?,
-            ),
-        };
-        if relay.concurrency == 0 || relay.concurrency >= common.db_pool_size {
-            return Err(SettingError::Invalid {
-                key: ENV_RELAY_CONCURRENCY.to_owned(),
-                value: relay.concurrency.to_string(),
-                reason: format!(
-                    "must be at least 1 and below DB_POOL_SIZE ({}), so completions keep connections while the relay publishes",
-                    common.db_pool_size
-                ),
-            });
-        }
+        let relay = relay_settings::from_settings(
+            s,
+            &common.pubsub_name,
+            common.db_pool_size,
+            DEFAULT_RELAY_CONCURRENCY,
+        )?;
         Ok(Self {
             common,
-            relay,
+            relay: relay.config,
+            relay_backoff: relay.backoff,
             callbacks: AppToken::from_settings(s)?,
         })
     }

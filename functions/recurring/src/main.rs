@@ -41,7 +41,8 @@ async fn main() -> anyhow::Result<()> {
         common.dapr_api_token.clone(),
         common.dapr_timeout,
     );
-    let relay = Relay::new(pool.clone(), dapr, config.relay.clone(), relay_metrics);
+    let relay = Relay::new(pool.clone(), dapr, config.relay.clone(), relay_metrics)
+        .with_backoff(config.relay_backoff);
     let state = AppState {
         repo: TaskRepository::new(pool.clone()),
         relay: relay.clone(),
