@@ -1,0 +1,114 @@
+//! Reminder lateness on the local stack: creates tasks whose reminders are
+//! all due within one minute, then reads each delivery's record from
+//! notification (`GET /api/notifications`) and reports sent minus due,
+//! p50/p99/max. The path is the whole one: task-api's outbox, Kafka,
+//! notification's view in the state store, the Dapr scheduler's job, the
+//! trigger and the SMTP send to mailpit (`updated_at` of a `sent` record is
+//! taken after the server accepted the message).
+//!
+//! ```text
+//! cargo run -p e2e-tests --bin bench_notification -- --reminders 1000 --users 50 --lead 45
+//! ```
+//! Needs the environment `./scripts/test` sets (`TODO_EVENTS_STACK=1`,
+//! `JWT_HS256_SECRET`, `TASK_API_URL`, `NOTIFICATION_URL`). Prints a
+//! Markdown report.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use e2e_tests::notify::env;
+use futures::StreamExt;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+struct Args {
+    reminders: usize,
+    users: usize,
+    /// Seconds from start to the first due time: the creates must be done.
+    lead: i64,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        reminders: 1000,
+        users: 50,
+        lead: 45,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value: usize = it
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?
+            .parse()
+            .with_context(|| format!("{flag} needs a number"))?;
+        match flag.as_str() {
+            "--reminders" => args.reminders = value.max(1),
+            "--users" => args.users = value.clamp(1, 1000),
+            "--lead" => args.lead = value as i64,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let env = env();
+    let run = Uuid::new_v4().simple().to_string();
+    let users: Vec<String> = (0..args.users)
+        .map(|i| format!("bench-notify-{run}-{i}"))
+        .collect();
+    for user in &users {
+        env.email_for(user).await;
+    }
+    let start = Utc::now() + chrono::Duration::seconds(args.lead);
+    let spread_ms = 60_000 / args.reminders as i64;
+    let created = futures::stream::iter(0..args.reminders)
+        .map(|i| {
+            let (env, user) = (&env, &users[i % users.len()]);
+            let at = start + chrono::Duration::milliseconds(spread_ms * i as i64);
+            async move {
+                let body = json!({"title": format!("bench {i}"), "reminders": [{"at": at, "channels": ["email"]}]});
+                env.stack.create_task(user, &body).await;
+            }
+        })
+        .buffer_unordered(8)
+        .count()
+        .await;
+    let ready = Utc::now();
+    if ready > start {
+        bail!("creating {created} tasks took past the first due time; raise --lead");
+    }
+    eprintln!("{created} reminders due from {start} over one minute; waiting");
+    tokio::time::sleep(Duration::from_secs(args.lead as u64 + 60 + 20)).await;
+
+    let mut lateness = Histogram::<u64>::new(3)?;
+    let mut missing = 0usize;
+    for user in &users {
+        let (_, body) = env
+            .call(reqwest::Method::GET, user, "/api/notifications", None)
+            .await;
+        let items = body["items"].as_array().cloned().unwrap_or_default();
+        let sent: Vec<&Value> = items.iter().filter(|i| i["status"] == "sent").collect();
+        missing += (args.reminders / users.len()).saturating_sub(sent.len());
+        for item in sent {
+            let due: DateTime<Utc> = serde_json::from_value(item["fire_at"].clone())?;
+            let at: DateTime<Utc> = serde_json::from_value(item["updated_at"].clone())?;
+            lateness.record((at - due).num_milliseconds().max(0) as u64)?;
+        }
+    }
+    println!("| reminders | sent | not sent | p50 | p99 | max |");
+    println!("|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} | {missing} | {} ms | {} ms | {} ms |",
+        args.reminders,
+        lateness.len(),
+        lateness.value_at_quantile(0.5),
+        lateness.value_at_quantile(0.99),
+        lateness.max()
+    );
+    Ok(())
+}
