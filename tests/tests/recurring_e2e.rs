@@ -460,7 +460,10 @@ async fn crafted_dates_and_rules_are_refused_as_problems() {
                    "recurrence": {"frequency": "daily", "end": {"until": "-262143-01-01"}}}),
             "until before year 1",
         ),
-        (json!({"title": "a", "due_at": "+10000-01-01T00:00:00Z"}), "due past 9999"),
+        (
+            json!({"title": "a", "due_at": "+10000-01-01T00:00:00Z"}),
+            "due past 9999",
+        ),
         (
             json!({"title": "a", "due_at": "2027-01-05T14:00:00Z", "rrule": "FREQ=DAILY;UNTIL=20200101T000000Z"}),
             "UNTIL before the due date",
@@ -478,7 +481,11 @@ async fn crafted_dates_and_rules_are_refused_as_problems() {
             .send()
             .await
             .unwrap_or_else(|e| panic!("{what}: task-api dropped the request: {e}"));
-        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{what}");
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{what}"
+        );
         assert_eq!(
             response.headers()["content-type"],
             "application/problem+json",

@@ -132,7 +132,15 @@ fn vevent(out: &mut Lines, task: &Task) {
         }
         _ => (due.with_timezone(&tz).naive_local(), None),
     };
-    out.line(&dtstart(tz, start));
+    // A one-off due at the second of two equal wall times (DST ends) would
+    // be read as the first (RFC 5545 3.3.5): it is written in UTC instead.
+    // A recurring one keeps its zoned DTSTART, which the RRULE needs; the
+    // engine reads such a wall time as the first instant too.
+    if rule.is_none() && crate::recurrence::to_utc(tz, start) != due {
+        out.line(&format!("DTSTART:{}", utc_stamp(due)));
+    } else {
+        out.line(&dtstart(tz, start));
+    }
     if let Some(rule) = rule {
         out.line(&format!("RRULE:{rule}"));
     }
@@ -182,6 +190,7 @@ fn dtstart(tz: Tz, local: NaiveDateTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::TimeZone;
 
     #[test]
     fn lines_fold_at_75_octets_and_text_is_escaped() {
@@ -192,5 +201,23 @@ mod tests {
         }
         let unfolded = l.0.replace("\r\n ", "");
         assert!(unfolded.starts_with("SUMMARY:é\\; a\\,b\\\\c\\né"));
+    }
+
+    #[test]
+    fn a_one_off_at_the_second_of_two_wall_times_is_written_in_utc() {
+        let mut task = crate::input::sample_task();
+        task.time_zone = "America/New_York".to_owned();
+        task.reminders.clear();
+        let first = Utc.with_ymd_and_hms(2026, 11, 1, 5, 30, 0).unwrap();
+        let second = Utc.with_ymd_and_hms(2026, 11, 1, 6, 30, 0).unwrap();
+        task.due_at = Some(second);
+        let feed = render(&[task.clone()], first);
+        assert!(feed.contains("\r\nDTSTART:20261101T063000Z\r\n"), "{feed}");
+        task.due_at = Some(first);
+        let feed = render(&[task], first);
+        assert!(
+            feed.contains("DTSTART;TZID=America/New_York:20261101T013000"),
+            "{feed}"
+        );
     }
 }
