@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{TimeDelta, Utc};
-use e2e_tests::{Stack, eventually, unsent_outbox_rows};
+use e2e_tests::{PrivateSchema, Stack, eventually, unsent_outbox_rows};
 use serde_json::{Value, json};
 use task_domain::prune::{Horizons, prune};
 use uuid::Uuid;
@@ -187,41 +187,13 @@ async fn the_scheduled_prune_removes_expired_history_and_the_feed_then_resets() 
     assert_eq!(offsets(&rest), vec![3, 4], "what is kept is still served");
 }
 
-/// A private schema with the task tables, so the prune's counts are exact
-/// whatever else runs on the stack.
-async fn scratch(stack: &Stack) -> (deadpool_postgres::Pool, String, tokio_postgres::Client) {
-    let db = stack.db().await;
-    let schema = format!("prune_test_{}", Uuid::new_v4().simple());
-    db.batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let separator = if stack.database_url.contains('?') {
-        '&'
-    } else {
-        '?'
-    };
-    let url = format!(
-        "{}{separator}options=-c%20search_path%3D{schema}",
-        stack.database_url
-    );
-    service::db::migrate(
-        &url,
-        task_domain::migrations(),
-        task_domain::MIGRATION_TABLE,
-    )
-    .await
-    .expect("migrations in the private schema");
-    db.batch_execute(&format!("SET search_path = {schema}"))
-        .await
-        .unwrap();
-    (service::db::pool(&url, 2).unwrap(), schema, db)
-}
-
 #[tokio::test]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn each_kind_is_pruned_on_its_own_horizon_and_unsent_rows_never() {
     let stack = Stack::from_env();
-    let (pool, schema, db) = scratch(&stack).await;
+    // A schema of its own: the prune's counts are exact whatever else runs.
+    let schema = PrivateSchema::create(&stack, "prune_test", 2).await;
+    let (pool, db) = (&schema.pool, &schema.db);
     // (topic, age in hours, sent)
     let rows = [
         ("task-updates", 24 * 8, true),   // past 7 days: goes
@@ -258,7 +230,7 @@ async fn each_kind_is_pruned_on_its_own_horizon_and_unsent_rows_never() {
         idempotency_keys: TimeDelta::hours(24),
     };
     // Batches of one: every kind needs more than one statement.
-    let report = prune(&pool, horizons, Utc::now(), 1).await.unwrap();
+    let report = prune(pool, horizons, Utc::now(), 1).await.unwrap();
     assert_eq!(
         (
             report.change_feed,
@@ -287,7 +259,5 @@ async fn each_kind_is_pruned_on_its_own_horizon_and_unsent_rows_never() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(keys, vec!["new".to_owned()]);
-    db.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-        .await
-        .unwrap();
+    schema.drop_schema().await;
 }
