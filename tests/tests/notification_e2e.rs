@@ -278,3 +278,27 @@ async fn task_api_no_longer_serves_devices() {
         .expect("task-api reachable");
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn a_user_has_at_most_20_devices() {
+    let env = env();
+    let push = PushService::start().await;
+    let user = unique_user();
+    for _ in 0..20 {
+        let sub = push.subscribe(&env.stack.http, None).await;
+        env.register(&user, &sub).await;
+    }
+    let extra = push.subscribe(&env.stack.http, None).await;
+    let device =
+        json!({"endpoint": extra["endpoint"], "p256dh": extra["p256dh"], "auth": extra["auth"]});
+    let (status, body) = env
+        .call(reqwest::Method::POST, &user, "/api/devices", Some(device))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["status"], 409);
+    let (_, listed) = env
+        .call(reqwest::Method::GET, &user, "/api/devices", None)
+        .await;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(20));
+}
