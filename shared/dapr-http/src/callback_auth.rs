@@ -7,6 +7,11 @@
 //! - A Knative KafkaSource cannot send that header, so in the
 //!   `scale-to-zero` profile it sends a separate push token as the CloudEvent
 //!   extension `pushtoken`, which arrives as the `ce-pushtoken` header.
+//!   `KNATIVE_PUSH_TOKEN` may list several tokens, comma-separated, so a
+//!   rotation admits the old and the new one while the sources change
+//!   over: Knative does not retry a 401 (it dead-letters it), so a single
+//!   token would dead-letter every event in flight. `APP_API_TOKEN` stays
+//!   one token: daprd reads the same variable and sends it as it is.
 //!
 //! The token that matched names the deliverer, and the deliverer decides
 //! how a reply is spelled ([`DeliveredBy`], read by handlers and passed to
@@ -24,6 +29,9 @@
 //! the deliverer of the local stack, while every Knative push source is
 //! deployed with a push token (`scripts/validate-deploy` checks that), so
 //! an open function meets no Knative deliverer.
+//!
+//! The guard also limits the body (`crate::callback_body`): past
+//! `CALLBACK_MAX_BODY_BYTES` an event is poison for its deliverer.
 
 use std::fmt;
 use std::sync::Arc;
@@ -39,10 +47,12 @@ use subtle::ConstantTimeEq;
 
 use crate::API_TOKEN_HEADER;
 use crate::callback::knative_problem;
+use crate::callback_body::{DEFAULT_CALLBACK_MAX_BODY_BYTES, max_body_bytes, run_limited};
 
 /// The token daprd must send (daprd reads the same variable).
 pub const ENV_APP_API_TOKEN: &str = "APP_API_TOKEN";
-/// The token a Knative KafkaSource (or PingSource) sends as `pushtoken`.
+/// The token a Knative KafkaSource (or PingSource) sends as `pushtoken`;
+/// several, comma-separated, during a rotation.
 pub const ENV_KNATIVE_PUSH_TOKEN: &str = "KNATIVE_PUSH_TOKEN";
 /// Development only: start without either token and admit every caller.
 pub const ENV_ALLOW_UNAUTHENTICATED_CALLBACKS: &str = "ALLOW_UNAUTHENTICATED_CALLBACKS";
@@ -50,13 +60,16 @@ pub const DEFAULT_ALLOW_UNAUTHENTICATED_CALLBACKS: bool = false;
 /// The header a KafkaSource's `ceOverrides.extensions.pushtoken` becomes.
 pub const KNATIVE_PUSH_TOKEN_HEADER: &str = "ce-pushtoken";
 
-/// Who may call the callback routes. Cloning is cheap.
+/// Who may call the callback routes, and how large a body they may send.
+/// Cloning is cheap.
 #[derive(Clone)]
 pub struct AppToken {
     dapr: Option<Arc<str>>,
-    knative_push: Option<Arc<str>>,
+    /// Every push token accepted (more than one during a rotation).
+    knative_push: Arc<[Arc<str>]>,
     /// Every caller admitted (and answered as daprd); only with no token.
     open: bool,
+    max_body_bytes: usize,
 }
 
 impl fmt::Debug for AppToken {
@@ -64,21 +77,31 @@ impl fmt::Debug for AppToken {
         let set = |t: &Option<Arc<str>>| if t.is_some() { "<set>" } else { "<unset>" };
         f.debug_struct("AppToken")
             .field("dapr", &set(&self.dapr))
-            .field("knative_push", &set(&self.knative_push))
+            .field("knative_push_tokens", &self.knative_push.len())
             .field("open", &self.open)
+            .field("max_body_bytes", &self.max_body_bytes)
             .finish()
     }
 }
 
 impl AppToken {
-    /// Admits daprd with `dapr` and Knative with `knative_push`. An empty
-    /// token counts as unset; with neither set, nothing is admitted.
+    /// Admits daprd with `dapr` and Knative with any of the
+    /// comma-separated tokens in `knative_push` (surrounding blanks
+    /// trimmed). An empty token counts as unset; with none set, nothing is
+    /// admitted. The body limit is the default one.
     pub fn new(dapr: Option<&str>, knative_push: Option<&str>) -> Self {
-        let token = |t: Option<&str>| t.filter(|t| !t.is_empty()).map(Arc::from);
+        let knative_push = knative_push
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(Arc::from)
+            .collect();
         Self {
-            dapr: token(dapr),
-            knative_push: token(knative_push),
+            dapr: dapr.filter(|t| !t.is_empty()).map(Arc::from),
+            knative_push,
             open: false,
+            max_body_bytes: DEFAULT_CALLBACK_MAX_BODY_BYTES,
         }
     }
 
@@ -86,12 +109,20 @@ impl AppToken {
     pub fn unauthenticated() -> Self {
         Self {
             dapr: None,
-            knative_push: None,
+            knative_push: Arc::from([]),
             open: true,
+            max_body_bytes: DEFAULT_CALLBACK_MAX_BODY_BYTES,
         }
     }
 
-    /// Reads the tokens; with neither set, refuses unless
+    /// The same guard with another body limit.
+    pub fn with_max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// Reads the tokens and the body limit; with no token set (a push
+    /// token list of blanks and commas counts as none), refuses unless
     /// `ALLOW_UNAUTHENTICATED_CALLBACKS` is true. With a token set the
     /// routes are checked whatever that flag says.
     pub fn from_settings(s: &Settings<'_>) -> Result<Self, SettingError> {
@@ -99,20 +130,24 @@ impl AppToken {
             ENV_ALLOW_UNAUTHENTICATED_CALLBACKS,
             DEFAULT_ALLOW_UNAUTHENTICATED_CALLBACKS,
         )?;
-        let dapr = s.optional(ENV_APP_API_TOKEN);
-        let knative_push = s.optional(ENV_KNATIVE_PUSH_TOKEN);
-        match (dapr, knative_push) {
-            (None, None) if allow_open => Ok(Self::unauthenticated()),
-            (None, None) => Err(SettingError::Missing {
-                key: format!("{ENV_APP_API_TOKEN} or {ENV_KNATIVE_PUSH_TOKEN}"),
-                hint: format!(
-                    "the token daprd (or a Knative push source) must send to the callback \
-                     routes; {ENV_ALLOW_UNAUTHENTICATED_CALLBACKS}=true runs them without one \
-                     (development only)"
-                ),
-            }),
-            (dapr, knative_push) => Ok(Self::new(dapr.as_deref(), knative_push.as_deref())),
+        let limit = max_body_bytes(s)?;
+        let checked = Self::new(
+            s.optional(ENV_APP_API_TOKEN).as_deref(),
+            s.optional(ENV_KNATIVE_PUSH_TOKEN).as_deref(),
+        );
+        if checked.dapr.is_some() || !checked.knative_push.is_empty() {
+            return Ok(checked.with_max_body_bytes(limit));
         }
+        if allow_open {
+            return Ok(Self::unauthenticated().with_max_body_bytes(limit));
+        }
+        Err(SettingError::Missing {
+            key: format!("{ENV_APP_API_TOKEN} or {ENV_KNATIVE_PUSH_TOKEN}"),
+            hint: format!(
+                "the token daprd (or a Knative push source) must send to the callback routes; \
+                 {ENV_ALLOW_UNAUTHENTICATED_CALLBACKS}=true runs them without one (development only)"
+            ),
+        })
     }
 
     /// Whether every caller is admitted.
@@ -132,7 +167,8 @@ impl AppToken {
         } else {
             tracing::info!(
                 dapr = self.dapr.is_some(),
-                knative_push = self.knative_push.is_some(),
+                knative_push_tokens = self.knative_push.len(),
+                max_body_bytes = self.max_body_bytes,
                 "callback routes require a token"
             );
         }
@@ -143,16 +179,18 @@ impl AppToken {
         if self.open {
             return Some(Delivery::Dapr);
         }
-        let presents = |expected: &Option<Arc<str>>, header: &str| {
-            expected.as_ref().is_some_and(|expected| {
-                let presented = headers
-                    .get(header)
-                    .map(|v| v.as_bytes())
-                    .unwrap_or_default();
-                bool::from(presented.ct_eq(expected.as_bytes()))
+        let presents = |expected: &[Arc<str>], header: &str| {
+            let presented = headers
+                .get(header)
+                .map(|v| v.as_bytes())
+                .unwrap_or_default();
+            // Every token is compared, so the time taken does not say
+            // which one came close.
+            expected.iter().fold(false, |any, expected| {
+                any | bool::from(presented.ct_eq(expected.as_bytes()))
             })
         };
-        if presents(&self.dapr, API_TOKEN_HEADER) {
+        if presents(self.dapr.as_slice(), API_TOKEN_HEADER) {
             Some(Delivery::Dapr)
         } else if presents(&self.knative_push, KNATIVE_PUSH_TOKEN_HEADER) {
             Some(Delivery::Knative)
@@ -184,8 +222,10 @@ impl<S: Send + Sync> FromRequestParts<S> for DeliveredBy {
     }
 }
 
-/// Middleware: the request must carry daprd's app API token or the Knative
-/// push token; the handler learns which from [`DeliveredBy`].
+/// Middleware: the request must carry daprd's app API token or a Knative
+/// push token; the handler learns which from [`DeliveredBy`]. The body is
+/// limited to `CALLBACK_MAX_BODY_BYTES`, and past it the event is poison
+/// for its deliverer (`crate::callback_body`).
 pub async fn require_app_token(
     State(token): State<AppToken>,
     mut request: Request,
@@ -194,7 +234,7 @@ pub async fn require_app_token(
     match token.deliverer(request.headers()) {
         Some(delivery) => {
             request.extensions_mut().insert(DeliveredBy(delivery));
-            next.run(request).await
+            run_limited(token.max_body_bytes, delivery, request, next).await
         }
         None => {
             tracing::warn!(path = %request.uri().path(), "app callback refused: missing or wrong token");

@@ -8,6 +8,7 @@
 pub mod bulk;
 pub mod callback;
 pub mod callback_auth;
+pub mod callback_body;
 pub mod client;
 
 pub use bulk::{BulkEntry, BulkReport, FailedEntry};
