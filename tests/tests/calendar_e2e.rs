@@ -61,22 +61,48 @@ fn bodies() -> Vec<Value> {
 /// The engine's occurrence starts in the window, for a task as the API
 /// returned it (a new series: its anchor is its due date).
 fn engine_starts(task: &Value) -> Vec<String> {
-    let due: DateTime<Utc> = task["due_at"].as_str().unwrap().parse().unwrap();
-    let end: DateTime<Utc> = format!("{TO}T00:00:00Z").parse().unwrap();
-    let rule: Option<Recurrence> = serde_json::from_value(task["recurrence"].clone()).unwrap();
+    engine_window(task, 1, TO)
+}
+
+/// The engine's occurrence starts from occurrence `from` of the series
+/// whose first occurrence is `first`, up to the date `to` (the anchor is
+/// the first's due date); a task without an RRULE has its one due date.
+fn engine_window(first: &Value, from: u32, to: &str) -> Vec<String> {
+    let due: DateTime<Utc> = first["due_at"].as_str().unwrap().parse().unwrap();
+    let end: DateTime<Utc> = format!("{to}T00:00:00Z").parse().unwrap();
+    let rule: Option<Recurrence> = serde_json::from_value(first["recurrence"].clone()).unwrap();
     let iso = |t: DateTime<Utc>| t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let rule = match rule {
-        Some(rule) if task["rrule"].is_string() => rule,
+        Some(rule) if first["rrule"].is_string() => rule,
         // No RRULE (after completion, or not recurring): the one due date.
         _ => return vec![iso(due)],
     };
-    let tz: chrono_tz::Tz = task["time_zone"].as_str().unwrap().parse().unwrap();
+    let tz: chrono_tz::Tz = first["time_zone"].as_str().unwrap().parse().unwrap();
     let start = SeriesStart::at(due, tz, 1);
-    (1..)
+    (from..)
         .map_while(|index| rule.occurrence(&start, index))
         .take_while(|o| o.due < end)
         .map(|o| iso(o.due))
         .collect()
+}
+
+/// Asserts that both parsers expanded `uid` to `want`.
+fn assert_expanded(
+    expanded: &BTreeMap<String, Vec<String>>,
+    uid: &str,
+    want: &[String],
+    what: &Value,
+) {
+    assert_eq!(
+        expanded.get(uid).map(Vec::as_slice),
+        Some(want),
+        "recurring-ical-events, {what}"
+    );
+    assert_eq!(
+        expanded.get(&format!("dateutil:{uid}")).map(Vec::as_slice),
+        Some(want),
+        "dateutil, {what}"
+    );
 }
 
 async fn feed(stack: &Stack, token: Option<&str>) -> (StatusCode, String, String) {
@@ -292,22 +318,6 @@ async fn successor_of(stack: &Stack, series_id: &str) -> String {
     .unwrap_or_else(|| panic!("series {series_id} got no next occurrence"))
 }
 
-/// The engine's starts in the window for the successor `next` of the series
-/// whose first occurrence is `first` (the anchor stays the first's).
-fn engine_starts_from(first: &Value, next: &Value) -> Vec<String> {
-    let due: DateTime<Utc> = first["due_at"].as_str().unwrap().parse().unwrap();
-    let end: DateTime<Utc> = format!("{TO}T00:00:00Z").parse().unwrap();
-    let rule: Recurrence = serde_json::from_value(first["recurrence"].clone()).unwrap();
-    let tz: chrono_tz::Tz = first["time_zone"].as_str().unwrap().parse().unwrap();
-    let start = SeriesStart::at(due, tz, 1);
-    let from = u32::try_from(next["occurrence"].as_u64().unwrap()).unwrap();
-    (from..)
-        .map_while(|index| rule.occurrence(&start, index))
-        .take_while(|o| o.due < end)
-        .map(|o| o.due.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .collect()
-}
-
 #[tokio::test]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn after_completions_the_feed_carries_the_next_occurrences() {
@@ -361,20 +371,10 @@ async fn after_completions_the_feed_carries_the_next_occurrences() {
             "a completed occurrence is in the feed"
         );
         let uid = format!("{}@todo-events", next["id"].as_str().unwrap());
-        let want = engine_starts_from(first, next);
+        let from = u32::try_from(next["occurrence"].as_u64().unwrap()).unwrap();
+        let want = engine_window(first, from, TO);
         if !want.is_empty() {
-            assert_eq!(
-                expanded.get(&uid),
-                Some(&want),
-                "recurring-ical-events, {}",
-                first["title"]
-            );
-            assert_eq!(
-                expanded.get(&format!("dateutil:{uid}")),
-                Some(&want),
-                "dateutil, {}",
-                first["title"]
-            );
+            assert_expanded(&expanded, &uid, &want, &first["title"]);
         }
     }
 }
@@ -401,32 +401,9 @@ async fn a_client_without_the_zone_database_reads_the_vtimezone() {
     // A TZID no zone database knows: the parsers have only the VTIMEZONE.
     let renamed = ics.replace("Europe/Berlin", "Test/Renamed-Zone");
     let expanded = expand_between(&renamed, "2019-01-01", "2048-01-01");
-    let end: DateTime<Utc> = "2048-01-01T00:00:00Z".parse().unwrap();
-    let tz: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
     for task in &tasks {
-        let due: DateTime<Utc> = task["due_at"].as_str().unwrap().parse().unwrap();
-        let want: Vec<String> =
-            match serde_json::from_value::<Option<Recurrence>>(task["recurrence"].clone()).unwrap()
-            {
-                Some(rule) => (1..)
-                    .map_while(|i| rule.occurrence(&SeriesStart::at(due, tz, 1), i))
-                    .take_while(|o| o.due < end)
-                    .map(|o| o.due.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-                    .collect(),
-                None => vec![due.format("%Y-%m-%dT%H:%M:%SZ").to_string()],
-            };
         let uid = format!("{}@todo-events", task["id"].as_str().unwrap());
-        assert_eq!(
-            expanded.get(&uid),
-            Some(&want),
-            "recurring-ical-events, {}",
-            task["title"]
-        );
-        assert_eq!(
-            expanded.get(&format!("dateutil:{uid}")),
-            Some(&want),
-            "dateutil, {}",
-            task["title"]
-        );
+        let want = engine_window(task, 1, "2048-01-01");
+        assert_expanded(&expanded, &uid, &want, &task["title"]);
     }
 }

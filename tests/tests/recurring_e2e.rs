@@ -81,6 +81,30 @@ async fn series(stack: &Stack, series_id: &str) -> Vec<(i32, Uuid)> {
     .collect()
 }
 
+/// The occurrence indices a series has.
+async fn indices(stack: &Stack, series_id: &str) -> Vec<i32> {
+    series(stack, series_id)
+        .await
+        .iter()
+        .map(|(i, _)| *i)
+        .collect()
+}
+
+/// A new daily series of `count` for `user`, its first occurrence completed
+/// and its second created: (series id, first id, both occurrences).
+async fn advanced_series(
+    stack: &Stack,
+    user: &str,
+    count: u32,
+) -> (String, String, Vec<(i32, Uuid)>) {
+    let first = stack.create_task(user, &daily(count)).await;
+    let series_id = first["series_id"].as_str().unwrap().to_owned();
+    let id = first["id"].as_str().unwrap().to_owned();
+    post(stack, user, &format!("/api/tasks/{id}/complete")).await;
+    let found = until_occurrences(stack, &series_id, 2).await;
+    (series_id, id, found)
+}
+
 /// Waits until the series has `n` occurrences; returns them.
 async fn until_occurrences(stack: &Stack, series_id: &str, n: usize) -> Vec<(i32, Uuid)> {
     eventually(WAIT, || async {
@@ -231,11 +255,7 @@ async fn redelivered_duplicated_and_racing_completions_create_one() {
 async fn reopening_or_completing_an_older_occurrence_does_not_fork_the_series() {
     let stack = Stack::from_env();
     let user = unique_user();
-    let first = stack.create_task(&user, &daily(5)).await;
-    let series_id = first["series_id"].as_str().unwrap().to_owned();
-    let id = first["id"].as_str().unwrap().to_owned();
-    post(&stack, &user, &format!("/api/tasks/{id}/complete")).await;
-    let found = until_occurrences(&stack, &series_id, 2).await;
+    let (series_id, id, found) = advanced_series(&stack, &user, 5).await;
     // Reopen the first and complete it again: its successor exists.
     post(&stack, &user, &format!("/api/tasks/{id}/reopen")).await;
     post(&stack, &user, &format!("/api/tasks/{id}/complete")).await;
@@ -252,11 +272,7 @@ async fn reopening_or_completing_an_older_occurrence_does_not_fork_the_series() 
     post(&stack, &user, &format!("/api/tasks/{id}/reopen")).await;
     post(&stack, &user, &format!("/api/tasks/{id}/complete")).await;
     barrier(&stack, &user).await;
-    let indices: Vec<i32> = series(&stack, &series_id)
-        .await
-        .iter()
-        .map(|(i, _)| *i)
-        .collect();
+    let indices = indices(&stack, &series_id).await;
     assert_eq!(indices, [1, 2, 3]);
 }
 
@@ -354,11 +370,7 @@ async fn delete_task(stack: &Stack, user: &str, id: &str) {
 async fn a_deleted_successor_stays_deleted() {
     let stack = Stack::from_env();
     let user = unique_user();
-    let first = stack.create_task(&user, &daily(5)).await;
-    let series_id = first["series_id"].as_str().unwrap().to_owned();
-    let id = first["id"].as_str().unwrap().to_owned();
-    post(&stack, &user, &format!("/api/tasks/{id}/complete")).await;
-    let found = until_occurrences(&stack, &series_id, 2).await;
+    let (series_id, id, found) = advanced_series(&stack, &user, 5).await;
     delete_task(&stack, &user, &found[1].1.to_string()).await;
     // The completion again: straight to recurring, through daprd and Kafka,
     // and as a reopen + complete of the first occurrence.
@@ -371,11 +383,7 @@ async fn a_deleted_successor_stays_deleted() {
     post(&stack, &user, &format!("/api/tasks/{id}/reopen")).await;
     post(&stack, &user, &format!("/api/tasks/{id}/complete")).await;
     barrier(&stack, &user).await;
-    let indices: Vec<i32> = series(&stack, &series_id)
-        .await
-        .iter()
-        .map(|(i, _)| *i)
-        .collect();
+    let indices = indices(&stack, &series_id).await;
     assert_eq!(indices, [1], "the deleted occurrence 2 came back");
 }
 
@@ -384,11 +392,7 @@ async fn a_deleted_successor_stays_deleted() {
 async fn a_reopened_occurrence_moved_back_does_not_skip_ahead() {
     let stack = Stack::from_env();
     let user = unique_user();
-    let first = stack.create_task(&user, &daily(30)).await;
-    let series_id = first["series_id"].as_str().unwrap().to_owned();
-    let id = first["id"].as_str().unwrap().to_owned();
-    post(&stack, &user, &format!("/api/tasks/{id}/complete")).await;
-    until_occurrences(&stack, &series_id, 2).await;
+    let (series_id, id, _) = advanced_series(&stack, &user, 30).await;
     // Reopen the first and move it ten days back: completing it now would
     // (alone) catch up to occurrence 11; the series already has a later one.
     post(&stack, &user, &format!("/api/tasks/{id}/reopen")).await;
@@ -405,11 +409,7 @@ async fn a_reopened_occurrence_moved_back_does_not_skip_ahead() {
     assert_eq!(response.status(), StatusCode::OK, "PATCH due_at");
     post(&stack, &user, &format!("/api/tasks/{id}/complete")).await;
     barrier(&stack, &user).await;
-    let indices: Vec<i32> = series(&stack, &series_id)
-        .await
-        .iter()
-        .map(|(i, _)| *i)
-        .collect();
+    let indices = indices(&stack, &series_id).await;
     assert_eq!(indices, [1, 2]);
 }
 
