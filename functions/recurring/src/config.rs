@@ -1,12 +1,12 @@
 //! recurring's configuration: the shared settings, the callback tokens,
-//! and its outbox relay's (read by `task_domain::relay_settings`, the same
-//! names as task-api's).
+//! and its outbox relay's (read by `task_domain::relay::RelaySettings`, the
+//! same names as task-api's).
 
 use dapr_http::AppToken;
 use service::config::CommonConfig;
 use settings::{SettingError, Settings};
-use task_domain::relay::Backoff;
-use task_domain::{RelayConfig, relay_settings};
+use task_domain::RelayConfig;
+use task_domain::relay::{Backoff, RelaySettings};
 
 pub const DEFAULT_PORT: u16 = 8082;
 /// Keys its relay publishes in parallel. Lower than task-api's (8): the
@@ -26,7 +26,7 @@ pub struct Config {
 impl Config {
     pub fn from_settings(s: &Settings<'_>) -> Result<Self, SettingError> {
         let common = CommonConfig::from_settings(s, DEFAULT_PORT)?;
-        let relay = relay_settings::from_settings(
+        let relay = RelaySettings::from_settings(
             s,
             &common.pubsub_name,
             common.db_pool_size,

@@ -17,7 +17,6 @@ pub mod prune;
 pub mod query;
 pub mod recurrence;
 pub mod relay;
-pub mod relay_settings;
 pub mod reminder;
 pub mod repo;
 pub mod rrule;
