@@ -91,7 +91,8 @@ async fn a_task_lives_and_dies_with_its_reminders_and_events() {
     let db = stack.db().await;
 
     let body = json!({
-        "title": "Water the plants", "due_at": "2030-06-01T08:00:00Z", "time_zone": "Europe/Berlin",
+        // A Monday: the first due date is one of the rule's dates (mon, thu).
+        "title": "Water the plants", "due_at": "2030-06-03T08:00:00Z", "time_zone": "Europe/Berlin",
         "tags": ["Home", "home", "garden"], "priority": "high",
         "recurrence": {"frequency": "weekly", "weekdays": ["mon", "thu"], "end": {"after": 10}},
         "reminders": [
@@ -107,7 +108,7 @@ async fn a_task_lives_and_dies_with_its_reminders_and_events() {
     let id = task["id"].as_str().unwrap().to_owned();
     let path = format!("/api/tasks/{id}");
     assert_eq!(task["tags"], json!(["home", "garden"]));
-    assert_eq!(task["reminders"][0]["fire_at"], "2030-06-01T07:00:00Z");
+    assert_eq!(task["reminders"][0]["fire_at"], "2030-06-03T07:00:00Z");
     assert_eq!(created.headers["etag"], "\"1\"");
 
     // Another user's id is 404 on every route, and changes nothing.
@@ -147,7 +148,7 @@ async fn a_task_lives_and_dies_with_its_reminders_and_events() {
             Method::PATCH,
             &path,
             &alice,
-            Some(&json!({"due_at": "2030-06-02T08:00:00Z"})),
+            Some(&json!({"due_at": "2030-06-06T08:00:00Z"})),
             &[("if-match", "\"1\"")],
         )
         .await;
@@ -155,7 +156,7 @@ async fn a_task_lives_and_dies_with_its_reminders_and_events() {
     assert_eq!(moved.body["sequence"], 2);
     assert_eq!(
         moved.body["reminders"][0]["fire_at"],
-        "2030-06-02T07:00:00Z"
+        "2030-06-06T07:00:00Z"
     );
     assert_eq!(moved.body["reminders"][0]["id"], task["reminders"][0]["id"]);
     // An invalid merged state is refused: weekdays only with weekly.
