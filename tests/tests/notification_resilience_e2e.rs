@@ -68,7 +68,9 @@ async fn restarting_notification_before_the_due_time_still_delivers() {
         .await;
     // Time for the event to reach notification (view stored, job made).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    env.stack.dev(&["restart", "notification", "--no-build"]).await;
+    env.stack
+        .dev(&["restart", "notification", "--no-build"])
+        .await;
     assert!(
         Utc::now() < due,
         "the restart took past the due time; the test proves nothing"
