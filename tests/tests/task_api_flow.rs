@@ -224,7 +224,11 @@ async fn a_task_lives_and_dies_with_its_reminders_and_events() {
             "reminder.scheduled",
             "task.updated",
             "task.sync",
+            // The relative reminder moves with the due date; the absolute
+            // one keeps its time but shows the new due date, so it is
+            // scheduled again too (notification's view stays current).
             "reminder.cancelled",
+            "reminder.scheduled",
             "reminder.scheduled",
             "task.completed",
             "task.sync",
