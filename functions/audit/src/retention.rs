@@ -10,12 +10,10 @@
 //! bounded batches, each its own statement, so a backlog never becomes one
 //! huge transaction, and progress survives a crash between batches.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::{DateTime, Utc};
-use dapr_http::{DaprClient, DaprError, JobSpec};
+use dapr_http::{DaprClient, JobSpec};
 use serde::Serialize;
 
 use crate::AppState;
@@ -131,49 +129,20 @@ pub async fn run_job(
     Ok(Json(report))
 }
 
-/// The daily job as registered in the scheduler.
+/// The repeating job as registered in the scheduler.
 pub fn job_spec(schedule: &str) -> JobSpec {
-    JobSpec {
-        schedule: Some(schedule.to_owned()),
-        due_time: None,
-        repeats: None,
-        ttl: None,
-        data: serde_json::json!({"purpose": "audit retention"}),
-        overwrite: true,
-        failure_policy: None,
-    }
+    JobSpec::repeating(schedule, "audit retention")
 }
 
-/// Registers the retention job, retrying while daprd (or its scheduler
-/// connection) is not up yet. Run in the background: start-up and
-/// ingest must not wait for the scheduler. A schedule daprd refuses is a
-/// configuration error that retrying cannot fix, so it is logged and left.
+/// Registers the job in the background (dapr_http::jobs).
 pub async fn register_job(dapr: DaprClient, schedule: String) {
-    let spec = job_spec(&schedule);
-    let mut delay = Duration::from_millis(500);
-    loop {
-        match dapr.schedule_job(RETENTION_JOB, &spec).await {
-            Ok(()) => {
-                tracing::info!(job = RETENTION_JOB, %schedule, "retention job registered");
-                return;
-            }
-            Err(DaprError::Rejected { status, body }) => {
-                tracing::error!(
-                    job = RETENTION_JOB,
-                    %schedule,
-                    status,
-                    %body,
-                    "daprd refused the retention job; check AUDIT_RETENTION_SCHEDULE"
-                );
-                return;
-            }
-            Err(error) => {
-                tracing::info!(job = RETENTION_JOB, %error, "daprd not ready for jobs; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
+    dapr_http::jobs::register_repeating(
+        dapr,
+        RETENTION_JOB,
+        job_spec(&schedule),
+        "AUDIT_RETENTION_SCHEDULE",
+    )
+    .await;
 }
 
 #[cfg(test)]

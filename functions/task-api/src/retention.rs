@@ -9,13 +9,11 @@
 //! prune now. The route sits behind the callback token like every job
 //! trigger, and answers when the prune is done so daprd sees a failure.
 
-use std::time::Duration;
-
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{TimeDelta, Utc};
-use dapr_http::{AppToken, DaprClient, DaprError, JobSpec, require_app_token};
+use dapr_http::{AppToken, DaprClient, JobSpec, require_app_token};
 use settings::{SettingError, Settings};
 use task_domain::TaskRepository;
 use task_domain::prune::{self, Horizons, PruneReport};
@@ -148,43 +146,20 @@ async fn run_job(
     Ok(Json(report))
 }
 
-/// The recurring job as registered in the scheduler.
+/// The repeating job as registered in the scheduler.
 pub fn job_spec(schedule: &str) -> JobSpec {
-    JobSpec {
-        schedule: Some(schedule.to_owned()),
-        due_time: None,
-        repeats: None,
-        ttl: None,
-        data: serde_json::json!({"purpose": "change feed and outbox retention"}),
-        overwrite: true,
-        failure_policy: None,
-    }
+    JobSpec::repeating(schedule, "change feed and outbox retention")
 }
 
-/// Registers the job, retrying while daprd (or its scheduler connection)
-/// is not up yet; run in the background so start-up does not wait. A
-/// schedule daprd refuses is a configuration error: logged, not retried.
+/// Registers the job in the background (dapr_http::jobs).
 pub async fn register_job(dapr: DaprClient, schedule: String) {
-    let spec = job_spec(&schedule);
-    let mut delay = Duration::from_millis(500);
-    loop {
-        match dapr.schedule_job(RETENTION_JOB, &spec).await {
-            Ok(()) => {
-                tracing::info!(job = RETENTION_JOB, %schedule, "retention job registered");
-                return;
-            }
-            Err(DaprError::Rejected { status, body }) => {
-                tracing::error!(job = RETENTION_JOB, %schedule, status, %body,
-                    "daprd refused the retention job; check CHANGE_RETENTION_SCHEDULE");
-                return;
-            }
-            Err(error) => {
-                tracing::info!(job = RETENTION_JOB, %error, "daprd not ready for jobs; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
+    dapr_http::jobs::register_repeating(
+        dapr,
+        RETENTION_JOB,
+        job_spec(&schedule),
+        "CHANGE_RETENTION_SCHEDULE",
+    )
+    .await;
 }
 
 #[cfg(test)]

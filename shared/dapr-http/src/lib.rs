@@ -10,6 +10,7 @@ pub mod callback;
 pub mod callback_auth;
 pub mod callback_body;
 pub mod client;
+pub mod jobs;
 
 pub use bulk::{BulkEntry, BulkReport, FailedEntry};
 pub use callback::{Outcome, Subscription, reply};
