@@ -305,3 +305,128 @@ async fn a_function_without_a_callback_token_refuses_to_start_unless_opened() {
         json!({"status": "DROP"})
     );
 }
+
+/// Pushes `body` to a function at `base` with one token header.
+async fn push_with(
+    stack: &Stack,
+    base: &str,
+    token: (&str, &str),
+    headers: &[(String, String)],
+    body: Vec<u8>,
+) -> (u16, String, String) {
+    let mut request = stack
+        .http
+        .post(format!("{base}/events/task-events"))
+        .header(token.0, token.1)
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.expect("audit reachable");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    (
+        status,
+        content_type,
+        response.text().await.unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn oversized_pushes_are_poison_and_a_rotation_admits_both_push_tokens() {
+    let stack = Stack::from_env();
+    let port = free_port();
+    let mut child = audit_without_tokens(&stack, port)
+        .env("APP_API_TOKEN", "limits-app-token")
+        .env("KNATIVE_PUSH_TOKEN", "old-push-token,new-push-token")
+        .spawn()
+        .expect("audit runs");
+    let base = format!("http://127.0.0.1:{port}");
+    let up = e2e_tests::eventually(std::time::Duration::from_secs(20), || async {
+        let health = stack.http.get(format!("{base}/healthz")).send().await;
+        health.ok().filter(|r| r.status().is_success()).map(|_| ())
+    })
+    .await;
+    assert!(up.is_some(), "audit did not start");
+    let structured = [(
+        "content-type".to_owned(),
+        "application/cloudevents+json".to_owned(),
+    )];
+
+    // 3 MB: past CALLBACK_MAX_BODY_BYTES (and axum's 2 MiB default).
+    // daprd must read DROP (a 413 it would retry for good), Knative a 400;
+    // and the reply must arrive, not a connection closed mid-body (several
+    // tries: that was a race).
+    let huge = vec![b' '; 3_000_000];
+    for _ in 0..5 {
+        let dapr = push_with(
+            &stack,
+            &base,
+            ("dapr-api-token", "limits-app-token"),
+            &structured,
+            huge.clone(),
+        )
+        .await;
+        assert_eq!(
+            (dapr.0, dapr.2.as_str()),
+            (200, r#"{"status":"DROP"}"#),
+            "{dapr:?}"
+        );
+    }
+    let knative = push_with(
+        &stack,
+        &base,
+        ("ce-pushtoken", "new-push-token"),
+        &structured,
+        huge,
+    )
+    .await;
+    assert_eq!(
+        (knative.0, knative.1.as_str()),
+        (400, "application/problem+json"),
+        "{knative:?}"
+    );
+    assert!(knative.2.contains("CALLBACK_MAX_BODY_BYTES"), "{knative:?}");
+
+    // Mid-rotation, the old push token still delivers a good event.
+    let event = task_event(EventKind::TaskCreated, &unique_user("rotation"));
+    let (headers, body) = knative_binary_push(&event);
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    let settled = e2e_tests::eventually(std::time::Duration::from_secs(120), || async {
+        let reply = push_with(
+            &stack,
+            &base,
+            ("ce-pushtoken", "old-push-token"),
+            &headers,
+            body.clone(),
+        )
+        .await;
+        (reply.0 != 503).then_some(reply)
+    })
+    .await;
+    // The list itself is no token.
+    let both = push_with(
+        &stack,
+        &base,
+        ("ce-pushtoken", "old-push-token,new-push-token"),
+        &headers,
+        Vec::new(),
+    )
+    .await;
+    child.start_kill().expect("audit stops");
+    let _ = child.wait().await;
+    assert_eq!(both.0, 401, "{both:?}");
+    let (status, _, text) = settled.expect("audit's table came back");
+    assert_eq!(status, 200, "{text}");
+    let db = stack.db().await;
+    assert_eq!(audit_rows_for_event(&db, &event.id.to_string()).await, 1);
+}
