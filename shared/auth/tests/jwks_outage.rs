@@ -86,7 +86,10 @@ async fn an_issuer_outage_never_holds_up_a_known_key_after_the_first_failed_fetc
         a.verify(&rsa).await.is_ok(),
         "the failed refetch keeps rsa-1"
     );
-    assert!(started.elapsed() >= timeout, "this request found the outage");
+    assert!(
+        started.elapsed() >= timeout,
+        "this request found the outage"
+    );
 
     // Round after round past min_refresh, while the background refetch
     // keeps failing: nobody waits for the issuer.
