@@ -75,6 +75,53 @@ async fn a_reminder_due_in_2s_arrives_once_by_email_and_once_per_device() {
 
 #[tokio::test]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn the_tokens_email_claim_is_the_address_without_settings() {
+    let _mail = MAIL.read().await;
+    let env = env();
+    let user = unique_user();
+    let address = format!("{user}@claim.example.test");
+    // No address in the user's settings: only the token's claim names one.
+    let (status, settings) = env
+        .call(
+            reqwest::Method::GET,
+            &user,
+            "/api/notification-settings",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{settings}");
+    assert!(settings["email"].is_null(), "{settings}");
+
+    let now = Utc::now().timestamp();
+    let mut claims = json!({"sub": user, "iat": now, "exp": now + 3600, "email": address});
+    for (claim, var) in [("iss", "JWT_ISSUER"), ("aud", "JWT_AUDIENCE")] {
+        if let Ok(value) = std::env::var(var) {
+            claims[claim] = Value::String(value);
+        }
+    }
+    let token = auth::testing::sign(&claims, &env.stack.jwt_secret);
+    let at = Utc::now() + chrono::Duration::seconds(2);
+    let response = env
+        .stack
+        .http
+        .post(format!("{}/api/tasks", env.stack.task_api))
+        .bearer_auth(token)
+        .json(&json!({
+            "title": "Call the plumber",
+            "due_at": at + chrono::Duration::hours(1),
+            "reminders": [{"at": at, "channels": ["email"]}]
+        }))
+        .send()
+        .await
+        .expect("task-api reachable");
+    assert_eq!(response.status(), StatusCode::CREATED);
+
+    let mail = one_mail(&env, &address).await;
+    assert!(mail[0].0.contains("Call the plumber"), "{mail:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn a_rescheduled_reminder_arrives_only_at_the_new_time() {
     let _mail = MAIL.read().await;
     let env = env();

@@ -17,7 +17,7 @@ pub mod verify;
 
 pub use config::{AuthConfig, JwksConfig};
 pub use extract::{Authenticated, HasAuthenticator, Unauthenticated};
-pub use verify::{AuthError, Authenticator, Principal};
+pub use verify::{AuthError, Authenticator, Principal, plausible_email};
 
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;

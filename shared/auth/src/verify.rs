@@ -12,6 +12,20 @@ use crate::jwks::{JWKS_ALGORITHMS, JwksCache};
 pub struct Principal {
     pub user_id: String,
     pub admin: bool,
+    /// The token's `email` claim when it is a plausible address (see
+    /// [`plausible_email`]); anything else is ignored, never an error.
+    pub email: Option<String>,
+}
+
+/// An `email` claim worth carrying into events: a string of 3 to 320
+/// characters (the contract's bounds), no whitespace or control characters,
+/// one `@` with something on both sides. Not a full RFC 5322 check: the
+/// mailer parses the address again before sending.
+pub fn plausible_email(value: &str) -> bool {
+    let fits = (3..=320).contains(&value.len())
+        && !value.chars().any(|c| c.is_control() || c.is_whitespace());
+    fits && matches!(value.split_once('@'), Some((local, domain))
+        if !local.is_empty() && !domain.is_empty() && !domain.contains('@'))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -137,7 +151,15 @@ impl Authenticator {
             Some(Value::Array(roles)) => roles.iter().any(|r| r.as_str() == Some(&self.admin_role)),
             _ => false,
         };
-        Ok(Principal { user_id, admin })
+        let email = match claims.get("email") {
+            Some(Value::String(email)) if plausible_email(email) => Some(email.clone()),
+            _ => None,
+        };
+        Ok(Principal {
+            user_id,
+            admin,
+            email,
+        })
     }
 
     /// Verifies an `Authorization` header value.

@@ -191,3 +191,37 @@ async fn not_before_is_checked_with_the_leeway() {
         assert_eq!(result.is_ok(), accepted, "nbf {nbf}: {result:?}");
     }
 }
+
+#[tokio::test]
+async fn a_plausible_email_claim_is_carried_and_anything_else_ignored() {
+    let a = authenticator();
+    let with = |email: serde_json::Value| {
+        sign(
+            &json!({"sub": "alice", "exp": 4_000_000_000u64, "email": email}),
+            TEST_SECRET,
+        )
+    };
+    let p = a.verify(&with(json!("alice@example.test"))).await.unwrap();
+    assert_eq!(p.email.as_deref(), Some("alice@example.test"));
+    assert_eq!(
+        a.verify(&token_for("alice", false)).await.unwrap().email,
+        None
+    );
+    let too_long = format!("{}@example.test", "a".repeat(320));
+    for bad in [
+        json!("no-at-sign"),
+        json!("@example.test"),
+        json!("alice@"),
+        json!("a@b@c"),
+        json!("alice @example.test"),
+        json!("alice@example.test\r\nBcc: x@y"),
+        json!("ali\u{0}ce@example.test"),
+        json!(too_long),
+        json!(["alice@example.test"]),
+        json!(42),
+    ] {
+        // The token stays valid; only the claim is dropped.
+        let p = a.verify(&with(bad.clone())).await.unwrap();
+        assert_eq!(p.email, None, "{bad}");
+    }
+}

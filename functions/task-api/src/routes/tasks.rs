@@ -45,8 +45,11 @@ pub async fn create(
     let idem = idempotency(&headers, &input)?;
     let new = input.validate().map_err(ApiError::Invalid)?;
     let traceparent = TraceParent::from_headers_or_new(&headers);
+    // The token's address travels in reminder.scheduled (notification's
+    // default recipient).
     let outcome = state
         .repo
+        .with_email(principal.email.clone())
         .create(
             &principal.user_id,
             new,
@@ -138,11 +141,8 @@ pub async fn update(
     t: TaskTarget,
     ApiJson(patch): ApiJson<TaskPatch>,
 ) -> Result<Response, ApiError> {
-    let (repo, user, tp) = (
-        &state.repo,
-        &principal.user_id,
-        Some(t.traceparent.as_str()),
-    );
+    let repo = state.repo.with_email(principal.email.clone());
+    let (repo, user, tp) = (&repo, &principal.user_id, Some(t.traceparent.as_str()));
     let task = t
         .if_match
         .guard(|expected| repo.update(user, t.id, patch.clone(), expected, tp))
@@ -192,11 +192,8 @@ async fn set_status(
     t: TaskTarget,
     status: Status,
 ) -> Result<Response, ApiError> {
-    let (repo, user, tp) = (
-        &state.repo,
-        &principal.user_id,
-        Some(t.traceparent.as_str()),
-    );
+    let repo = state.repo.with_email(principal.email.clone());
+    let (repo, user, tp) = (&repo, &principal.user_id, Some(t.traceparent.as_str()));
     let task = t
         .if_match
         .guard(|expected| repo.set_status(user, t.id, status, expected, tp))

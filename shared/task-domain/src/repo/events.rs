@@ -18,6 +18,9 @@ pub struct Change<'a> {
     pub changed: Vec<String>,
     pub position: stream::StreamPosition,
     pub traceparent: Option<&'a str>,
+    /// The writing caller's address, for `reminder.scheduled` (None when
+    /// its token had none, or no user wrote: recurring's successors).
+    pub email: Option<&'a str>,
 }
 
 /// Enqueues every event of a change of `task` (the task after the change;
@@ -66,7 +69,7 @@ pub async fn emit(
         (EventKind::ReminderScheduled, &firings.scheduled),
     ] {
         for firing in list {
-            let event = reminder_event(kind, task, firing)?;
+            let event = reminder_event(kind, task, firing, change.email)?;
             outbox::enqueue(tx, &event, &task.user_id, None, tp).await?;
         }
     }
@@ -77,6 +80,7 @@ fn reminder_event(
     kind: EventKind,
     task: &Task,
     firing: &Firing,
+    email: Option<&str>,
 ) -> Result<OutgoingEvent, RepoError> {
     let data = ReminderEventData {
         reminder_id: firing.reminder_id,
@@ -87,7 +91,10 @@ fn reminder_event(
         occurrence_due_at: firing.occurrence_due_at,
         channels: firing.channels.clone(),
         title: task.title.clone(),
-        email: None,
+        // A cancel needs no address.
+        email: (kind == EventKind::ReminderScheduled)
+            .then(|| email.map(str::to_owned))
+            .flatten(),
         time_zone: Some(task.time_zone.clone()),
     };
     OutgoingEvent::new(kind, EMITTER, task.id.to_string(), &data).map_err(corrupt)

@@ -74,11 +74,24 @@ pub(crate) fn corrupt(e: impl std::fmt::Display) -> RepoError {
 #[derive(Clone)]
 pub struct TaskRepository {
     pool: Pool,
+    /// The writing caller's address (its token's `email` claim), carried
+    /// in the `reminder.scheduled` events this repository enqueues.
+    email: Option<String>,
 }
 
 impl TaskRepository {
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self { pool, email: None }
+    }
+
+    /// This repository writing for a caller whose token carried `email`:
+    /// notification mails reminders there when the user has set no address
+    /// of their own. A clone shares the pool.
+    pub fn with_email(&self, email: Option<String>) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            email,
+        }
     }
 
     pub fn pool(&self) -> &Pool {

@@ -88,6 +88,7 @@ impl TaskRepository {
             changed: CREATED_FIELDS.iter().map(|f| (*f).to_owned()).collect(),
             position,
             traceparent,
+            email: None,
         };
         events::emit(&tx, &task, change, &diff_firings(&[], &firings(&task))).await?;
         tx.commit().await?;

@@ -140,6 +140,7 @@ impl TaskRepository {
             changed: CREATED_FIELDS.iter().map(|f| (*f).to_owned()).collect(),
             position,
             traceparent,
+            email: self.email.as_deref(),
         };
         events::emit(&tx, &task, change, &diff).await?;
         if let Some(idem) = idempotency {
@@ -257,6 +258,7 @@ impl TaskRepository {
             changed,
             position,
             traceparent,
+            email: self.email.as_deref(),
         };
         match plan(&current)? {
             // Dropping `tx` rolls back the offset taken above.
