@@ -1,6 +1,8 @@
-//! Nothing is lost between the database and the broker: with task-api's
-//! daprd stopped, writes still succeed and their events wait in the outbox;
-//! when daprd is back, the relay publishes them and audit stores them.
+//! Nothing is lost between the database and the broker: with the daprd of
+//! every function that runs the outbox relay stopped (task-api's, and
+//! recurring's, whose relay publishes any user's pending rows too), writes
+//! still succeed and their events wait in the outbox; when daprd is back,
+//! the relay publishes them and audit stores them.
 //!
 //! This disrupts the shared stack, so it lives in its own test binary
 //! (cargo runs test binaries one after another).
@@ -12,13 +14,18 @@ use futures::FutureExt;
 use serde_json::json;
 use uuid::Uuid;
 
+/// The functions that run an outbox relay over the task tables.
+const RELAYING_APPS: [&str; 2] = ["task-api", "recurring"];
+
 #[tokio::test]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn events_written_while_daprd_is_down_arrive_after_it_returns() {
     let stack = Stack::from_env();
     let user = format!("outage-{}", Uuid::new_v4().simple());
 
-    stack.dev(&["sidecar", "stop", "task-api"]).await;
+    for app in RELAYING_APPS {
+        stack.dev(&["sidecar", "stop", app]).await;
+    }
     let created = std::panic::AssertUnwindSafe(async {
         let task = stack
             .create_task(&user, &json!({"title": "Written during an outage"}))
@@ -35,7 +42,9 @@ async fn events_written_while_daprd_is_down_arrive_after_it_returns() {
     });
     let outcome = created.catch_unwind().await;
     // Whatever happened, bring the sidecar back for the tests after us.
-    stack.dev(&["sidecar", "start", "task-api"]).await;
+    for app in RELAYING_APPS {
+        stack.dev(&["sidecar", "start", app]).await;
+    }
     let (task_id, pending) = outcome.unwrap_or_else(|p| std::panic::resume_unwind(p));
     assert_eq!(
         pending, 2,

@@ -43,7 +43,7 @@ pub struct SessionConfig {
 }
 
 /// How long the final close frame may wait for a stalled client.
-const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What every session shares.
 #[derive(Clone)]

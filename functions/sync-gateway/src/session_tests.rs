@@ -591,7 +591,9 @@ async fn a_client_that_never_reads_is_closed_all_the_same() {
         h.hub.publish(USER, event);
         tokio::task::yield_now().await;
     }
-    let end = tokio::time::timeout(Duration::from_secs(5), session)
+    // The close frame itself may wait CLOSE_WRITE_TIMEOUT on the stuck
+    // writer; a test bound of exactly that would race it on the paused clock.
+    let end = tokio::time::timeout(crate::session::CLOSE_WRITE_TIMEOUT * 3, session)
         .await
         .expect("the session ends though its writes never complete")
         .unwrap();
