@@ -79,6 +79,33 @@ async fn restarting_notification_before_the_due_time_still_delivers() {
     assert_eq!(mail.len(), 1, "{mail:?}");
 }
 
+/// The scheduler's default failure policy (4 attempts in about 3 s) would
+/// drop this firing; the function's jobs retry until the app takes them.
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn notification_down_across_the_due_time_still_delivers_once() {
+    let _mail = MAIL.write().await;
+    let env = env();
+    let user = unique_user();
+    let address = env.email_for(&user).await;
+    let due = Utc::now() + chrono::Duration::seconds(8);
+    env.task_with_reminder(&user, "Survives an outage over its due time", due)
+        .await;
+    // Time for the event to reach notification (view stored, job made).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.stack.dev(&["app", "stop", "notification"]).await;
+    // Down from before the due time until well past the default's last try.
+    let back_at = due + chrono::Duration::seconds(8);
+    let wait = (back_at - Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait).await;
+    env.stack.dev(&["app", "start", "notification"]).await;
+    let mail = one_mail(&env, &address).await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    // Retried triggers after the send find the delivery record.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(env.mail(&address).await.len(), 1);
+}
+
 #[tokio::test]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn restarting_its_daprd_before_the_due_time_still_delivers() {

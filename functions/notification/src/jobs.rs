@@ -103,10 +103,18 @@ fn parse_millis(millis: &str) -> Option<DateTime<Utc>> {
 }
 
 /// A one-shot job at `due`. Overwrite: a redelivered event (or a retried
-/// schedule) replaces the job of the same name instead of failing. The
-/// failure policy is daprd's default (a few constant retries): a trigger
-/// the app could not take (down, restarting) is offered again, and the
-/// send itself is guarded by the delivery record.
+/// schedule) replaces the job of the same name instead of failing.
+///
+/// Failure policy: a trigger the app could not take (down, restarting, or
+/// answering non-2xx) is offered again every [`TRIGGER_RETRY_INTERVAL`]
+/// until it is taken. Without a policy the scheduler applies its default,
+/// constant 1 s with `maxRetries` 3 (go-etcd-cron v0.12.6
+/// `internal/scheduler/builder.go`), and then drops the firing
+/// (`internal/counter/counter.go`: retried while `MaxRetries` is nil or
+/// not yet exceeded), so an app down for ~3 s around the due time would
+/// lose the reminder. daprd passes `maxRetries` through as given, nil
+/// included (dapr 1.18.2 `pkg/scheduler/server/api.go`). A retried
+/// trigger cannot send twice: the delivery record guards the send.
 pub fn one_shot(due: DateTime<Utc>, data: serde_json::Value) -> JobSpec {
     JobSpec {
         schedule: None,
@@ -115,9 +123,14 @@ pub fn one_shot(due: DateTime<Utc>, data: serde_json::Value) -> JobSpec {
         ttl: None,
         data,
         overwrite: true,
-        failure_policy: None,
+        failure_policy: Some(serde_json::json!({
+            "constant": { "interval": format!("{}s", TRIGGER_RETRY_INTERVAL.as_secs()) }
+        })),
     }
 }
+
+/// How often a trigger the app did not take is offered again.
+pub const TRIGGER_RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {
@@ -175,5 +188,17 @@ mod tests {
         assert_eq!(json["dueTime"], "2023-11-14T22:13:20.123Z");
         assert_eq!(json["overwrite"], true);
         assert!(json.get("schedule").is_none());
+    }
+
+    #[test]
+    fn a_trigger_the_app_misses_is_offered_again_without_end() {
+        let due = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
+        let json = serde_json::to_value(one_shot(due, serde_json::json!({}))).unwrap();
+        assert_eq!(json["failurePolicy"]["constant"]["interval"], "2s");
+        assert!(
+            json["failurePolicy"]["constant"]
+                .get("maxRetries")
+                .is_none()
+        );
     }
 }

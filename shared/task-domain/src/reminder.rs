@@ -177,12 +177,20 @@ pub fn diff_firings(before: &[Firing], after: &[Firing]) -> FiringDiff {
 }
 
 /// When a change alters what a reminder shows (its task's title or due
-/// time), every firing after it is scheduled again, not only the moved
-/// ones: the notification function keeps its own view and learns the new
-/// title only from `reminder.scheduled`.
-pub fn reshow(mut diff: FiringDiff, after: &[Firing], shown_changed: bool) -> FiringDiff {
+/// time), every firing after it that is still to come (after `now`) is
+/// scheduled again, not only the moved ones: the notification function
+/// keeps its own view and learns the new title only from
+/// `reminder.scheduled`. A firing already past is not shown again: it has
+/// fired, and scheduling it anew would send it late (to a device added
+/// since, or again once its delivery record expired).
+pub fn reshow(
+    mut diff: FiringDiff,
+    after: &[Firing],
+    shown_changed: bool,
+    now: DateTime<Utc>,
+) -> FiringDiff {
     if shown_changed {
-        for firing in after {
+        for firing in after.iter().filter(|f| f.fire_at > now) {
             if !diff.scheduled.contains(firing) {
                 diff.scheduled.push(firing.clone());
             }
@@ -252,11 +260,25 @@ mod tests {
         let after = [firing(1, 10), firing(2, 20)];
         let moved = diff_firings(&[firing(1, 10), firing(2, 5)], &after);
         assert_eq!(moved.scheduled, vec![firing(2, 20)]);
-        let shown = reshow(moved, &after, true);
+        let shown = reshow(moved, &after, true, t(0));
         assert_eq!(shown.scheduled, vec![firing(2, 20), firing(1, 10)]);
         assert_eq!(shown.cancelled, vec![firing(2, 5)]);
-        let quiet = reshow(diff_firings(&after, &after), &after, false);
+        let quiet = reshow(diff_firings(&after, &after), &after, false, t(0));
         assert_eq!(quiet, FiringDiff::default());
+    }
+
+    #[test]
+    fn a_retitle_does_not_schedule_a_firing_already_past() {
+        let firing = |r: u128, s: i64| Firing {
+            reminder_id: Uuid::from_u128(r),
+            fire_at: t(s),
+            occurrence_due_at: None,
+            channels: vec![ReminderChannel::Email],
+        };
+        let after = [firing(1, 10), firing(2, 20)];
+        let shown = reshow(diff_firings(&after, &after), &after, true, t(15));
+        assert_eq!(shown.scheduled, vec![firing(2, 20)]);
+        assert!(shown.cancelled.is_empty());
     }
 
     proptest! {

@@ -299,7 +299,7 @@ impl TaskRepository {
                 let shown = current.title != task.title
                     || current.due_at != task.due_at
                     || current.time_zone != task.time_zone;
-                let diff = reshow(diff_firings(&before, &after), &after, shown);
+                let diff = reshow(diff_firings(&before, &after), &after, shown, Utc::now());
                 events::emit(&tx, &task, change(kind, op, changed), &diff).await?;
                 tx.commit().await?;
                 Ok(Some(task))
