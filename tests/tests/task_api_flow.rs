@@ -215,8 +215,16 @@ async fn a_task_lives_and_dies_with_its_reminders_and_events() {
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 
     let events = events_of(&db, &alice).await;
+    // The user's stream may also hold the next occurrence that recurring
+    // creates when the completion reaches it (before or after the reopen,
+    // whichever comes first): this task's own events are the subject here.
+    let mine: Vec<Value> = events
+        .iter()
+        .filter(|e| e["subject"].as_str() == Some(id.as_str()))
+        .cloned()
+        .collect();
     assert_eq!(
-        kinds(&events),
+        kinds(&mine),
         [
             "task.created",
             "task.sync",
@@ -249,8 +257,9 @@ async fn a_task_lives_and_dies_with_its_reminders_and_events() {
         .filter(|e| e["type"] == "com.todo.task.sync")
         .map(|e| e["data"]["offset"].as_i64().unwrap())
         .collect();
-    assert_eq!(offsets, [1, 2, 3, 4, 5], "the user's stream has no gap");
-    let sequences: Vec<i64> = events
+    let expected: Vec<i64> = (1..=offsets.len() as i64).collect();
+    assert_eq!(offsets, expected, "the user's stream has no gap");
+    let sequences: Vec<i64> = mine
         .iter()
         .filter(|e| e["type"] == "com.todo.task.sync")
         .map(|e| e["data"]["sequence"].as_i64().unwrap())
