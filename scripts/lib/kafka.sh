@@ -105,8 +105,11 @@ kafka_ensure_topics() {
 # start, until SECONDS pass with no new record, and at most 4×SECONDS in all
 # (under steady traffic the idle timeout alone would never fire).
 kafka_read() {
-  local idle=${2:-5}
-  timeout "$((idle * 4 + 10))" java -Xms64m -Xmx256m -Dlog4j.configuration="file:$KAFKA_DATA/log4j.properties" \
+  # The hard cap guards against a consumer that never goes idle; a caller
+  # reading a long topic under load (the order test) raises it and stops the
+  # consumer itself.
+  local idle=${2:-5} cap=${3:-$((${2:-5} * 4 + 10))}
+  timeout "$cap" java -Xms64m -Xmx256m -Dlog4j.configuration="file:$KAFKA_DATA/log4j.properties" \
     -cp "$KAFKA_LIBS/*" org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "$KAFKA_BOOTSTRAP" \
     --topic "$1" --from-beginning --timeout-ms "$((idle * 1000))" 2>/dev/null || true
 }

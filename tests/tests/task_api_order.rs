@@ -21,6 +21,12 @@ const USERS: usize = 50;
 const TASKS_PER_USER: usize = 2;
 const CHANGES_PER_USER: usize = 20;
 const WAIT: Duration = Duration::from_secs(90);
+/// How long one read of a topic may take. The topics hold every earlier
+/// test's events and are read from the beginning by a JVM competing with the
+/// rest of the suite for two cores: CI once needed more than the console
+/// consumer's default 50 s cap for 1,000 of them.
+const READ_WAIT: Duration = Duration::from_secs(300);
+const READ_CAP: Duration = Duration::from_secs(330);
 
 /// The records of `topic` whose `data.user_id` is one of `users`, read from
 /// the beginning with `scripts/dev topic` (Kafka's console consumer), in
@@ -34,7 +40,7 @@ async fn read_topic(
     users: &HashSet<String>,
     expected: usize,
 ) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + READ_WAIT;
     loop {
         let (records, seen) = read_topic_once(stack, topic, users, expected, deadline).await;
         if seen >= expected || tokio::time::Instant::now() >= deadline {
@@ -55,7 +61,7 @@ async fn read_topic_once(
     deadline: tokio::time::Instant,
 ) -> (Vec<Value>, usize) {
     let mut child = tokio::process::Command::new(&stack.dev_script)
-        .args(["topic", topic, "10"])
+        .args(["topic", topic, "20", &READ_CAP.as_secs().to_string()])
         .stdout(std::process::Stdio::piped())
         // Its own process group, so the JVM under the script stops with it.
         .process_group(0)
