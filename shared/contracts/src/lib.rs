@@ -2,6 +2,7 @@
 //! payloads, their JSON Schemas, and the one decoder that turns a push
 //! (from Dapr or from Knative Eventing) into a typed [`Event`].
 
+pub mod asyncapi;
 pub mod decode;
 pub mod envelope;
 pub mod kinds;

@@ -1,0 +1,141 @@
+//! The AsyncAPI document against the code: every event type the code emits
+//! (`EventKind::ALL`) is a message on its topic's channel and on that
+//! topic's dead-letter channel, published by a `send` operation, with its
+//! payload pinned to its `type` and `dataschema` and its `data` referring
+//! to the schema file whose `$id` the code names; every topic and
+//! dead-letter topic (`Topic::ALL`) is a channel keyed by `user_id`; and
+//! nothing in the document names a type the code does not know.
+
+use std::path::Path;
+
+use contracts::asyncapi::{
+    channel, channel_message_names, document, message, operation_message_names,
+};
+use contracts::{EventKind, Topic};
+use serde_json::Value;
+
+fn doc() -> Value {
+    document().expect("asyncapi.json is JSON")
+}
+
+/// The `$id` of the schema file a payload `$ref` (relative to the document)
+/// names.
+fn schema_id(reference: &Value) -> String {
+    let file = reference["$ref"].as_str().expect("a file $ref");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let schema: Value = serde_json::from_str(&text).expect("schema JSON");
+    schema["$id"].as_str().expect("$id").to_owned()
+}
+
+/// The component message of an event type.
+fn message_of(doc: &Value, kind: EventKind) -> &Value {
+    doc["components"]["messages"]
+        .as_object()
+        .expect("components.messages")
+        .values()
+        .find(|m| m["name"] == kind.as_str())
+        .unwrap_or_else(|| panic!("{kind} is not a message of asyncapi.json"))
+}
+
+#[test]
+fn every_topic_and_dead_letter_topic_is_a_channel_keyed_by_user() {
+    let doc = doc();
+    for topic in Topic::ALL {
+        for address in [topic.name(), topic.dead_letter()] {
+            let (id, channel) =
+                channel(&doc, address).unwrap_or_else(|| panic!("no channel for topic {address}"));
+            assert_eq!(channel["bindings"]["kafka"]["topic"], address, "{id}");
+            assert!(
+                channel["servers"].as_array().is_some_and(|s| !s.is_empty()),
+                "{id} names its servers"
+            );
+        }
+        let (_, main) = channel(&doc, topic.name()).unwrap_or_else(|| unreachable!());
+        assert!(
+            main["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("user_id")),
+            "{} states its partition key",
+            topic.name()
+        );
+    }
+}
+
+#[test]
+fn every_event_type_is_on_its_topic_pinned_to_its_schemas() {
+    let doc = doc();
+    for kind in EventKind::ALL {
+        let topic = kind.topic();
+        for address in [topic.name(), topic.dead_letter()] {
+            let (id, channel) = channel(&doc, address).expect("channel");
+            assert!(
+                channel_message_names(&doc, channel).contains(&kind.as_str()),
+                "{kind} is not a message of channel {address}"
+            );
+            assert!(
+                operation_message_names(&doc, id, "send").contains(&kind.as_str()),
+                "no operation sends {kind} on {address}"
+            );
+        }
+        let (id, _) = channel(&doc, topic.name()).expect("channel");
+        assert!(
+            operation_message_names(&doc, id, "receive").contains(&kind.as_str()),
+            "nobody receives {kind}"
+        );
+
+        let message = message_of(&doc, kind);
+        assert_eq!(message["contentType"], "application/cloudevents+json");
+        assert_eq!(
+            message["bindings"]["kafka"]["key"]["type"], "string",
+            "{kind}: the record key is the user id"
+        );
+        let parts = message["payload"]["allOf"].as_array().expect("allOf");
+        assert_eq!(schema_id(&parts[0]), "urn:todo-events:schema:cloudevent:v1");
+        let pinned = &parts[1]["properties"];
+        assert_eq!(pinned["type"]["const"], kind.as_str());
+        assert_eq!(pinned["dataschema"]["const"], kind.data_schema());
+        assert_eq!(schema_id(&pinned["data"]), kind.data_schema(), "{kind}");
+    }
+}
+
+#[test]
+fn event_examples_are_events_the_schemas_accept() {
+    let doc = doc();
+    let mut checked = 0;
+    for kind in EventKind::ALL {
+        for example in message_of(&doc, kind)["examples"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let payload = &example["payload"];
+            assert_eq!(payload["type"], kind.as_str());
+            contracts::schema::validate_cloudevent(payload)
+                .unwrap_or_else(|e| panic!("example of {kind}: {e}"));
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "the document has event examples");
+}
+
+#[test]
+fn the_document_names_no_event_type_the_code_does_not_emit() {
+    let doc = doc();
+    for topic in Topic::ALL {
+        let (_, channel) = channel(&doc, topic.name()).expect("channel");
+        for name in channel_message_names(&doc, channel) {
+            let kind = EventKind::parse(name)
+                .unwrap_or_else(|| panic!("{name} on {} is no EventKind", topic.name()));
+            assert_eq!(kind.topic(), topic, "{name} is on the wrong topic");
+        }
+    }
+}
+
+#[test]
+fn channel_references_lead_to_component_messages() {
+    let doc = doc();
+    let reference = serde_json::json!({"$ref": "#/channels/taskEvents/messages/taskCompleted"});
+    let found = message(&doc, &reference).expect("resolves");
+    assert_eq!(found["name"], EventKind::TaskCompleted.as_str());
+}
