@@ -14,6 +14,8 @@ use crate::state::StateError;
 pub const HISTORY_LEN: usize = 200;
 const FAILED_INDEX: &str = "failed|index";
 const FAILED_LEN: usize = 1_000;
+/// Tries of an index update that keeps losing its ETag race.
+const PUSH_TRIES: u32 = 8;
 const FAILED_EVENT: &str = "com.todo.notification.failed";
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -32,7 +34,7 @@ async fn push_front(
     key: &str,
     len: usize,
 ) -> Result<(), StateError> {
-    for _ in 0..5 {
+    for attempt in 0..PUSH_TRIES {
         let current = state.state.get::<Index>(index).await?;
         let (mut keys, etag) = match current {
             Some(v) => (v.value.keys, Some(v.etag)),
@@ -52,11 +54,23 @@ async fn push_front(
             None => state.state.create(index, &value, state.record_ttl).await,
         };
         match result {
-            Err(StateError::Conflict) => continue,
+            // One firing's targets are claimed concurrently, each adding
+            // its key to the same user's index: back off a little, by a
+            // different amount per writer, before reading again.
+            Err(StateError::Conflict) => tokio::time::sleep(backoff(attempt, key)).await,
             other => return other,
         }
     }
     Err(StateError::Conflict)
+}
+
+/// 5 to 20 ms per attempt so far, spread by the key so that writers who
+/// collided do not collide again in step.
+fn backoff(attempt: u32, key: &str) -> std::time::Duration {
+    let spread = key
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    std::time::Duration::from_millis(u64::from(attempt + 1) * (5 + spread % 16))
 }
 
 /// Best effort: the delivery itself matters more than its listing.
@@ -97,16 +111,20 @@ pub async fn publish_failed(state: &AppState, record: &DeliveryRecord) {
     }
 }
 
-/// The records behind an index, newest first, skipping expired ones.
+/// Keys per bulk read: the failed index holds up to [`FAILED_LEN`], and
+/// one answer of that many records would be a large body to buffer.
+const BULK_KEYS: usize = HISTORY_LEN;
+
+/// The records behind an index, newest first, skipping expired ones: one
+/// bulk read per [`BULK_KEYS`] keys instead of a round trip per record.
 async fn records(state: &AppState, index: &str) -> Result<Vec<DeliveryRecord>, StateError> {
     let Some(index) = state.state.get::<Index>(index).await? else {
         return Ok(Vec::new());
     };
     let mut out = Vec::with_capacity(index.value.keys.len());
-    for key in &index.value.keys {
-        if let Some(record) = state.state.get::<DeliveryRecord>(key).await? {
-            out.push(record.value);
-        }
+    for keys in index.value.keys.chunks(BULK_KEYS) {
+        let found = state.state.get_bulk::<DeliveryRecord>(keys).await?;
+        out.extend(found.into_iter().map(|r| r.value));
     }
     Ok(out)
 }

@@ -131,6 +131,42 @@ impl StateClient {
         Ok(Some(Versioned { value, etag }))
     }
 
+    /// The live values of `keys`, in the order asked, absent ones left
+    /// out: one `POST /v1.0/state/{store}/bulk` (daprd 1.18.2
+    /// `pkg/api/http/http.go` `onBulkGetState`, shapes in `requests.go`
+    /// and `responses.go`). `state.postgresql` v2 answers it with one
+    /// `key = ANY($1)` query and ignores `parallelism`, and its rows come
+    /// in no particular order (components-contrib 1.18.3
+    /// `state/postgresql/v2/postgresql.go`, `BulkGet`), hence the reorder.
+    /// A key the store could not read fails the whole call.
+    pub async fn get_bulk<T: DeserializeOwned>(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<Versioned<T>>, StateError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let response = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/v1.0/state/{}/bulk", self.store),
+            )
+            .json(&serde_json::json!({ "keys": keys }))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(StateError::Unavailable(format!("{status}: {body}")));
+        }
+        let items: Vec<BulkItem> = response
+            .json()
+            .await
+            .map_err(|e| StateError::Corrupt(e.to_string()))?;
+        in_order(keys, items)
+    }
+
     /// Writes `key` only if it holds nothing live: [`StateError::Conflict`]
     /// when it does.
     pub async fn create<T: Serialize>(
@@ -240,6 +276,43 @@ impl StateClient {
     }
 }
 
+/// One key of daprd's bulk answer: `data` is absent for a key never
+/// written or expired.
+#[derive(Debug, serde::Deserialize)]
+struct BulkItem {
+    key: String,
+    #[serde(default)]
+    data: Option<serde_json::Value>,
+    #[serde(default)]
+    etag: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// The found values of a bulk answer in the order of `keys`.
+fn in_order<T: DeserializeOwned>(
+    keys: &[String],
+    items: Vec<BulkItem>,
+) -> Result<Vec<Versioned<T>>, StateError> {
+    let mut by_key = std::collections::HashMap::with_capacity(items.len());
+    for item in items {
+        if let Some(error) = item.error.filter(|e| !e.is_empty()) {
+            return Err(StateError::Unavailable(format!("{}: {error}", item.key)));
+        }
+        if let Some(data) = item.data.filter(|d| !d.is_null()) {
+            by_key.insert(item.key, (data, item.etag.unwrap_or_default()));
+        }
+    }
+    keys.iter()
+        .filter_map(|key| by_key.remove(key))
+        .map(|(data, etag)| {
+            serde_json::from_value(data)
+                .map(|value| Versioned { value, etag })
+                .map_err(|e| StateError::Corrupt(e.to_string()))
+        })
+        .collect()
+}
+
 fn unavailable(error: reqwest::Error) -> StateError {
     StateError::Unavailable(error.to_string())
 }
@@ -260,7 +333,79 @@ fn encode(segment: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::encode;
+    use super::{BulkItem, StateError, encode, in_order};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn keys(names: &[&str]) -> Vec<String> {
+        names.iter().map(|k| (*k).to_owned()).collect()
+    }
+
+    /// daprd's answer as it is written on the wire (`responses.go`).
+    fn answer(body: serde_json::Value) -> Vec<BulkItem> {
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn bulk_answers_come_back_in_the_order_asked_without_absent_keys() {
+        let items = answer(json!([
+            {"key": "c", "data": {"n": 3}, "etag": "7"},
+            {"key": "a", "data": {"n": 1}, "etag": "5", "metadata": {"ttlExpireTime": "2026-12-01T00:00:00Z"}},
+            {"key": "b"},
+        ]));
+        let got: Vec<super::Versioned<serde_json::Value>> =
+            in_order(&keys(&["a", "b", "c"]), items).unwrap();
+        let got: Vec<_> = got
+            .iter()
+            .map(|v| (v.value["n"].clone(), v.etag.as_str()))
+            .collect();
+        assert_eq!(got, vec![(json!(1), "5"), (json!(3), "7")]);
+    }
+
+    #[test]
+    fn a_key_the_store_could_not_read_fails_the_read() {
+        let items = answer(json!([{"key": "a", "error": "boom"}]));
+        let got = in_order::<serde_json::Value>(&keys(&["a"]), items);
+        assert!(matches!(got, Err(StateError::Unavailable(m)) if m.contains("boom")));
+    }
+
+    #[test]
+    fn a_value_of_another_shape_is_corrupt_not_skipped() {
+        let items = answer(json!([{"key": "a", "data": "text", "etag": "1"}]));
+        let got = in_order::<std::collections::HashMap<String, u32>>(&keys(&["a"]), items);
+        assert!(matches!(got, Err(StateError::Corrupt(_))));
+    }
+
+    proptest! {
+        /// Whatever order daprd answers in, the result follows the keys
+        /// asked and holds exactly the keys that had data.
+        #[test]
+        fn reorders_any_permutation(
+            present in proptest::collection::vec(any::<bool>(), 0..40),
+            seed in any::<u64>(),
+        ) {
+            let asked: Vec<String> = (0..present.len()).map(|i| format!("k{i}")).collect();
+            let mut wire: Vec<serde_json::Value> = asked
+                .iter()
+                .zip(&present)
+                .map(|(k, p)| if *p { json!({"key": k, "data": k, "etag": "e"}) } else { json!({"key": k}) })
+                .collect();
+            // A deterministic shuffle from the seed.
+            let n = wire.len();
+            for i in (1..n).rev() {
+                let j = (seed.wrapping_mul(6364136223846793005).wrapping_add(i as u64) % (i as u64 + 1)) as usize;
+                wire.swap(i, j);
+            }
+            let got: Vec<super::Versioned<String>> = in_order(&asked, answer(json!(wire))).unwrap();
+            let expected: Vec<String> = asked
+                .iter()
+                .zip(&present)
+                .filter(|(_, p)| **p)
+                .map(|(k, _)| k.clone())
+                .collect();
+            prop_assert_eq!(got.into_iter().map(|v| v.value).collect::<Vec<_>>(), expected);
+        }
+    }
 
     #[test]
     fn keys_stay_one_path_segment() {
