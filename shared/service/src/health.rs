@@ -31,12 +31,16 @@ struct HealthState {
     metrics: Metrics,
 }
 
+/// The paths [`routes`] serves, for the OpenAPI drift check.
+pub const PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
 /// The three routes, over the given checks and registry.
 pub fn routes(checks: Vec<Box<dyn ReadinessCheck>>, metrics: Metrics) -> Router {
+    let [healthz, readyz_path, metrics_path] = PATHS;
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(render_metrics))
+        .route(healthz, get(|| async { "ok" }))
+        .route(readyz_path, get(readyz))
+        .route(metrics_path, get(render_metrics))
         .with_state(HealthState {
             checks: Arc::new(checks),
             metrics,

@@ -8,6 +8,7 @@ pub mod db;
 pub mod health;
 pub mod http_metrics;
 pub mod json;
+pub mod openapi;
 pub mod problem;
 pub mod server;
 
