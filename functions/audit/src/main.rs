@@ -50,13 +50,13 @@ async fn main() -> anyhow::Result<()> {
     service::server::bind_and_serve(
         "audit",
         common.port,
-        app(
+        common.cors.apply(app(
             state,
             config.callbacks.clone(),
             checks,
             metrics,
             common.request_timeout,
-        ),
+        )),
         common.shutdown_grace,
     )
     .await?;

@@ -87,13 +87,13 @@ async fn main() -> anyhow::Result<()> {
     service::server::bind_and_serve(
         "notification",
         common.port,
-        app(
+        common.cors.apply(app(
             app_state,
             config.callbacks.clone(),
             checks,
             metrics,
             common.request_timeout,
-        ),
+        )),
         common.shutdown_grace,
     )
     .await?;

@@ -53,13 +53,9 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     };
     let grace = common.shutdown_grace;
-    service::server::serve(
-        listener,
-        app(state, config.callbacks.clone(), metrics),
-        shutdown,
-        grace,
-    )
-    .await?;
+    let app = app(state, config.callbacks.clone(), metrics);
+    let router = common.cors.apply(app);
+    service::server::serve(listener, router, shutdown, grace).await?;
     // Upgraded sockets are no longer the HTTP server's: wait for their
     // close frames ourselves, within the same grace.
     let deadline = tokio::time::Instant::now() + grace;

@@ -66,9 +66,8 @@ async fn main() -> anyhow::Result<()> {
         config.retention.clone(),
         config.callback_token.clone(),
     );
-    service::server::bind_and_serve(
-        "task-api",
-        common.port,
+    // Every route, the retention job's included, under one CORS policy.
+    let router = common.cors.apply(
         app(
             state,
             config.callback_token.clone(),
@@ -77,9 +76,8 @@ async fn main() -> anyhow::Result<()> {
             limits,
         )
         .merge(retention),
-        common.shutdown_grace,
-    )
-    .await?;
+    );
+    service::server::bind_and_serve("task-api", common.port, router, common.shutdown_grace).await?;
 
     relay_task.stop(common.shutdown_grace).await;
     Ok(())

@@ -6,6 +6,8 @@ use std::time::Duration;
 use settings::{SettingError, Settings};
 use telemetry::LogFormat;
 
+use crate::cors::CorsPolicy;
+
 pub const ENV_PORT: &str = "PORT";
 pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://todo:todo@127.0.0.1:5432/todo";
@@ -42,6 +44,8 @@ pub const ENV_LOG_FORMAT: &str = "LOG_FORMAT";
 pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Json;
 pub const ENV_RUST_LOG: &str = "RUST_LOG";
 pub const DEFAULT_RUST_LOG: &str = "info";
+// CORS_ALLOWED_ORIGINS and CORS_ALLOW_ANY_ORIGIN (who may call from another
+// origin) are read beside the layer that applies them: `crate::cors`.
 
 #[derive(Debug, Clone)]
 pub struct CommonConfig {
@@ -59,6 +63,7 @@ pub struct CommonConfig {
     pub max_body_bytes: usize,
     pub log_format: LogFormat,
     pub log_filter: String,
+    pub cors: CorsPolicy,
 }
 
 impl CommonConfig {
@@ -96,6 +101,7 @@ impl CommonConfig {
             max_body_bytes: s.parsed(ENV_MAX_BODY_BYTES, DEFAULT_MAX_BODY_BYTES)?,
             log_format: s.parsed(ENV_LOG_FORMAT, DEFAULT_LOG_FORMAT)?,
             log_filter: s.string(ENV_RUST_LOG, DEFAULT_RUST_LOG),
+            cors: CorsPolicy::from_settings(s)?,
         })
     }
 }
@@ -114,6 +120,7 @@ mod tests {
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.db_statement_timeout, Duration::from_secs(5));
+        assert_eq!(c.cors, CorsPolicy::SameOrigin);
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! The service skeleton every function shares: RFC 9457 problem responses,
 //! a JSON extractor that answers in that format, `/healthz`, `/readyz` and
-//! `/metrics`, the PostgreSQL pool with versioned migrations, and a server
-//! loop with graceful shutdown and a grace timeout.
+//! `/metrics`, the PostgreSQL pool with versioned migrations, a server
+//! loop with graceful shutdown and a grace timeout, and the CORS policy.
 
 pub mod config;
+pub mod cors;
 pub mod db;
 pub mod health;
 pub mod http_metrics;
