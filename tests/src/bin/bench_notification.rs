@@ -99,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
             lateness.record((at - due).num_milliseconds());
         }
     }
+    lateness.sort();
     println!("| reminders | sent | not sent | sent early | min | p50 | p99 | max |");
     println!("|---|---|---|---|---|---|---|---|");
     println!(
@@ -139,16 +140,20 @@ impl Lateness {
         self.values.push(ms);
     }
 
+    fn sort(&mut self) {
+        self.values.sort_unstable();
+    }
+
     fn len(&self) -> usize {
         self.values.len()
     }
 
     /// The nearest-rank `q`-quantile; `None` when nothing was recorded.
-    fn quantile(&mut self, q: f64) -> Option<i64> {
+    fn quantile(&self, q: f64) -> Option<i64> {
         if self.values.is_empty() {
             return None;
         }
-        self.values.sort_unstable();
+        debug_assert!(self.values.is_sorted(), "quantile before sort");
         let rank = ((q * self.values.len() as f64).ceil() as usize).clamp(1, self.values.len());
         Some(self.values[rank - 1])
     }
