@@ -5,7 +5,9 @@ It plays both the push service (RFC 8030) and the browser behind it:
   16-byte auth secret (what a browser would), answering the
   endpoint/p256dh/auth a client registers. Body (optional):
   {"respond": 410} or {"respond": 429, "retry_after": 3} makes every push
-  to it answer that status (an expired or rate-limited subscription).
+  to it answer that status (an expired or rate-limited subscription);
+  {"delay_ms": 6000} makes every push to it wait that long before the
+  answer (a slow push service).
 - POST /push/<id> is the push endpoint. It checks the RFC 8292 VAPID
   header `vapid t=<jwt>, k=<key>` itself (py-vapid's verifier does not take
   that form): ES256 signature under k, `aud` the endpoint's origin, `exp`
@@ -94,8 +96,9 @@ def verify_vapid(header, origins, now=None):
 
 
 class Subscription:
-    def __init__(self, base, respond=None, retry_after=None):
+    def __init__(self, base, respond=None, retry_after=None, delay_ms=None):
         self.id = uuid.uuid4().hex
+        self.delay = (delay_ms or 0) / 1000
         self.private = ec.generate_private_key(ec.SECP256R1())
         self.auth = os.urandom(16)
         self.endpoint = f"{base}/push/{self.id}"
@@ -117,8 +120,8 @@ class PushService:
         self.base = None
         self.origins = []
 
-    def subscribe(self, respond=None, retry_after=None):
-        sub = Subscription(self.base, respond, retry_after)
+    def subscribe(self, respond=None, retry_after=None, delay_ms=None):
+        sub = Subscription(self.base, respond, retry_after, delay_ms)
         with self.lock:
             self.subscriptions[sub.id] = sub
         return sub
@@ -129,6 +132,9 @@ class PushService:
             sub = self.subscriptions.get(sub_id)
         if sub is None:
             return 404, "no such subscription"
+        # Each request has its own thread (ThreadingHTTPServer): a slow
+        # subscription holds only its own pushes.
+        time.sleep(sub.delay)
         try:
             claims = verify_vapid(headers.get("Authorization"), self.origins)
         except (VapidError, ValueError) as error:
@@ -182,7 +188,9 @@ def handler_for(service):
         def do_POST(self):
             if self.path == "/subscriptions":
                 options = json.loads(self.body() or b"{}")
-                sub = service.subscribe(options.get("respond"), options.get("retry_after"))
+                sub = service.subscribe(
+                    options.get("respond"), options.get("retry_after"), options.get("delay_ms")
+                )
                 return self.reply(201, sub.public())
             if self.path.startswith("/push/"):
                 sub_id = self.path[len("/push/"):]

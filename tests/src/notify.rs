@@ -91,6 +91,19 @@ impl PushService {
             .expect("subscription JSON")
     }
 
+    /// A subscription whose pushes are answered only after `delay` (a
+    /// slow push service).
+    pub async fn subscribe_slow(&self, http: &reqwest::Client, delay: Duration) -> Value {
+        http.post(format!("{}/subscriptions", self.base))
+            .json(&json!({ "delay_ms": delay.as_millis() as u64 }))
+            .send()
+            .await
+            .expect("push service reachable")
+            .json()
+            .await
+            .expect("subscription JSON")
+    }
+
     pub async fn messages(&self, http: &reqwest::Client, sub: &Value) -> Vec<Value> {
         let url = format!(
             "{}/messages/{}",

@@ -1,5 +1,6 @@
 //! The read API: `GET /api/audit-logs`, `GET /api/audit-logs/{event_id}`
-//! and the admin gap check `GET /api/audit-logs/gaps`.
+//! and the admin gap check `GET /api/audit-logs/gaps`, described by
+//! `openapi.json` ([`OPENAPI`], served at `GET /openapi.json`).
 //!
 //! Access: an admin sees everything; anyone else sees only their own
 //! entries, whatever `user_id` says, and another user's entry is a 404 as
@@ -29,6 +30,14 @@ use crate::gaps::{GapQuery, GapReport};
 use crate::query::{AuditRecord, BadCursor, Cursor, DEFAULT_LIMIT, Filter, MAX_LIMIT, Page};
 use crate::store::StoreError;
 use crate::tail::IngestCursor;
+
+/// The OpenAPI 3.1 document of this API, kept beside the crate.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> Response {
+    service::openapi::serve(OPENAPI)
+}
 
 /// What a refused concurrent gap check tells the caller to wait, in
 /// seconds.

@@ -5,7 +5,7 @@
 //!   forget, retry or dead-letter the event.
 //! - [`api`]: the access-controlled read API over [`query`] (by event
 //!   time), [`tail`] (by ingest, for clients that follow new entries) and
-//!   [`gaps`].
+//!   [`gaps`], described by `openapi.json` (served at `/openapi.json`).
 //! - [`retention`]: the daily job that deletes expired entries, triggered by
 //!   the Dapr scheduler or, with audit at zero, a Knative PingSource.
 
@@ -30,6 +30,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use dapr_http::callback::AppToken;
 use service::health::ReadinessCheck;
+use service::openapi::RouteTable;
 use telemetry::metrics::Metrics;
 use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
@@ -89,20 +90,15 @@ pub fn app(
     // is no sidecar for the Dapr scheduler to trigger, so in the
     // scale-to-zero profile a PingSource sends the retention trigger with
     // the push token (knative/overlays/scale-to-zero/audit-pingsource.yaml).
-    let callbacks = Router::new()
-        .route("/dapr/subscribe", get(ingest::subscriptions))
-        .route(TASK_EVENTS_ROUTE, post(ingest::task_event))
-        .route("/job/{name}", post(retention::run_job))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app_token,
-            dapr_http::require_app_token,
-        ));
-    let api = Router::new()
-        .route("/api/audit-logs", get(api::list))
-        // A static segment wins over the parameter, so `gaps` is never
-        // taken for an event id (event ids are UUIDs).
-        .route("/api/audit-logs/gaps", get(api::gaps))
-        .route("/api/audit-logs/{event_id}", get(api::get_one))
+    let callbacks =
+        callback_routes()
+            .into_router()
+            .route_layer(axum::middleware::from_fn_with_state(
+                app_token,
+                dapr_http::require_app_token,
+            ));
+    let api = api_routes()
+        .into_router()
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             api_timeout,
@@ -113,9 +109,32 @@ pub fn app(
         .merge(service::health::routes(checks, metrics))
 }
 
+/// The callbacks daprd and Knative call: internal, not in `openapi.json`.
+pub fn callback_routes() -> RouteTable<AppState> {
+    RouteTable::new()
+        .route("/dapr/subscribe", get(ingest::subscriptions))
+        .route(TASK_EVENTS_ROUTE, post(ingest::task_event))
+        .route("/job/{name}", post(retention::run_job))
+}
+
+/// The user API and its document (`openapi.json`, beside this crate). The
+/// health routes are documented there too; a test holds the document to
+/// what [`app`] serves ([`service::openapi::drift`]).
+pub fn api_routes() -> RouteTable<AppState> {
+    RouteTable::new()
+        .route("/api/audit-logs", get(api::list))
+        // A static segment wins over the parameter, so `gaps` is never
+        // taken for an event id (event ids are UUIDs).
+        .route("/api/audit-logs/gaps", get(api::gaps))
+        .route("/api/audit-logs/{event_id}", get(api::get_one))
+        .route("/openapi.json", get(api::openapi))
+}
+
 #[cfg(test)]
 mod app_tail_tests;
 #[cfg(test)]
 mod app_tests;
 #[cfg(test)]
 mod ingest_tests;
+#[cfg(test)]
+mod openapi_tests;

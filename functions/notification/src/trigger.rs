@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path, State};
 use chrono::Utc;
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::AppState;
@@ -22,6 +23,10 @@ use crate::jobs::{JobName, one_shot};
 use crate::push::{PushError, Subscription};
 use crate::state::StateError;
 use crate::view::ReminderView;
+
+/// Deliveries of one firing in flight at once: the email and a few
+/// devices; a user has at most 20 devices.
+const SEND_CONCURRENCY: usize = 4;
 
 #[derive(Debug, Default, Serialize)]
 pub struct TriggerReport {
@@ -69,9 +74,18 @@ pub async fn run_job(
         Some(target) => vec![target],
         None => targets(&state, &view).await?,
     };
+    // One reminder's targets go out together, a few at a time, so a slow
+    // push service does not hold the email (or the other devices) back.
+    // Each delivery runs to its end before the first error is answered:
+    // none is cut off between its claim and the record of its outcome.
+    let outcomes: Vec<_> = futures::stream::iter(targets)
+        .map(|target| deliver(&state, &view, target, attempt))
+        .buffer_unordered(SEND_CONCURRENCY)
+        .collect()
+        .await;
     let mut report = TriggerReport::default();
-    for target in targets {
-        match deliver(&state, &view, target, attempt).await? {
+    for outcome in outcomes {
+        match outcome? {
             Some(Status::Sent) => report.sent += 1,
             Some(Status::Failed) => report.failed += 1,
             Some(Status::Retrying) => report.retrying += 1,
