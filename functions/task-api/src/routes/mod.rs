@@ -7,10 +7,11 @@ mod tasks;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Path};
+use axum::http::HeaderValue;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
+use service::openapi::RouteTable;
 use telemetry::trace_context::TraceParent;
 use uuid::Uuid;
 
@@ -21,28 +22,11 @@ use crate::routes::if_match::IfMatch;
 /// The OpenAPI 3.1 document, also kept in the repo beside this crate.
 pub const OPENAPI: &str = include_str!("../../openapi.json");
 
-/// Every route this module serves, as (method, path template). A test holds
-/// the router, this list and `openapi.json` together.
-pub const ROUTES: [(&str, &str); 14] = [
-    ("post", "/api/tasks"),
-    ("get", "/api/tasks"),
-    ("get", "/api/tasks/{id}"),
-    ("patch", "/api/tasks/{id}"),
-    ("delete", "/api/tasks/{id}"),
-    ("post", "/api/tasks/{id}/complete"),
-    ("post", "/api/tasks/{id}/reopen"),
-    ("get", "/api/changes"),
-    ("post", "/api/calendar/token"),
-    ("get", "/api/calendar.ics"),
-    ("get", "/openapi.json"),
-    // Mounted by `service::health::routes`, documented here too.
-    ("get", "/healthz"),
-    ("get", "/readyz"),
-    ("get", "/metrics"),
-];
-
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// Every public route, through a table that keeps their paths: a test
+/// ([`service::openapi::drift`]) holds the app and `openapi.json`
+/// together, both ways. The health routes are documented there too.
+pub fn table() -> RouteTable<AppState> {
+    RouteTable::new()
         .route("/api/tasks", post(tasks::create).get(tasks::list))
         .route(
             "/api/tasks/{id}",
@@ -58,8 +42,12 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi))
 }
 
+pub fn router() -> Router<AppState> {
+    table().into_router()
+}
+
 async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    service::openapi::serve(OPENAPI)
 }
 
 /// What every write of one task reads from the request: the task's id,
