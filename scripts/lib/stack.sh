@@ -129,26 +129,39 @@ sidecar_up() {
   local name=$1
   if pid_alive "daprd-$name"; then return 0; fi
   local fields; read -r -a fields <<<"$(printf '%s\n' "${FUNCTION_TABLE[@]}" | grep "^$name ")"
+  daprd_start "daprd-$name" "$name" "$(fn_port "$name")" "${fields[2]}" "${fields[3]}" "${fields[4]}" dapr/local
+}
+
+# daprd_start PROCESS APP_ID APP_PORT HTTP GRPC METRICS RESOURCES [ENV=VALUE...]:
+# one daprd with the stack's flags; RESOURCES holds the pub/sub and secret
+# store components (dapr/local, or a replica's patched copy).
+daprd_start() {
+  local process=$1 app_id=$2 app_port=$3 http=$4 grpc=$5 metrics=$6 resources=$7; shift 7
   (
     cd "$REPO_ROOT" &&
-      start_bg "daprd-$name" "$DAPRD" --app-id "$name" --app-port "$(fn_port "$name")" \
+      start_bg "$process" env "$@" "$DAPRD" --app-id "$app_id" --app-port "$app_port" \
         --app-protocol http --app-channel-address 127.0.0.1 \
-        --dapr-http-port "${fields[2]}" --dapr-grpc-port "${fields[3]}" --metrics-port "${fields[4]}" \
+        --dapr-http-port "$http" --dapr-grpc-port "$grpc" --metrics-port "$metrics" \
         --dapr-listen-addresses 127.0.0.1 \
-        --resources-path dapr/components --resources-path dapr/local --config dapr/config.yaml \
+        --resources-path dapr/components --resources-path "$resources" --config dapr/config.yaml \
         --scheduler-host-address "127.0.0.1:$SCHEDULER_PORT" --placement-host-address "" \
         --log-as-json --log-level info
   )
 }
 
 wait_function_ready() {
-  local name=$1
-  wait_for "$name (/healthz on port $(fn_port "$name"))" 120 curl -fsS "http://127.0.0.1:$(fn_port "$name")/healthz"
-  wait_for "daprd for $name (/v1.0/healthz on port $(fn_dapr_http "$name"))" 120 \
-    curl -fsS "http://127.0.0.1:$(fn_dapr_http "$name")/v1.0/healthz"
+  wait_ports_ready "$1" "$(fn_port "$1")" "$(fn_dapr_http "$1")"
+}
+
+# wait_ports_ready NAME APP_PORT DAPR_HTTP_PORT
+wait_ports_ready() {
+  local name=$1 app=$2 dapr=$3
+  wait_for "$name (/healthz on port $app)" 120 curl -fsS "http://127.0.0.1:$app/healthz"
+  wait_for "daprd for $name (/v1.0/healthz on port $dapr)" 120 \
+    curl -fsS "http://127.0.0.1:$dapr/v1.0/healthz"
   # Outbound: its components (Kafka, PostgreSQL state, secrets) are ready.
   wait_for "daprd for $name to reach its components (/v1.0/healthz/outbound)" 60 \
-    curl -fsS "http://127.0.0.1:$(fn_dapr_http "$name")/v1.0/healthz/outbound"
+    curl -fsS "http://127.0.0.1:$dapr/v1.0/healthz/outbound"
 }
 
 functions_up() {
@@ -160,6 +173,74 @@ functions_up() {
 
 functions_down() {
   local name
+  replica_down
   for name in $(functions_present); do stop_bg "daprd-$name"; stop_bg "app-$name"; done
   stop_bg scheduler
+}
+
+# A second sync-gateway replica on the running stack, as the cluster runs
+# one: the same binary and app-id, its own daprd on other ports, and its own
+# Kafka consumer group, so it too receives every task-updates event. The
+# cluster gets the group from daprd's "{podName}" (knative/base/sync-gateway
+# patches dapr/kubernetes/pubsub.yaml); this does the same to a copy of
+# dapr/local/pubsub.yaml and gives daprd a POD_NAME, which it reads in every
+# mode (dapr v1.18.2 pkg/runtime/runtime.go; the substitution is
+# pkg/runtime/meta/meta.go convertItemsToProps, which fails the component if
+# POD_NAME is empty). Like a new pod, each start is a new group that begins
+# at the newest offset; the client's resume covers anything older. Kafka
+# expires the empty groups (offsets.retention.minutes, 7 days by default).
+# Only on request: ./scripts/dev replica start|stop sync-gateway.
+: "${SYNC_GATEWAY_REPLICA_PORT:=8091}"
+: "${SYNC_GATEWAY_REPLICA_DAPR_HTTP_PORT:=3510}"
+: "${SYNC_GATEWAY_REPLICA_DAPR_GRPC_PORT:=50010}"
+: "${SYNC_GATEWAY_REPLICA_METRICS_PORT:=9200}"
+REPLICA_RESOURCES="$TODO_EVENTS_RUN/sync-gateway-replica"
+
+# The local components with the cluster's gateway patch: consumerGroup
+# "{podName}", initialOffset "newest". Fails if either field is missing.
+replica_resources() {
+  mkdir -p "$REPLICA_RESOURCES"
+  cp "$REPO_ROOT/dapr/local/secretstore.yaml" "$REPLICA_RESOURCES/"
+  awk '
+    /- name: consumerGroup$/ { print; getline; sub(/value: .*/, "value: \"{podName}\""); group = 1 }
+    /- name: initialOffset$/ { print; getline; sub(/value: .*/, "value: \"newest\""); offset = 1 }
+    { print }
+    END { exit !(group && offset) }
+  ' "$REPO_ROOT/dapr/local/pubsub.yaml" >"$REPLICA_RESOURCES/pubsub.yaml" \
+    || die "dapr/local/pubsub.yaml has no consumerGroup/initialOffset entry to patch"
+}
+
+replica_up() {
+  local port=$SYNC_GATEWAY_REPLICA_PORT http=$SYNC_GATEWAY_REPLICA_DAPR_HTTP_PORT pod
+  if ! pid_alive app-sync-gateway-replica; then
+    port_open "$port" && die "port $port for the replica is taken; set SYNC_GATEWAY_REPLICA_PORT"
+    local extra=()
+    declare -F sync_gateway_dev_env >/dev/null && mapfile -t extra < <(sync_gateway_dev_env)
+    start_bg app-sync-gateway-replica env PORT="$port" DAPR_HTTP_PORT="$http" "${extra[@]}" \
+      "$CARGO_TARGET_DIR/$TODO_EVENTS_PROFILE/sync-gateway"
+  fi
+  if ! pid_alive daprd-sync-gateway-replica; then
+    replica_resources
+    pod="sync-gateway-replica-$(date +%s)-$RANDOM"
+    say "starting a sync-gateway replica on port $port (consumer group $pod)"
+    echo "$pod" >"$REPLICA_RESOURCES/group"
+    daprd_start daprd-sync-gateway-replica sync-gateway "$port" "$http" \
+      "$SYNC_GATEWAY_REPLICA_DAPR_GRPC_PORT" "$SYNC_GATEWAY_REPLICA_METRICS_PORT" \
+      "$REPLICA_RESOURCES" POD_NAME="$pod"
+  fi
+  wait_ports_ready "the sync-gateway replica" "$port" "$http"
+  # Ready means consuming: the new group has joined and owns the partitions,
+  # so it reads from the newest offset as of now.
+  wait_for "the replica's consumer group $(cat "$REPLICA_RESOURCES/group")" 90 replica_group_stable
+}
+
+replica_group_stable() {
+  kafka_java org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+    --bootstrap-server "$KAFKA_BOOTSTRAP" --describe --state \
+    --group "$(cat "$REPLICA_RESOURCES/group")" 2>/dev/null | grep -Eq 'Stable +[1-9]'
+}
+
+replica_down() {
+  stop_bg daprd-sync-gateway-replica
+  stop_bg app-sync-gateway-replica
 }

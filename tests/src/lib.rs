@@ -11,6 +11,7 @@
 //! the stack.
 
 pub mod notify;
+pub mod ws;
 pub mod verify;
 
 use std::path::PathBuf;

@@ -11,115 +11,22 @@
 use std::time::Duration;
 
 use e2e_tests::Stack;
-use futures::{SinkExt, StreamExt};
-use serde_json::{Value, json};
-use tokio::net::{TcpSocket, TcpStream};
+use e2e_tests::ws::{Follower, Socket, hello, next, say};
+use serde_json::json;
+use tokio::net::TcpSocket;
+use tokio_tungstenite::MaybeTlsStream;
+use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use uuid::Uuid;
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Where the gateway listens (scripts/test sets it).
 fn gateway() -> String {
-    std::env::var("SYNC_GATEWAY_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:8090".to_owned())
-        .replacen("http", "ws", 1)
-        + "/ws/tasks"
+    e2e_tests::ws::gateway_url("SYNC_GATEWAY_URL", "http://127.0.0.1:8090")
 }
 
 /// Opens `/ws/tasks`, with the token in the header or in the first message.
 async fn connect(token: &str, in_header: bool) -> Result<Socket, WsError> {
-    let mut request = gateway().into_client_request()?;
-    if in_header {
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    }
-    let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-    if !in_header {
-        say(&mut socket, json!({"type": "auth", "token": token})).await;
-    }
-    Ok(socket)
-}
-
-async fn say(socket: &mut Socket, message: Value) {
-    socket
-        .send(Message::Text(message.to_string().into()))
-        .await
-        .expect("send");
-}
-
-/// The next text frame as JSON, `{"close": code}` for a close frame, or
-/// `{"gone": …}` when the connection ends without one; `None` on timeout.
-async fn next(socket: &mut Socket, wait: Duration) -> Option<Value> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, socket.next())
-            .await
-            .ok()?;
-        return Some(match frame {
-            Some(Ok(Message::Text(text))) => serde_json::from_str(&text).expect("JSON"),
-            Some(Ok(Message::Close(frame))) => {
-                json!({"close": frame.map(|f| u16::from(f.code)).unwrap_or(1005)})
-            }
-            Some(Ok(_)) => continue,
-            Some(Err(error)) => json!({"gone": error.to_string()}),
-            None => json!({"gone": "end of stream"}),
-        });
-    }
-}
-
-/// A client's view of its stream: what it applied, what came twice.
-#[derive(Debug, Default)]
-struct Follower {
-    epoch: String,
-    applied: Vec<i64>,
-    duplicates: Vec<i64>,
-    user: String,
-}
-
-impl Follower {
-    fn last(&self) -> i64 {
-        self.applied.last().copied().unwrap_or(0)
-    }
-
-    /// Applies an event frame by the protocol's rule; false for a gap.
-    fn apply(&mut self, frame: &Value) -> bool {
-        assert_eq!(frame["data"]["user_id"], self.user.as_str(), "{frame}");
-        let offset = frame["offset"].as_i64().expect("offset");
-        if offset <= self.last() {
-            self.duplicates.push(offset);
-            true
-        } else if offset == self.last() + 1 {
-            self.applied.push(offset);
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Reads until `until` is applied; returns the first non-event frame
-    /// (a close, the connection's end) or `None` when done.
-    async fn follow(&mut self, socket: &mut Socket, until: i64, wait: Duration) -> Option<Value> {
-        while self.last() < until {
-            let frame = next(socket, wait)
-                .await
-                .unwrap_or_else(|| panic!("{}: stuck at {} of {until}", self.user, self.last()));
-            if frame["type"] != "event" {
-                return Some(frame);
-            }
-            self.apply(&frame);
-        }
-        None
-    }
-}
-
-async fn hello(socket: &mut Socket) -> Value {
-    let hello = next(socket, Duration::from_secs(10)).await.expect("hello");
-    assert_eq!(hello["type"], "hello", "{hello}");
-    hello
+    e2e_tests::ws::connect(&gateway(), token, in_header).await
 }
 
 async fn create(stack: &Stack, user: &str, n: usize) {
