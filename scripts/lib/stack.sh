@@ -111,6 +111,7 @@ app_up() {
 # notification on the local stack: mailpit has no TLS, the tests' push
 # service listens on loopback (a test-only setting), and a VAPID key is
 # made once into .dev/ (32 random bytes are a valid P-256 scalar except
+  [[ $name == sync-gateway ]] && mapfile -t extra < <(sync_gateway_dev_env)
 # with probability ~2^-32, and then the app refuses to start). Values already
 # in the environment (.env) win.
 notification_dev_env() {
@@ -130,6 +131,15 @@ sidecar_up() {
   if pid_alive "daprd-$name"; then return 0; fi
   local fields; read -r -a fields <<<"$(printf '%s\n' "${FUNCTION_TABLE[@]}" | grep "^$name ")"
   daprd_start "daprd-$name" "$name" "$(fn_port "$name")" "${fields[2]}" "${fields[3]}" "${fields[4]}" dapr/local
+}
+
+# sync-gateway on the local stack serves the page compiled into web/dist/
+# (scripts/lib/browser.sh builds it), whose /config.json points it at
+# task-api's own port: another origin, admitted by CORS_ALLOWED_ORIGINS
+# (dev_env_load).
+sync_gateway_dev_env() {
+  echo "WEB_DIR=${WEB_DIR:-$REPO_ROOT/web/dist}"
+  echo "WEB_API_URL=${WEB_API_URL:-http://127.0.0.1:$(fn_port task-api)}"
 }
 
 # daprd_start PROCESS APP_ID APP_PORT HTTP GRPC METRICS RESOURCES [ENV=VALUE...]:

@@ -9,6 +9,7 @@ use service::config::CommonConfig;
 use settings::{SettingError, Settings};
 
 use crate::session::SessionConfig;
+use crate::web::{self, WebConfig};
 
 pub const DEFAULT_PORT: u16 = 8090;
 /// task-api, whose change feed replays resumes.
@@ -54,6 +55,16 @@ pub const DEFAULT_WS_MAX_MESSAGE: usize = 16 * 1024;
 pub struct SocketBuffers {
     pub read: usize,
     pub write: usize,
+/// The browser client's compiled files (web/dist), served at `/`. Unset:
+/// `web/dist` under the working directory when it holds a page (the
+/// repo's build output), else no page; set: it must hold index.html.
+pub const ENV_WEB_DIR: &str = "WEB_DIR";
+pub const DEFAULT_WEB_DIR: &str = "web/dist";
+/// task-api's base URL as the browser reaches it, for the page's REST
+/// calls (`/config.json`); empty: the page's own origin (the public route).
+pub const ENV_WEB_API_URL: &str = "WEB_API_URL";
+pub const DEFAULT_WEB_API_URL: &str = "";
+
     pub max_message: usize,
 }
 
@@ -73,6 +84,7 @@ pub struct Config {
 impl Config {
     pub fn from_settings(s: &Settings<'_>) -> Result<Self, SettingError> {
         let session = SessionConfig {
+    pub web: WebConfig,
             auth_timeout: s.millis(ENV_WS_AUTH_TIMEOUT_MS, DEFAULT_WS_AUTH_TIMEOUT_MS)?,
             ping_interval: s.millis(ENV_WS_PING_INTERVAL_MS, DEFAULT_WS_PING_INTERVAL_MS)?,
             idle_timeout: s.millis(ENV_WS_IDLE_TIMEOUT_MS, DEFAULT_WS_IDLE_TIMEOUT_MS)?,
@@ -126,10 +138,34 @@ fn invalid(key: &str, value: impl ToString, reason: &str) -> SettingError {
         key: key.to_owned(),
         value: value.to_string(),
         reason: reason.to_owned(),
+            web: web_config(s)?,
     }
 }
 
 #[cfg(test)]
+fn web_config(s: &Settings<'_>) -> Result<WebConfig, SettingError> {
+    let api_url = s.string(ENV_WEB_API_URL, DEFAULT_WEB_API_URL);
+    if !api_url.is_empty() && web::api_origin(&api_url).is_none() {
+        return Err(invalid(
+            ENV_WEB_API_URL,
+            &api_url,
+            "must be an http(s) URL (or empty for the page's own origin)",
+        ));
+    }
+    let dir = match s.optional(ENV_WEB_DIR) {
+        Some(dir) => {
+            let dir = std::path::PathBuf::from(dir);
+            web::check_dir(&dir).map_err(|reason| invalid(ENV_WEB_DIR, dir.display(), &reason))?;
+            Some(dir)
+        }
+        None => {
+            let dir = std::path::PathBuf::from(DEFAULT_WEB_DIR);
+            web::check_dir(&dir).is_ok().then_some(dir)
+        }
+    };
+    Ok(WebConfig { dir, api_url })
+}
+
 mod tests {
     use super::*;
     use std::collections::HashMap;
@@ -158,6 +194,17 @@ mod tests {
             ("WS_REPLAY_PAGE", "5000"),
             ("WS_QUEUE_CAPACITY", "0"),
             ("WS_BURST", "0"),
+        assert_eq!(c.web.api_url, "");
+    }
+
+    #[test]
+    fn a_named_page_directory_must_hold_a_page() {
+        let err = config(&[("WEB_DIR", "/nonexistent/web")]).unwrap_err();
+        assert!(err.to_string().contains("WEB_DIR"), "{err}");
+        let err = config(&[("WEB_API_URL", "ftp://x")]).unwrap_err();
+        assert!(err.to_string().contains("WEB_API_URL"), "{err}");
+        let c = config(&[("WEB_API_URL", "http://127.0.0.1:8080")]).unwrap();
+        assert_eq!(c.web.api_url, "http://127.0.0.1:8080");
         ] {
             let err = config(&[(key, value)]).unwrap_err();
             assert!(err.to_string().contains(key), "{key}: {err}");

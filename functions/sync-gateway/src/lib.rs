@@ -11,6 +11,7 @@
 //! - [`feed`]: task-api's change feed, read with the user's token.
 //! - [`token`]: verified tokens and their expiry.
 //! - [`config`]: the settings and their defaults.
+//! - [`web`]: the browser client's page at `/` and its `/config.json`.
 //!
 //! The gateway owns no table and keeps no state an event must reach:
 //! every replica sees every event (a consumer group per replica) and
@@ -23,6 +24,7 @@ pub mod protocol;
 pub mod push;
 pub mod session;
 pub mod token;
+pub mod web;
 pub mod ws;
 
 use axum::Router;
@@ -120,6 +122,7 @@ impl GatewayMetrics {
 /// The whole HTTP surface: the push callbacks behind daprd's app token (or
 /// the Knative push token), the WebSocket route, health and metrics.
 /// Sockets live for hours, so no request timeout applies to the upgrade.
+/// `main` merges the page ([`web::routes`]) beside it.
 pub fn app(state: AppState, app_token: AppToken, metrics: Metrics) -> Router {
     let callbacks = Router::new()
         .route("/dapr/subscribe", get(push::subscriptions))

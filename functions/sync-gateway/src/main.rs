@@ -11,6 +11,7 @@ use sync_gateway::config::Config;
 use sync_gateway::feed::TaskApiFeed;
 use sync_gateway::hub::Hub;
 use sync_gateway::session::Context;
+use sync_gateway::web;
 use sync_gateway::ws::Sessions;
 use sync_gateway::{AppState, GatewayMetrics, app};
 use telemetry::metrics::Metrics;
@@ -22,6 +23,12 @@ async fn main() -> anyhow::Result<()> {
     let common = &config.common;
     telemetry::init("sync-gateway", &common.log_filter, common.log_format);
     config.callbacks.log_posture();
+    match &config.web.dir {
+        Some(dir) => {
+            tracing::info!(dir = %dir.display(), api = %config.web.api_url, "serving the page at /")
+        }
+        None => tracing::info!("no page directory (WEB_DIR): serving no page at /"),
+    }
 
     let metrics = Metrics::new("todo_sync_gateway");
     let counters = GatewayMetrics::default();
@@ -53,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     };
     let grace = common.shutdown_grace;
-    let app = app(state, config.callbacks.clone(), metrics);
+    let app = app(state, config.callbacks.clone(), metrics).merge(web::routes(&config.web));
     let router = common.cors.apply(app);
     service::server::serve(listener, router, shutdown, grace).await?;
     // Upgraded sockets are no longer the HTTP server's: wait for their
