@@ -7,10 +7,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use chrono::Utc;
-use contracts::{Event, Received, Topic, decode_push};
-use dapr_http::{DeliveredBy, Outcome, Subscription, reply};
+use contracts::{Event, Received, Topic};
+use dapr_http::{DeliveredBy, Outcome, Subscription, decode_delivery, reply};
 use prometheus_client::metrics::counter::Counter;
-use telemetry::trace_context::TraceParent;
 
 use crate::retention::cutoff;
 use crate::store::{AuditEntry, StoreError};
@@ -81,21 +80,10 @@ pub async fn task_event(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let received = match decode_push(&headers, &body) {
-        Ok(received) => received,
-        Err(error) => {
-            tracing::warn!(%error, "poison event dropped to the dead-letter topic");
-            state.metrics.dropped.inc();
-            return reply(&Outcome::Drop(error.to_string()), deliverer);
-        }
+    let outcome = match decode_delivery(&headers, &body) {
+        Ok(received) => store_event(&state, &received).await,
+        Err(poison) => poison,
     };
-    let span = tracing::Span::current();
-    span.record("event_id", received.id.as_str());
-    // The W3C trace the API request started; Dapr carries it through Kafka.
-    if let Some(trace) = received.traceparent.as_deref().and_then(TraceParent::parse) {
-        span.record("trace_id", trace.trace_id());
-    }
-    let outcome = store_event(&state, &received).await;
     count(&state.metrics, &outcome);
     reply(&outcome, deliverer)
 }

@@ -6,13 +6,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use contracts::{Event, EventKind, Received, Topic, decode_push};
-use dapr_http::{DeliveredBy, Outcome, reply};
+use contracts::{Event, EventKind, Received, Topic};
+use dapr_http::{DeliveredBy, Outcome, decode_delivery, reply};
 use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use task_domain::RepoError;
 use task_domain::repo::SuccessorOutcome;
-use telemetry::trace_context::TraceParent;
 
 use crate::{AppState, IGNORED_ROUTE, TASK_EVENTS_ROUTE};
 
@@ -115,20 +114,10 @@ pub async fn task_event(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let received = match decode_push(&headers, &body) {
-        Ok(received) => received,
-        Err(error) => {
-            tracing::warn!(%error, "poison event dropped to the dead-letter topic");
-            state.metrics.dropped.inc();
-            return reply(&Outcome::Drop(error.to_string()), deliverer);
-        }
+    let outcome = match decode_delivery(&headers, &body) {
+        Ok(received) => handle(&state, &received).await,
+        Err(poison) => poison,
     };
-    let span = tracing::Span::current();
-    span.record("event_id", received.id.as_str());
-    if let Some(trace) = received.traceparent.as_deref().and_then(TraceParent::parse) {
-        span.record("trace_id", trace.trace_id());
-    }
-    let outcome = handle(&state, &received).await;
     count(&state.metrics, &outcome);
     reply(&outcome, deliverer)
 }

@@ -4,15 +4,18 @@
 //! - [`Outcome`] is a handler's verdict on one event, and [`reply`] is the
 //!   only place that spells it for the deliverer: Dapr reads a status field,
 //!   Knative Eventing reads the HTTP status.
+//! - [`decode_delivery`] is the first step of every event handler: poison
+//!   becomes a `Drop` verdict, and the event's ids go on the handler's span.
 //! - [`require_app_token`] (in [`crate::callback_auth`]) refuses calls
 //!   without daprd's app token or the Knative push token, and tells the
 //!   handler which of the two delivered ([`DeliveredBy`]).
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use contracts::{Delivery, Topic};
+use contracts::{Delivery, Received, Topic, decode_push};
 use serde::Serialize;
+use telemetry::trace_context::TraceParent;
 
 // Where functions have always found them.
 pub use crate::callback_auth::{
@@ -53,6 +56,26 @@ pub enum Outcome {
     Retry(String),
     /// Poison: retrying cannot help; dead-letter it.
     Drop(String),
+}
+
+/// Decodes one pushed event (Dapr or Knative: the same CloudEvent).
+///
+/// A body that is not a valid event of ours is poison: it is logged once
+/// here and answered `Drop`, so it leaves for the dead-letter topic instead
+/// of blocking its partition. A decoded event's id, and the W3C trace the
+/// API request started (Dapr carries it through Kafka), are recorded on the
+/// current span: handlers declare `event_id` and `trace_id` fields.
+pub fn decode_delivery(headers: &HeaderMap, body: &[u8]) -> Result<Received, Outcome> {
+    let received = decode_push(headers, body).map_err(|error| {
+        tracing::warn!(%error, "poison event dropped to the dead-letter topic");
+        Outcome::Drop(error.to_string())
+    })?;
+    let span = tracing::Span::current();
+    span.record("event_id", received.id.as_str());
+    if let Some(trace) = received.traceparent.as_deref().and_then(TraceParent::parse) {
+        span.record("trace_id", trace.trace_id());
+    }
+    Ok(received)
 }
 
 #[derive(Serialize)]

@@ -13,7 +13,7 @@ pub mod client;
 pub mod jobs;
 
 pub use bulk::{BulkEntry, BulkReport, FailedEntry};
-pub use callback::{Outcome, Subscription, reply};
+pub use callback::{Outcome, Subscription, decode_delivery, reply};
 pub use callback_auth::{AppToken, DeliveredBy, require_app_token};
 pub use client::{DaprClient, DaprError, JobSpec};
 

@@ -6,6 +6,15 @@
 //! tower-http's `CatchPanicLayer`: a handler that panics despite the rule
 //! (no unwrap on input) answers a problem+json 500 instead of dropping the
 //! connection, and the process keeps serving.
+//!
+//! Connections are served by hyper-util's builder with a timer rather than
+//! `axum::serve`: axum 0.8.9 builds its hyper connection without a timer
+//! (`axum/src/serve/mod.rs`), and hyper only enforces
+//! `header_read_timeout` when one is set (`hyper/src/server/conn/http1.rs`),
+//! so a client that opens a connection and never finishes its request head
+//! held it (and a task) forever. hyper starts that timer whenever it waits
+//! for a request head (`proto/h1/conn.rs poll_read_head`), so it also closes
+//! keep-alive connections idle for longer than [`HEADER_READ_TIMEOUT`].
 
 use std::any::Any;
 use std::future::Future;
@@ -13,6 +22,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -56,6 +69,10 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// How long a client may take to send a request head (and how long an idle
+/// keep-alive connection is kept). hyper's own default, made effective.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serves `app` on `listener` until `shutdown` resolves, then waits at most
 /// `grace` for open requests to finish.
 pub async fn serve(
@@ -64,26 +81,73 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     grace: Duration,
 ) -> std::io::Result<()> {
-    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, catch_panics(app)).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stopping_tx.send(());
-    });
-    let mut server = std::pin::pin!(server.into_future());
-    tokio::select! {
-        result = &mut server => return result,
-        _ = stopping_rx => {}
+    serve_with(listener, app, shutdown, grace, HEADER_READ_TIMEOUT).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+    header_read_timeout: Duration,
+) -> std::io::Result<()> {
+    let app = catch_panics(app);
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    let connections = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(error) => {
+                    accept_failed(error).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = connections.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
     }
-    match tokio::time::timeout(grace, server).await {
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!(
-                grace_ms = grace.as_millis() as u64,
-                "grace period over; closing open connections"
-            );
-            Ok(())
-        }
+    drop(listener);
+    if tokio::time::timeout(grace, connections.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "grace period over; closing open connections"
+        );
     }
+    Ok(())
+}
+
+/// A failed accept is never fatal. A per-connection error (the peer reset
+/// before we accepted) is simply skipped; anything else (out of file
+/// descriptors) is backed off for a second so the loop does not spin, as
+/// `axum::serve` does.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "accepting a connection failed; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// Binds `0.0.0.0:port` and serves `app` until SIGTERM or Ctrl-C.
@@ -158,6 +222,40 @@ mod tests {
             after.starts_with("HTTP/1.1 200") && after.ends_with("fine"),
             "{after}"
         );
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
+        let listener = TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = Router::new().route("/ok", get(|| async { "fine" }));
+        let server = tokio::spawn(serve_with(
+            listener,
+            app,
+            async move {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(1),
+            Duration::from_millis(300),
+        ));
+        let mut slow = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        slow.write_all(b"GET /ok HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
+        assert!(
+            read.is_ok(),
+            "the half-sent request was still held after 5 s"
+        );
+        // A complete request on a fresh connection is still served.
+        let after = get_raw(port, "/ok").await;
+        assert!(after.starts_with("HTTP/1.1 200"), "{after}");
         let _ = stop.send(());
         server.await.unwrap().unwrap();
     }
