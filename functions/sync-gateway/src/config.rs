@@ -36,6 +36,11 @@ pub const DEFAULT_WS_QUEUE: usize = 256;
 /// Queued events written per flush.
 pub const ENV_WS_BURST: &str = "WS_BURST";
 pub const DEFAULT_WS_BURST: usize = 64;
+/// How long one write may wait on a client that does not read; then the
+/// socket is closed with 4429 (the client resumes). Also bounds how long
+/// a stalled client can hold off the idle timeout, expiry and shutdown.
+pub const ENV_WS_WRITE_TIMEOUT_MS: &str = "WS_WRITE_TIMEOUT_MS";
+pub const DEFAULT_WS_WRITE_TIMEOUT_MS: u64 = 10_000;
 /// Events per change-feed page when replaying (task-api allows 1000).
 pub const ENV_WS_REPLAY_PAGE: &str = "WS_REPLAY_PAGE";
 pub const DEFAULT_WS_REPLAY_PAGE: i64 = 500;
@@ -50,11 +55,6 @@ pub const DEFAULT_WS_WRITE_BUFFER: usize = 4 * 1024;
 pub const ENV_WS_MAX_MESSAGE: &str = "WS_MAX_MESSAGE_BYTES";
 pub const DEFAULT_WS_MAX_MESSAGE: usize = 16 * 1024;
 
-/// tungstenite's buffers and limits per socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SocketBuffers {
-    pub read: usize,
-    pub write: usize,
 /// The browser client's compiled files (web/dist), served at `/`. Unset:
 /// `web/dist` under the working directory when it holds a page (the
 /// repo's build output), else no page; set: it must hold index.html.
@@ -65,6 +65,11 @@ pub const DEFAULT_WEB_DIR: &str = "web/dist";
 pub const ENV_WEB_API_URL: &str = "WEB_API_URL";
 pub const DEFAULT_WEB_API_URL: &str = "";
 
+/// tungstenite's buffers and limits per socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketBuffers {
+    pub read: usize,
+    pub write: usize,
     pub max_message: usize,
 }
 
@@ -79,17 +84,18 @@ pub struct Config {
     pub session: SessionConfig,
     pub queue: usize,
     pub buffers: SocketBuffers,
+    pub web: WebConfig,
 }
 
 impl Config {
     pub fn from_settings(s: &Settings<'_>) -> Result<Self, SettingError> {
         let session = SessionConfig {
-    pub web: WebConfig,
             auth_timeout: s.millis(ENV_WS_AUTH_TIMEOUT_MS, DEFAULT_WS_AUTH_TIMEOUT_MS)?,
             ping_interval: s.millis(ENV_WS_PING_INTERVAL_MS, DEFAULT_WS_PING_INTERVAL_MS)?,
             idle_timeout: s.millis(ENV_WS_IDLE_TIMEOUT_MS, DEFAULT_WS_IDLE_TIMEOUT_MS)?,
             replay_page: s.parsed(ENV_WS_REPLAY_PAGE, DEFAULT_WS_REPLAY_PAGE)?,
             burst: s.parsed(ENV_WS_BURST, DEFAULT_WS_BURST)?,
+            write_timeout: s.millis(ENV_WS_WRITE_TIMEOUT_MS, DEFAULT_WS_WRITE_TIMEOUT_MS)?,
         };
         if session.ping_interval.is_zero() || session.idle_timeout <= session.ping_interval {
             return Err(invalid(
@@ -112,6 +118,9 @@ impl Config {
                 "WS_BURST and WS_AUTH_TIMEOUT_MS must be at least 1",
             ));
         }
+        if session.write_timeout.is_zero() {
+            return Err(invalid(ENV_WS_WRITE_TIMEOUT_MS, 0, "must be at least 1"));
+        }
         let queue: usize = s.parsed(ENV_WS_QUEUE, DEFAULT_WS_QUEUE)?;
         if queue == 0 {
             return Err(invalid(ENV_WS_QUEUE, queue, "must be at least 1"));
@@ -129,20 +138,11 @@ impl Config {
                 write: s.parsed(ENV_WS_WRITE_BUFFER, DEFAULT_WS_WRITE_BUFFER)?,
                 max_message: s.parsed(ENV_WS_MAX_MESSAGE, DEFAULT_WS_MAX_MESSAGE)?,
             },
+            web: web_config(s)?,
         })
     }
 }
 
-fn invalid(key: &str, value: impl ToString, reason: &str) -> SettingError {
-    SettingError::Invalid {
-        key: key.to_owned(),
-        value: value.to_string(),
-        reason: reason.to_owned(),
-            web: web_config(s)?,
-    }
-}
-
-#[cfg(test)]
 fn web_config(s: &Settings<'_>) -> Result<WebConfig, SettingError> {
     let api_url = s.string(ENV_WEB_API_URL, DEFAULT_WEB_API_URL);
     if !api_url.is_empty() && web::api_origin(&api_url).is_none() {
@@ -166,6 +166,15 @@ fn web_config(s: &Settings<'_>) -> Result<WebConfig, SettingError> {
     Ok(WebConfig { dir, api_url })
 }
 
+fn invalid(key: &str, value: impl ToString, reason: &str) -> SettingError {
+    SettingError::Invalid {
+        key: key.to_owned(),
+        value: value.to_string(),
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
@@ -185,15 +194,6 @@ mod tests {
         assert_eq!(c.session.idle_timeout, Duration::from_secs(60));
         assert_eq!(c.buffers.read, 4096);
         assert_eq!(c.queue, 256);
-    }
-
-    #[test]
-    fn impossible_limits_stop_the_start() {
-        for (key, value) in [
-            ("WS_IDLE_TIMEOUT_MS", "1000"),
-            ("WS_REPLAY_PAGE", "5000"),
-            ("WS_QUEUE_CAPACITY", "0"),
-            ("WS_BURST", "0"),
         assert_eq!(c.web.api_url, "");
     }
 
@@ -205,6 +205,16 @@ mod tests {
         assert!(err.to_string().contains("WEB_API_URL"), "{err}");
         let c = config(&[("WEB_API_URL", "http://127.0.0.1:8080")]).unwrap();
         assert_eq!(c.web.api_url, "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn impossible_limits_stop_the_start() {
+        for (key, value) in [
+            ("WS_IDLE_TIMEOUT_MS", "1000"),
+            ("WS_REPLAY_PAGE", "5000"),
+            ("WS_QUEUE_CAPACITY", "0"),
+            ("WS_BURST", "0"),
+            ("WS_WRITE_TIMEOUT_MS", "0"),
         ] {
             let err = config(&[(key, value)]).unwrap_err();
             assert!(err.to_string().contains(key), "{key}: {err}");

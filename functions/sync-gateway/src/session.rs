@@ -40,6 +40,9 @@ pub struct SessionConfig {
     pub replay_page: i64,
     /// Most queued events written before one flush.
     pub burst: usize,
+    /// How long one write (or flush) may wait on a client that does not
+    /// read; then the socket is closed with 4429 and the client resumes.
+    pub write_timeout: Duration,
 }
 
 /// How long the final close frame may wait for a stalled client.
@@ -76,6 +79,7 @@ pub async fn run<F, Si, St, E>(
 where
     F: ChangeFeed,
     Si: Sink<Message> + Unpin,
+    Si::Error: std::fmt::Display,
     St: Stream<Item = Result<Message, E>> + Unpin,
 {
     let end = match session(&ctx, &mut sink, &mut stream, pre).await {
@@ -101,6 +105,7 @@ struct Socket<'a, F, Si, St> {
     last_heard: Instant,
     /// Fires when the hub found this socket's queue full.
     kicked: oneshot::Receiver<()>,
+    shutdown: watch::Receiver<bool>,
 }
 
 async fn session<F, Si, St, E>(
@@ -112,6 +117,7 @@ async fn session<F, Si, St, E>(
 where
     F: ChangeFeed,
     Si: Sink<Message> + Unpin,
+    Si::Error: std::fmt::Display,
     St: Stream<Item = Result<Message, E>> + Unpin,
 {
     let verified = match pre {
@@ -134,6 +140,7 @@ where
         position,
         last_heard: Instant::now(),
         kicked,
+        shutdown: ctx.shutdown.clone(),
     };
     let hello = ServerMessage::Hello {
         epoch: &socket.position.epoch,
@@ -210,6 +217,7 @@ impl<F, Si, St, E> Socket<'_, F, Si, St>
 where
     F: ChangeFeed,
     Si: Sink<Message> + Unpin,
+    Si::Error: std::fmt::Display,
     St: Stream<Item = Result<Message, E>> + Unpin,
 {
     async fn serve(
@@ -217,7 +225,7 @@ where
         mut live: mpsc::Receiver<Arc<Live>>,
     ) -> Result<std::convert::Infallible, End> {
         let config = self.ctx.config;
-        let mut shutdown = self.ctx.shutdown.clone();
+        let mut shutdown = self.shutdown.clone();
         let mut ping =
             tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
         loop {
@@ -231,9 +239,7 @@ where
                 () = sleep_until(self.last_heard + config.idle_timeout) => {
                     return Err(End::Closed(Close::Idle));
                 }
-                _ = ping.tick() => {
-                    race(&mut self.kicked, self.sink.send(Message::Ping(Default::default()))).await?;
-                }
+                _ = ping.tick() => self.write(Message::Ping(Default::default())).await?,
                 message = self.stream.next() => self.on_message(message).await?,
                 Some(event) = live.recv() => self.on_live(event, &mut live).await?,
             }
@@ -371,29 +377,60 @@ where
         self.send(reset.to_text()).await
     }
 
-    // Every write races the kick: a client that stops reading stalls the
-    // write, its queue fills, and the session must still close.
+    // Every write is guarded: a client that stops reading stalls it, and
+    // while it waits the serve loop's timers are not polled, so the guard
+    // watches them itself (see [`guarded`]).
     async fn feed(&mut self, text: Utf8Bytes) -> Result<(), End> {
-        race(&mut self.kicked, self.sink.feed(Message::Text(text))).await
+        let (deadline, expires_at) = self.write_limits();
+        let write = self.sink.feed(Message::Text(text));
+        guarded(&mut self.kicked, &mut self.shutdown, deadline, expires_at, write).await
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        race(&mut self.kicked, self.sink.flush()).await
+        let (deadline, expires_at) = self.write_limits();
+        let write = self.sink.flush();
+        guarded(&mut self.kicked, &mut self.shutdown, deadline, expires_at, write).await
     }
 
     async fn send(&mut self, text: Utf8Bytes) -> Result<(), End> {
-        race(&mut self.kicked, self.sink.send(Message::Text(text))).await
+        self.write(Message::Text(text)).await
+    }
+
+    async fn write(&mut self, message: Message) -> Result<(), End> {
+        let (deadline, expires_at) = self.write_limits();
+        let write = self.sink.send(message);
+        guarded(&mut self.kicked, &mut self.shutdown, deadline, expires_at, write).await
+    }
+
+    fn write_limits(&self) -> (Instant, Option<Instant>) {
+        let deadline = Instant::now() + self.ctx.config.write_timeout;
+        (deadline, self.verified.expires_at)
     }
 }
 
-/// `write`, unless the hub kicks the socket first.
-async fn race<E>(
+/// `write`, unless something that ends the session comes first: the hub's
+/// kick (queue full), the write deadline (a client that stopped reading
+/// with fewer events than its queue holds would otherwise hold the session
+/// for good), shutdown, or the token's expiry.
+async fn guarded<E: std::fmt::Display>(
     kicked: &mut oneshot::Receiver<()>,
+    shutdown: &mut watch::Receiver<bool>,
+    deadline: Instant,
+    expires_at: Option<Instant>,
     write: impl std::future::Future<Output = Result<(), E>>,
 ) -> Result<(), End> {
     tokio::select! {
         biased;
-        written = write => written.map_err(|_| End::Gone),
+        written = write => written.map_err(|error| {
+            tracing::debug!(%error, "socket write failed");
+            End::Gone
+        }),
         _ = kicked => Err(End::Closed(Close::TooSlow)),
+        () = stopping(shutdown) => Err(End::Closed(Close::GoingAway)),
+        () = at_or_never(expires_at) => Err(End::Closed(Close::TokenExpired)),
+        () = sleep_until(deadline) => {
+            tracing::info!("a write waited past WS_WRITE_TIMEOUT_MS: closing the socket");
+            Err(End::Closed(Close::TooSlow))
+        }
     }
 }

@@ -183,6 +183,7 @@ fn config() -> SessionConfig {
         idle_timeout: Duration::from_secs(60),
         replay_page: 2,
         burst: 64,
+        write_timeout: Duration::from_secs(10),
     }
 }
 
@@ -598,4 +599,52 @@ async fn a_client_that_never_reads_is_closed_all_the_same() {
         .expect("the session ends though its writes never complete")
         .unwrap();
     assert_eq!(end, End::Closed(Close::TooSlow));
+}
+
+/// A client that stops reading with fewer events than its queue holds:
+/// the queue never overflows, so no kick comes; the write deadline (and
+/// shutdown, and expiry) must end the session all the same.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_client_below_its_queue_is_closed_within_the_write_timeout() {
+    let h = Harness::new(MemFeed::with(0), 256);
+    let Client {
+        session,
+        from_server: _unread,
+        to_server: _open,
+        ..
+    } = stalled(&h).await;
+    let started = tokio::time::Instant::now();
+    let bound = h.config.write_timeout + crate::session::CLOSE_WRITE_TIMEOUT * 2;
+    let end = tokio::time::timeout(bound, session)
+        .await
+        .expect("the write deadline ends the session")
+        .unwrap();
+    assert_eq!(end, End::Closed(Close::TooSlow));
+    assert!(started.elapsed() >= h.config.write_timeout);
+
+    // A stalled write does not hold off shutdown either.
+    let Client {
+        session,
+        from_server: _unread,
+        to_server: _open,
+        ..
+    } = stalled(&h).await;
+    h.shutdown.send(true).unwrap();
+    let end = tokio::time::timeout(crate::session::CLOSE_WRITE_TIMEOUT * 2, session)
+        .await
+        .expect("shutdown ends a session whose write is stuck")
+        .unwrap();
+    assert_eq!(end, End::Closed(Close::GoingAway));
+}
+
+/// A socket whose client reads nothing, after three live events (far
+/// fewer than the queue holds).
+async fn stalled(h: &Harness) -> Client {
+    let client = h.connect_with(Some(h.verified(USER).await), 0);
+    tokio::task::yield_now().await;
+    for event in h.feed.commit(3) {
+        h.hub.publish(USER, event);
+    }
+    tokio::task::yield_now().await;
+    client
 }

@@ -64,10 +64,17 @@ pub async fn upgrade(
     };
     let buffers = state.buffers;
     let guard = state.sessions.enter();
+    // No max_write_buffer_size: it caps OUTGOING frames (tungstenite 0.29
+    // protocol/frame/mod.rs, buffer_frame: a frame that would pass it is
+    // WriteBufferFull), and an event can be far larger than anything a
+    // client sends (a 10,000-character description of 4-byte characters
+    // is ~40 KB). The buffer is bounded anyway: it grows past
+    // write_buffer_size only while the socket would block, and then
+    // tokio-tungstenite's poll_ready flushes before the next message is
+    // taken (tokio-tungstenite 0.29 lib.rs, Sink impl), so the session
+    // waits instead (and its write deadline applies).
     ws.read_buffer_size(buffers.read)
         .write_buffer_size(buffers.write)
-        // Backpressure instead of an unbounded buffer if writes stall.
-        .max_write_buffer_size(buffers.write * 4 + buffers.max_message)
         .max_message_size(buffers.max_message)
         .max_frame_size(buffers.max_message)
         .on_upgrade(move |socket| async move {
