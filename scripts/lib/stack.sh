@@ -74,6 +74,13 @@ dev_env_load() {
   set +a
   : "${DATABASE_URL:=$DATABASE_URL_DEFAULT}"
   export DATABASE_URL
+  # The local page is served by sync-gateway on its own port, another
+  # origin than any other function's: every function admits it, in both
+  # spellings of loopback a browser may use (shared/service/src/cors.rs).
+  # The tests read the same value. A value in .env wins.
+  local gw; gw=$(fn_port sync-gateway)
+  : "${CORS_ALLOWED_ORIGINS:=http://127.0.0.1:$gw,http://localhost:$gw}"
+  export CORS_ALLOWED_ORIGINS
 }
 
 scheduler_up() {
