@@ -94,7 +94,10 @@ function signedIn(config: PageConfig, token: string): void {
   });
   probe.client = client;
   probe.store = store;
-  store.subscribe(() => render(store, api));
+  store.subscribe(() => {
+    render(store, api);
+    showPosition(client.position);
+  });
   render(store, api);
   wireAddForm(store, api);
   window.addEventListener("online", () => client.reconnectNow());
@@ -262,12 +265,16 @@ function showStatus(status: SyncStatus): void {
     stopped: "offline",
   };
   pill.textContent = labels[status.state];
-  const p = status.position;
-  $("position").textContent = p === null ? "" : `stream ${p.epoch.slice(0, 8)} · offset ${p.offset}`;
+  showPosition(status.position);
   if (status.state === "signed-out") {
     localStorage.removeItem(TOKEN_KEY);
     showSignIn("Your token has expired or was refused: paste a fresh one.");
   }
+}
+
+/** Where the screen is in its stream (the last offset applied). */
+function showPosition(p: Position | null): void {
+  $("position").textContent = p === null ? "" : `stream ${p.epoch.slice(0, 8)} · offset ${p.offset}`;
 }
 
 function showError(text: string): void {

@@ -255,6 +255,8 @@ export class SyncClient {
       this.onMessage(message);
     };
     socket.onclose = (e: CloseEvent) => {
+      clearTimeout(helloTimer);
+      this.timers.delete(helloTimer);
       if (this.socket !== socket) return;
       this.socket = null;
       this.closed(e.code, said);
@@ -314,7 +316,8 @@ export class SyncClient {
     this.tracker.disconnected();
     const next = afterClose(code);
     if (next === "stop") {
-      this.setState("stopped");
+      console.error(`sync: the gateway refused a message (${code}); stopped`);
+      this.stop();
       return;
     }
     if (next === "reauthenticate") {
