@@ -111,6 +111,7 @@ app_up() {
   port_open "$port" && die "port $port for $name is taken by another process; set $(tr 'a-z-' 'A-Z_' <<<"$name")_PORT"
   local extra=()
   [[ $name == notification ]] && mapfile -t extra < <(notification_dev_env)
+  [[ $name == sync-gateway ]] && mapfile -t extra < <(sync_gateway_dev_env)
   start_bg "app-$name" env PORT="$port" DAPR_HTTP_PORT="$(fn_dapr_http "$name")" "${extra[@]}" \
     "$CARGO_TARGET_DIR/$TODO_EVENTS_PROFILE/$name"
 }
@@ -118,7 +119,6 @@ app_up() {
 # notification on the local stack: mailpit has no TLS, the tests' push
 # service listens on loopback (a test-only setting), and a VAPID key is
 # made once into .dev/ (32 random bytes are a valid P-256 scalar except
-  [[ $name == sync-gateway ]] && mapfile -t extra < <(sync_gateway_dev_env)
 # with probability ~2^-32, and then the app refuses to start). Values already
 # in the environment (.env) win.
 notification_dev_env() {
@@ -133,13 +133,6 @@ notification_dev_env() {
   echo "NOTIFICATION_PUSH_ALLOW_PRIVATE_ENDPOINTS=${NOTIFICATION_PUSH_ALLOW_PRIVATE_ENDPOINTS:-true}"
 }
 
-sidecar_up() {
-  local name=$1
-  if pid_alive "daprd-$name"; then return 0; fi
-  local fields; read -r -a fields <<<"$(printf '%s\n' "${FUNCTION_TABLE[@]}" | grep "^$name ")"
-  daprd_start "daprd-$name" "$name" "$(fn_port "$name")" "${fields[2]}" "${fields[3]}" "${fields[4]}" dapr/local
-}
-
 # sync-gateway on the local stack serves the page compiled into web/dist/
 # (scripts/lib/browser.sh builds it), whose /config.json points it at
 # task-api's own port: another origin, admitted by CORS_ALLOWED_ORIGINS
@@ -147,6 +140,13 @@ sidecar_up() {
 sync_gateway_dev_env() {
   echo "WEB_DIR=${WEB_DIR:-$REPO_ROOT/web/dist}"
   echo "WEB_API_URL=${WEB_API_URL:-http://127.0.0.1:$(fn_port task-api)}"
+}
+
+sidecar_up() {
+  local name=$1
+  if pid_alive "daprd-$name"; then return 0; fi
+  local fields; read -r -a fields <<<"$(printf '%s\n' "${FUNCTION_TABLE[@]}" | grep "^$name ")"
+  daprd_start "daprd-$name" "$name" "$(fn_port "$name")" "${fields[2]}" "${fields[3]}" "${fields[4]}" dapr/local
 }
 
 # daprd_start PROCESS APP_ID APP_PORT HTTP GRPC METRICS RESOURCES [ENV=VALUE...]:
