@@ -32,7 +32,11 @@ import sys
 
 import yaml
 
-ROUTE_CALL = re.compile(r"\.(?:route|route_service|nest_service)\(\s*([^,()]+?)\s*,", re.S)
+# Every call that mounts something at a path; each must be read (below).
+MOUNT_CALL = re.compile(r"\.(route|route_service|nest_service|nest)\(")
+# Its first argument when that is a literal or a const path.
+FIRST_ARG = re.compile(r"\s*(\"[^\"]*\"|[A-Za-z_][A-Za-z0-9_:]*)\s*,")
+LINE_COMMENT = re.compile(r"//[^\n]*")
 STR_CONST = re.compile(r"const\s+([A-Z][A-Z0-9_]*)\s*:\s*&(?:'static\s+)?str\s*=\s*\"([^\"]*)\"")
 # Mounted by every function through service::health::routes.
 HEALTH_ROUTES = ["/healthz", "/readyz", "/metrics"]
@@ -52,7 +56,7 @@ def sources(root, crate_dir):
         name = path.name
         if name in ("tests.rs", "testing.rs") or name.endswith("_tests.rs") or "tests" in path.parts[-2:-1]:
             continue
-        yield path, strip_tests(path.read_text())
+        yield path, LINE_COMMENT.sub("", strip_tests(path.read_text()))
 
 
 def registered_routes(root, function):
@@ -65,8 +69,14 @@ def registered_routes(root, function):
                 consts.setdefault(name, set()).add(value)
     routes, unresolved = {}, []
     for path, text in sources(root, f"functions/{function}/src"):
-        for arg in ROUTE_CALL.findall(text):
-            arg = arg.strip()
+        for call in MOUNT_CALL.finditer(text):
+            m = FIRST_ARG.match(text, call.end())
+            if call.group(1) == "nest" or m is None:
+                line = text.count("\n", 0, call.start()) + 1
+                unresolved.append(f"{path.relative_to(root)}:{line}: .{call.group(1)}(...) cannot be read "
+                                  "(use a literal or a &str const path, and .route rather than .nest)")
+                continue
+            arg = m.group(1)
             if arg.startswith('"') and arg.endswith('"'):
                 routes[arg[1:-1]] = path.name
                 continue
