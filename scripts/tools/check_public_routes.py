@@ -216,10 +216,39 @@ def self_test():
         if not violations(table, routes):
             print(f"self-test: not caught: {what}", file=sys.stderr)
             bad += 1
+    bad += reader_self_test()
     if not matches(("PathPrefix", "/abc"), "/abc/def") or matches(("PathPrefix", "/abc"), "/abcd"):
         print("self-test: PathPrefix is not element-wise", file=sys.stderr)
         bad += 1
     return bad
+
+
+def reader_self_test():
+    """The source reader: literals and consts are read, tests and comments
+    skipped, a path it cannot read is reported."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        root = pathlib.Path(tmp)
+        (root / "functions/x/src").mkdir(parents=True)
+        (root / "shared/s/src").mkdir(parents=True)
+        (root / "shared/s/src/lib.rs").write_text('pub const FEED: &str = "/api/feed";\n')
+        (root / "functions/x/src/lib.rs").write_text(
+            'Router::new()\n    .route("/api/a", get(a))\n    .route(s::FEED, get(f))\n'
+            '    // .route("/api/commented", get(c))\n'
+            '#[cfg(test)]\nmod tests {\n    fn t() { Router::new().route("/api/test-only", get(t)); }\n}\n')
+        (root / "functions/x/src/x_tests.rs").write_text('Router::new().route("/api/in-tests", get(t));\n')
+        routes, unresolved = registered_routes(root, "x")
+        want = {"/api/a", "/api/feed", *HEALTH_ROUTES}
+        bad = 0
+        if set(routes) != want or unresolved:
+            print(f"self-test: reader read {sorted(routes)}, {unresolved}", file=sys.stderr)
+            bad += 1
+        (root / "functions/x/src/lib.rs").write_text('Router::new().route(&format!("/api/{v}"), get(a));\n')
+        _, unresolved = registered_routes(root, "x")
+        if len(unresolved) != 1:
+            print(f"self-test: a computed path was not reported: {unresolved}", file=sys.stderr)
+            bad += 1
+        return bad
 
 
 def main():
