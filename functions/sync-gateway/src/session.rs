@@ -25,7 +25,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use crate::feed::{ChangeFeed, FeedError, Page, Position};
 use crate::hub::{Hub, Live, Subscription};
 use crate::protocol::{self, ClientMessage, Close, ServerMessage};
-use crate::token::{self, Verified};
+use crate::token::{self, TokenError, Verified};
 
 /// A session's limits (config.rs reads them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,10 +168,18 @@ where
     let Ok(ClientMessage::Auth { token }) = protocol::parse(&text) else {
         return Err(End::Closed(Close::Unauthenticated));
     };
-    token::verify(&ctx.auth, &token).await.map_err(|error| {
-        tracing::info!(%error, "socket token refused");
-        End::Closed(Close::Unauthenticated)
-    })
+    token::verify(&ctx.auth, &token).await.map_err(refused)
+}
+
+/// 4401 for a token that is not valid; 4402 for one past its `exp` (but
+/// within the leeway), before any hello, so the client gets a fresh token
+/// instead of reconnecting into an immediate close.
+fn refused(error: TokenError) -> End {
+    tracing::info!(%error, "socket token refused");
+    match error {
+        TokenError::Expired => End::Closed(Close::TokenExpired),
+        TokenError::Refused(_) => End::Closed(Close::Unauthenticated),
+    }
 }
 
 /// The next text frame, skipping control frames.
@@ -205,14 +213,6 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }
 
-/// Resolves at `at`, or never.
-async fn at_or_never(at: Option<Instant>) {
-    match at {
-        Some(at) => sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 impl<F, Si, St, E> Socket<'_, F, Si, St>
 where
     F: ChangeFeed,
@@ -233,7 +233,7 @@ where
                 biased;
                 () = stopping(&mut shutdown) => return Err(End::Closed(Close::GoingAway)),
                 _ = &mut self.kicked => return Err(End::Closed(Close::TooSlow)),
-                () = at_or_never(self.verified.expires_at) => {
+                () = sleep_until(self.verified.expires_at) => {
                     return Err(End::Closed(Close::TokenExpired));
                 }
                 () = sleep_until(self.last_heard + config.idle_timeout) => {
@@ -280,10 +280,7 @@ where
                 Ok(())
             }
             Ok(_) => Err(End::Closed(Close::Unauthenticated)),
-            Err(error) => {
-                tracing::info!(%error, "fresh socket token refused");
-                Err(End::Closed(Close::Unauthenticated))
-            }
+            Err(error) => Err(refused(error)),
         }
     }
 
@@ -383,13 +380,27 @@ where
     async fn feed(&mut self, text: Utf8Bytes) -> Result<(), End> {
         let (deadline, expires_at) = self.write_limits();
         let write = self.sink.feed(Message::Text(text));
-        guarded(&mut self.kicked, &mut self.shutdown, deadline, expires_at, write).await
+        guarded(
+            &mut self.kicked,
+            &mut self.shutdown,
+            deadline,
+            expires_at,
+            write,
+        )
+        .await
     }
 
     async fn flush(&mut self) -> Result<(), End> {
         let (deadline, expires_at) = self.write_limits();
         let write = self.sink.flush();
-        guarded(&mut self.kicked, &mut self.shutdown, deadline, expires_at, write).await
+        guarded(
+            &mut self.kicked,
+            &mut self.shutdown,
+            deadline,
+            expires_at,
+            write,
+        )
+        .await
     }
 
     async fn send(&mut self, text: Utf8Bytes) -> Result<(), End> {
@@ -399,10 +410,17 @@ where
     async fn write(&mut self, message: Message) -> Result<(), End> {
         let (deadline, expires_at) = self.write_limits();
         let write = self.sink.send(message);
-        guarded(&mut self.kicked, &mut self.shutdown, deadline, expires_at, write).await
+        guarded(
+            &mut self.kicked,
+            &mut self.shutdown,
+            deadline,
+            expires_at,
+            write,
+        )
+        .await
     }
 
-    fn write_limits(&self) -> (Instant, Option<Instant>) {
+    fn write_limits(&self) -> (Instant, Instant) {
         let deadline = Instant::now() + self.ctx.config.write_timeout;
         (deadline, self.verified.expires_at)
     }
@@ -416,7 +434,7 @@ async fn guarded<E: std::fmt::Display>(
     kicked: &mut oneshot::Receiver<()>,
     shutdown: &mut watch::Receiver<bool>,
     deadline: Instant,
-    expires_at: Option<Instant>,
+    expires_at: Instant,
     write: impl std::future::Future<Output = Result<(), E>>,
 ) -> Result<(), End> {
     tokio::select! {
@@ -427,7 +445,7 @@ async fn guarded<E: std::fmt::Display>(
         }),
         _ = kicked => Err(End::Closed(Close::TooSlow)),
         () = stopping(shutdown) => Err(End::Closed(Close::GoingAway)),
-        () = at_or_never(expires_at) => Err(End::Closed(Close::TokenExpired)),
+        () = sleep_until(expires_at) => Err(End::Closed(Close::TokenExpired)),
         () = sleep_until(deadline) => {
             tracing::info!("a write waited past WS_WRITE_TIMEOUT_MS: closing the socket");
             Err(End::Closed(Close::TooSlow))

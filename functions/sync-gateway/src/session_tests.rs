@@ -199,13 +199,22 @@ impl Harness {
 
     /// A socket whose client reads at most `window` frames ahead.
     fn connect_with(&self, pre: Option<Verified>, window: usize) -> Client {
+        self.connect_with_auth(pre, window, Authenticator::new(&test_config()))
+    }
+
+    fn connect_with_auth(
+        &self,
+        pre: Option<Verified>,
+        window: usize,
+        auth: Authenticator,
+    ) -> Client {
         let (to_server, stream) = mpsc::unbounded();
         let (sink, from_server) = mpsc::channel(window);
         let flushes = Arc::new(AtomicUsize::new(0));
         let ctx = Context {
             feed: self.feed.clone(),
             hub: self.hub.clone(),
-            auth: Arc::new(Authenticator::new(&test_config())),
+            auth: Arc::new(auth),
             config: self.config,
             shutdown: self.shutdown.subscribe(),
         };
@@ -647,4 +656,37 @@ async fn stalled(h: &Harness) -> Client {
     }
     tokio::task::yield_now().await;
     client
+}
+
+/// A token past its `exp` but within the JWT leeway is closed with 4402
+/// before any hello (not hello then 4402, which a client would loop on);
+/// a fractional `exp` still closes the socket when it passes.
+#[tokio::test(start_paused = true)]
+async fn an_expired_token_within_the_leeway_gets_4402_before_hello() {
+    let mut h = Harness::new(MemFeed::with(0), 16);
+    h.config.ping_interval = Duration::from_secs(300);
+    h.config.idle_timeout = Duration::from_secs(600);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut lenient = test_config();
+    lenient.leeway_s = 60;
+    let connect = |token: String| {
+        let client = h.connect_with_auth(None, 16, Authenticator::new(&lenient));
+        client.say(json!({"type": "auth", "token": token}));
+        client
+    };
+    let mut late = connect(sign(&json!({"sub": USER, "exp": now - 5.0}), TEST_SECRET));
+    assert_eq!(late.next().await, json!({"close": 4402}), "no hello first");
+
+    let mut fractional = connect(sign(&json!({"sub": USER, "exp": now + 30.5}), TEST_SECRET));
+    assert_eq!(fractional.next().await["type"], "hello");
+    let started = tokio::time::Instant::now();
+    assert_eq!(fractional.next().await, json!({"close": 4402}));
+    assert!(
+        started.elapsed() <= Duration::from_secs(31),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -5,7 +5,6 @@
 //! task-api applies its own checks to every replay.
 
 use auth::{AuthError, Authenticator};
-use base64::Engine;
 use tokio::time::Instant;
 
 /// A verified token.
@@ -14,37 +13,44 @@ pub struct Verified {
     pub user: String,
     pub token: String,
     /// When the token's `exp` passes (on tokio's clock).
-    pub expires_at: Option<Instant>,
+    pub expires_at: Instant,
 }
 
-/// Verifies `token`, then reads its `exp`.
-pub async fn verify(auth: &Authenticator, token: &str) -> Result<Verified, AuthError> {
+/// Why a token does not open (or extend) a socket.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Forged, malformed, of another issuer or audience, or long expired.
+    #[error(transparent)]
+    Refused(#[from] AuthError),
+    /// Past its `exp`, though within the clock leeway the API accepts: a
+    /// socket would be closed with 4402 right after its hello, and the
+    /// client would loop; it is refused before the hello instead.
+    #[error("the token has expired")]
+    Expired,
+}
+
+/// Verifies `token` and takes its expiry from the verified claims
+/// ([`auth::Principal::expires_at`]).
+pub async fn verify(auth: &Authenticator, token: &str) -> Result<Verified, TokenError> {
     let principal = auth.verify(token).await?;
+    let now = now_unix();
+    if principal.expires_at <= now {
+        return Err(TokenError::Expired);
+    }
     Ok(Verified {
         user: principal.user_id,
         token: token.to_owned(),
-        expires_at: expiry(token).map(|exp| instant_of(exp, now_unix())),
+        expires_at: instant_of(principal.expires_at, now),
     })
 }
 
 /// Verifies an `Authorization: Bearer` header value.
-pub async fn verify_header(auth: &Authenticator, value: &str) -> Result<Verified, AuthError> {
+pub async fn verify_header(auth: &Authenticator, value: &str) -> Result<Verified, TokenError> {
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or(AuthError::NotBearer)?;
     verify(auth, token.trim()).await
-}
-
-/// The `exp` claim of a token already verified (so its payload is ours to
-/// read without checking the signature again).
-fn expiry(token: &str) -> Option<i64> {
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("exp")?.as_i64()
 }
 
 fn now_unix() -> i64 {
@@ -74,7 +80,7 @@ mod tests {
         let token = sign(&json!({"sub": "alice", "exp": exp}), TEST_SECRET);
         let verified = verify(&auth, &token).await.unwrap();
         assert_eq!(verified.user, "alice");
-        let left = verified.expires_at.unwrap() - Instant::now();
+        let left = verified.expires_at - Instant::now();
         assert!(left.as_secs() > 100 && left.as_secs() <= 120, "{left:?}");
         let header = format!("Bearer {}", token_for("bob", false));
         assert_eq!(verify_header(&auth, &header).await.unwrap().user, "bob");
@@ -97,6 +103,24 @@ mod tests {
         let before = Instant::now();
         assert!(instant_of(10, 20) >= before);
         assert!(instant_of(10, 20) <= Instant::now());
-        assert_eq!(expiry("a.b"), None);
+    }
+
+    #[tokio::test]
+    async fn a_fractional_exp_expires_and_one_within_the_leeway_is_expired() {
+        let auth = Authenticator::new(&test_config());
+        // RFC 7519 NumericDate may carry a fraction: it must still expire.
+        let exp = now_unix() as f64 + 120.5;
+        let token = sign(&json!({"sub": "alice", "exp": exp}), TEST_SECRET);
+        let left = verify(&auth, &token).await.unwrap().expires_at - Instant::now();
+        assert!(left.as_secs() > 100 && left.as_secs() <= 120, "{left:?}");
+        // Past exp, within the accepted leeway: expired, not refused.
+        let mut lenient = test_config();
+        lenient.leeway_s = 30;
+        let auth = Authenticator::new(&lenient);
+        let token = sign(&json!({"sub": "alice", "exp": now_unix() - 2}), TEST_SECRET);
+        assert!(matches!(
+            verify(&auth, &token).await,
+            Err(TokenError::Expired)
+        ));
     }
 }

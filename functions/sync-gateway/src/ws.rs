@@ -90,9 +90,15 @@ pub async fn upgrade(
         })
 }
 
-/// 401 with the RFC 6750 challenge, as the API answers a refused token.
-fn refused(error: &auth::AuthError) -> Response {
-    let mut response = service::Problem::unauthorized(error.to_string()).into_response();
+/// 401 with the RFC 6750 challenge, as the API answers a refused token;
+/// the detail is a fixed sentence (the reason is logged).
+fn refused(error: &token::TokenError) -> Response {
+    tracing::info!(%error, "upgrade token refused");
+    let detail = match error {
+        token::TokenError::Expired => "the bearer token has expired",
+        token::TokenError::Refused(_) => "the bearer token is not valid",
+    };
+    let mut response = service::Problem::unauthorized(detail).into_response();
     response.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer error=\"invalid_token\""),

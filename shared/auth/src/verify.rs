@@ -15,6 +15,11 @@ pub struct Principal {
     /// The token's `email` claim when it is a plausible address (see
     /// [`plausible_email`]); anything else is ignored, never an error.
     pub email: Option<String>,
+    /// When the token stops being valid: its `exp` (Unix seconds), floored.
+    /// RFC 7519 §2 lets a NumericDate have a fraction, and jsonwebtoken
+    /// accepts one (10.4 `src/validation.rs`, `numeric_type`); a reader that
+    /// took `exp` as an integer would see none and think it never expires.
+    pub expires_at: i64,
 }
 
 /// An `email` claim worth carrying into events: a string of 3 to 320
@@ -36,6 +41,19 @@ pub enum AuthError {
     NotBearer,
     #[error("token rejected: {0}")]
     Invalid(String),
+}
+
+/// The verified token's `exp` as whole Unix seconds. The library already
+/// required it and compared it with the clock; a value it took but that is
+/// no finite number is refused rather than read as "never".
+fn expiry(claims: &serde_json::Map<String, Value>) -> Result<i64, AuthError> {
+    let exp = claims.get("exp").and_then(Value::as_f64);
+    match exp {
+        // In range: the cast is exact after floor (i64 holds every whole
+        // f64 below 2^63).
+        Some(exp) if exp.is_finite() && exp.abs() < 9.0e18 => Ok(exp.floor() as i64),
+        _ => Err(AuthError::Invalid("exp must be a number".to_owned())),
+    }
 }
 
 /// Verifies bearer tokens against the configured keys and claims.
@@ -159,6 +177,7 @@ impl Authenticator {
             user_id,
             admin,
             email,
+            expires_at: expiry(&claims)?,
         })
     }
 

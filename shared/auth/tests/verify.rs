@@ -225,3 +225,17 @@ async fn a_plausible_email_claim_is_carried_and_anything_else_ignored() {
         assert_eq!(p.email, None, "{bad}");
     }
 }
+
+#[tokio::test]
+async fn the_expiry_is_carried_and_a_fractional_exp_is_floored() {
+    let a = authenticator();
+    let exp = now() + 120;
+    let whole = sign(&json!({"sub": "alice", "exp": exp}), TEST_SECRET);
+    assert_eq!(a.verify(&whole).await.unwrap().expires_at, exp as i64);
+    // RFC 7519 NumericDate may have a fraction; the library accepts it.
+    let fractional = sign(
+        &json!({"sub": "alice", "exp": exp as f64 + 0.75}),
+        TEST_SECRET,
+    );
+    assert_eq!(a.verify(&fractional).await.unwrap().expires_at, exp as i64);
+}
