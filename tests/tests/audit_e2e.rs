@@ -390,3 +390,26 @@ async fn retention_runs_through_the_real_scheduler() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn audit_serves_its_openapi_document() {
+    let stack = Stack::from_env();
+    // Served without a token, exactly the document kept in the repo.
+    let (status, served) = stack.get("/openapi.json", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../functions/audit/openapi.json"
+    );
+    let kept: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("in the repo")).expect("JSON");
+    assert_eq!(served, kept, "the running audit serves another document");
+    assert_eq!(served["openapi"], "3.1.0");
+    // What it documents is what the running audit answers: the list is
+    // bearer-protected, with the documented challenge.
+    let (status, problem) = stack.get("/api/audit-logs", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(served["paths"]["/api/audit-logs"]["get"]["responses"]["401"].is_object());
+    assert_eq!(problem["status"], 401);
+}
