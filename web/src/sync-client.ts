@@ -37,7 +37,8 @@ export type { Position, TaskSync } from "./protocol.js";
 
 /** Where the client keeps its position between connections and page
  * loads. Keep it beside whatever the events were applied to, or the two
- * disagree after a reload. */
+ * disagree after a reload: `save` comes after each onEvent, and after
+ * onReset has started (not finished) its reload. */
 export interface PositionStore {
   load(): Position | null;
   save(position: Position): void;
@@ -302,12 +303,18 @@ export class SyncClient {
     return true;
   }
 
+  /** Called before the new position is saved, so a store that keeps the
+   * list beside the position can see the reload has begun. */
   private reset(to: Position): void {
     this.tracker.reset(to);
+    let reloading: void | Promise<void>;
+    try {
+      reloading = this.o.onReset({ ...to });
+    } catch (error) {
+      reloading = Promise.reject(error);
+    }
     this.save();
-    Promise.resolve()
-      .then(() => this.o.onReset({ ...to }))
-      .catch((error: unknown) => console.error("sync: reloading after a reset failed", error));
+    Promise.resolve(reloading).catch((error: unknown) => console.error("sync: reloading after a reset failed", error));
   }
 
   private closed(code: number, saidHello: boolean): void {

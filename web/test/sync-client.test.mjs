@@ -236,3 +236,24 @@ test("4400 stops; stop() closes everything", async () => {
   await new Promise((r) => setTimeout(r, 30));
   assert.equal(FakeSocket.all.length, 1);
 });
+
+test("a reset starts the reload before the new position is saved", async () => {
+  FakeSocket.all = [];
+  const order = [];
+  const client = new SyncClient({
+    url: "ws://gw/ws/tasks",
+    apiBase: "http://api",
+    token: () => "tok-1",
+    store: { load: () => ({ epoch: E, offset: 3 }), save: (p) => order.push(`save ${p.offset}`) },
+    onEvent: () => order.push("event"),
+    onReset: (p) => order.push(`reload ${p.offset}`),
+    WebSocket: FakeSocket,
+  });
+  client.start();
+  await until("a socket", () => FakeSocket.last);
+  FakeSocket.last.open();
+  FakeSocket.last.say({ type: "hello", epoch: "other", offset: 9 });
+  FakeSocket.last.event(10, "other");
+  assert.deepEqual(order, ["reload 9", "save 9", "event", "save 10"]);
+  client.stop();
+});
