@@ -44,6 +44,7 @@ function showSignIn(message: string): void {
   $("sign-in").hidden = false;
   $("tasks").hidden = true;
   $("sign-out").hidden = true;
+  $("sync-state").hidden = true;
   $("user").textContent = "";
   $("sign-in-error").textContent = message;
   const form = $<HTMLFormElement>("sign-in-form");
@@ -66,6 +67,7 @@ function signedIn(config: PageConfig, token: string): void {
   $("sign-in").hidden = true;
   $("tasks").hidden = false;
   $("sign-out").hidden = false;
+  $("sync-state").hidden = false;
   $("user").textContent = user;
 
   const current = () => localStorage.getItem(TOKEN_KEY);

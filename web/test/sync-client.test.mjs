@@ -59,7 +59,7 @@ async function until(what, cond) {
   assert.fail(`timed out waiting for ${what}`);
 }
 
-function harness({ position = null, token = () => "tok-1", fetch } = {}) {
+function harness({ position = null, token = () => "tok-1", fetch, ...options } = {}) {
   FakeSocket.all = [];
   const applied = [];
   const resets = [];
@@ -80,6 +80,7 @@ function harness({ position = null, token = () => "tok-1", fetch } = {}) {
     backoffMaxMs: 4,
     pollIntervalMs: 5,
     random: () => 0.5,
+    ...options,
   });
   return { client, applied, resets, states, store };
 }
@@ -256,4 +257,31 @@ test("a reset starts the reload before the new position is saved", async () => {
   FakeSocket.last.event(10, "other");
   assert.deepEqual(order, ["reload 9", "save 9", "event", "save 10"]);
   client.stop();
+});
+
+test("pings while live; a socket silent for two periods is dropped and replaced", async () => {
+  const h = harness({ position: { epoch: E, offset: 1 }, heartbeatMs: 15 });
+  h.client.start();
+  await until("a socket", () => FakeSocket.last);
+  const ws = FakeSocket.last;
+  ws.open();
+  ws.say({ type: "hello", epoch: E, offset: 1 });
+  await until("a ping", () => ws.sent.some((m) => m.type === "ping"));
+  // The gateway answers nothing from now on.
+  await until("a new socket", () => FakeSocket.all.length === 2);
+  assert.equal(h.client.status.lastClose, 1006);
+  FakeSocket.last.open();
+  FakeSocket.last.say({ type: "hello", epoch: E, offset: 1 });
+  assert.equal(h.client.status.state, "live");
+  h.client.stop();
+});
+
+test("a socket that opens but never says hello counts as a failed attempt", async () => {
+  const h = harness({ position: { epoch: E, offset: 1 }, helloTimeoutMs: 10 });
+  h.client.start();
+  await until("a socket", () => FakeSocket.last);
+  FakeSocket.last.open();
+  await until("a second socket", () => FakeSocket.all.length === 2);
+  assert.equal(h.client.status.failures, 1);
+  h.client.stop();
 });
