@@ -56,6 +56,7 @@ export type ClientMessage =
 /** The gateway's close codes (README, "Real-time sync"). */
 export const CloseCode = {
   GoingAway: 1001,
+  TooBig: 1009,
   TryAgainLater: 1013,
   BadMessage: 4400,
   Unauthenticated: 4401,
@@ -70,7 +71,7 @@ export type AfterClose =
   | "resume"
   /** Get a fresh token, then reconnect at once and resume. */
   | "reauthenticate"
-  /** A client bug (4400): reconnecting would repeat it. */
+  /** A client bug (4400, 1009): reconnecting would repeat it. */
   | "stop";
 
 export function afterClose(code: number): AfterClose {
@@ -79,6 +80,7 @@ export function afterClose(code: number): AfterClose {
     case CloseCode.TokenExpired:
       return "reauthenticate";
     case CloseCode.BadMessage:
+    case CloseCode.TooBig:
       return "stop";
     default:
       // 1001, 1013, 4408, 4429, and 1006 (the connection broke, or never

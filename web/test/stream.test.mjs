@@ -117,3 +117,10 @@ test("whatever the live stream drops, repeats or reorders, resumes apply each of
     assert.deepEqual(applied, expected, `seed ${seed}`);
   }
 });
+
+test("close codes: refused messages stop, token codes re-authenticate, the rest resume", async () => {
+  const { afterClose } = await import("../dist/protocol.js");
+  for (const code of [4400, 1009]) assert.equal(afterClose(code), "stop", String(code));
+  for (const code of [4401, 4402]) assert.equal(afterClose(code), "reauthenticate", String(code));
+  for (const code of [1000, 1001, 1006, 1011, 1013, 4408, 4429]) assert.equal(afterClose(code), "resume", String(code));
+});
