@@ -41,6 +41,29 @@ pub const DEFAULT_WS_BURST: usize = 64;
 /// a stalled client can hold off the idle timeout, expiry and shutdown.
 pub const ENV_WS_WRITE_TIMEOUT_MS: &str = "WS_WRITE_TIMEOUT_MS";
 pub const DEFAULT_WS_WRITE_TIMEOUT_MS: u64 = 10_000;
+/// One catch-up from the change feed this long after each hello (0: none).
+/// A replica's consumer group starts at the newest offset when it joins;
+/// a socket accepted before that misses what is published in between,
+/// and without this would notice only with the user's next change.
+pub const ENV_WS_SETTLE_CATCHUP_MS: &str = "WS_SETTLE_CATCHUP_MS";
+pub const DEFAULT_WS_SETTLE_CATCHUP_MS: u64 = 5_000;
+/// A catch-up whenever a socket got no live event for this long (0: none),
+/// so a missed push waits at most this long for the next change.
+pub const ENV_WS_HEAD_CHECK_MS: &str = "WS_HEAD_CHECK_MS";
+pub const DEFAULT_WS_HEAD_CHECK_MS: u64 = 300_000;
+/// Sockets on this replica; an upgrade beyond is a 503.
+pub const ENV_WS_MAX_SOCKETS: &str = "WS_MAX_SOCKETS";
+pub const DEFAULT_WS_MAX_SOCKETS: usize = 20_000;
+/// Sockets of one user on this replica; one more is closed with 1013.
+pub const ENV_WS_MAX_SOCKETS_PER_USER: &str = "WS_MAX_SOCKETS_PER_USER";
+pub const DEFAULT_WS_MAX_SOCKETS_PER_USER: usize = 32;
+/// Resumes one socket may ask for per minute; one more closes it (1013).
+pub const ENV_WS_RESUMES_PER_MINUTE: &str = "WS_RESUMES_PER_MINUTE";
+pub const DEFAULT_WS_RESUMES_PER_MINUTE: u32 = 30;
+/// Change-feed replays running at once on this replica; a socket that
+/// waits longer than WS_WRITE_TIMEOUT_MS for one is closed with 1013.
+pub const ENV_WS_MAX_REPLAYS: &str = "WS_MAX_REPLAYS";
+pub const DEFAULT_WS_MAX_REPLAYS: usize = 64;
 /// Events per change-feed page when replaying (task-api allows 1000).
 pub const ENV_WS_REPLAY_PAGE: &str = "WS_REPLAY_PAGE";
 pub const DEFAULT_WS_REPLAY_PAGE: i64 = 500;
@@ -84,6 +107,8 @@ pub struct Config {
     pub session: SessionConfig,
     pub queue: usize,
     pub buffers: SocketBuffers,
+    pub max_sockets: usize,
+    pub max_replays: usize,
     pub web: WebConfig,
 }
 
@@ -96,6 +121,15 @@ impl Config {
             replay_page: s.parsed(ENV_WS_REPLAY_PAGE, DEFAULT_WS_REPLAY_PAGE)?,
             burst: s.parsed(ENV_WS_BURST, DEFAULT_WS_BURST)?,
             write_timeout: s.millis(ENV_WS_WRITE_TIMEOUT_MS, DEFAULT_WS_WRITE_TIMEOUT_MS)?,
+            settle: s.millis(ENV_WS_SETTLE_CATCHUP_MS, DEFAULT_WS_SETTLE_CATCHUP_MS)?,
+            head_check: s.millis(ENV_WS_HEAD_CHECK_MS, DEFAULT_WS_HEAD_CHECK_MS)?,
+            max_per_user: at_least_one(
+                s,
+                ENV_WS_MAX_SOCKETS_PER_USER,
+                DEFAULT_WS_MAX_SOCKETS_PER_USER,
+            )?,
+            resumes_per_minute: s
+                .parsed(ENV_WS_RESUMES_PER_MINUTE, DEFAULT_WS_RESUMES_PER_MINUTE)?,
         };
         if session.ping_interval.is_zero() || session.idle_timeout <= session.ping_interval {
             return Err(invalid(
@@ -121,6 +155,9 @@ impl Config {
         if session.write_timeout.is_zero() {
             return Err(invalid(ENV_WS_WRITE_TIMEOUT_MS, 0, "must be at least 1"));
         }
+        if session.resumes_per_minute == 0 {
+            return Err(invalid(ENV_WS_RESUMES_PER_MINUTE, 0, "must be at least 1"));
+        }
         let queue: usize = s.parsed(ENV_WS_QUEUE, DEFAULT_WS_QUEUE)?;
         if queue == 0 {
             return Err(invalid(ENV_WS_QUEUE, queue, "must be at least 1"));
@@ -139,6 +176,8 @@ impl Config {
                 max_message: s.parsed(ENV_WS_MAX_MESSAGE, DEFAULT_WS_MAX_MESSAGE)?,
             },
             web: web_config(s)?,
+            max_sockets: at_least_one(s, ENV_WS_MAX_SOCKETS, DEFAULT_WS_MAX_SOCKETS)?,
+            max_replays: at_least_one(s, ENV_WS_MAX_REPLAYS, DEFAULT_WS_MAX_REPLAYS)?,
         })
     }
 }
@@ -164,6 +203,14 @@ fn web_config(s: &Settings<'_>) -> Result<WebConfig, SettingError> {
         }
     };
     Ok(WebConfig { dir, api_url })
+}
+
+fn at_least_one(s: &Settings<'_>, key: &str, default: usize) -> Result<usize, SettingError> {
+    let value: usize = s.parsed(key, default)?;
+    if value == 0 {
+        return Err(invalid(key, 0, "must be at least 1"));
+    }
+    Ok(value)
 }
 
 fn invalid(key: &str, value: impl ToString, reason: &str) -> SettingError {
@@ -215,6 +262,10 @@ mod tests {
             ("WS_QUEUE_CAPACITY", "0"),
             ("WS_BURST", "0"),
             ("WS_WRITE_TIMEOUT_MS", "0"),
+            ("WS_MAX_SOCKETS", "0"),
+            ("WS_MAX_SOCKETS_PER_USER", "0"),
+            ("WS_MAX_REPLAYS", "0"),
+            ("WS_RESUMES_PER_MINUTE", "0"),
         ] {
             let err = config(&[(key, value)]).unwrap_err();
             assert!(err.to_string().contains(key), "{key}: {err}");

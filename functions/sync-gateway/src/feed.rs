@@ -32,6 +32,10 @@ pub enum FeedError {
     /// task-api refused the user's token (it expired meanwhile).
     #[error("the change feed refused the token")]
     Unauthorized,
+    /// task-api refused the request itself (a 4xx other than 401, 408 and
+    /// 429): asking again cannot help.
+    #[error("the change feed refused the request: {0}")]
+    Refused(reqwest::StatusCode),
     #[error("the change feed is unavailable: {0}")]
     Unavailable(String),
 }
@@ -101,6 +105,13 @@ impl TaskApiFeed {
                 .await
                 .map_err(|e| FeedError::Unavailable(format!("unreadable answer: {e}"))),
             reqwest::StatusCode::UNAUTHORIZED => Err(FeedError::Unauthorized),
+            status
+                if status.is_client_error()
+                    && status != reqwest::StatusCode::REQUEST_TIMEOUT
+                    && status != reqwest::StatusCode::TOO_MANY_REQUESTS =>
+            {
+                Err(FeedError::Refused(status))
+            }
             status => Err(FeedError::Unavailable(format!(
                 "task-api answered {status}"
             ))),

@@ -139,6 +139,11 @@ impl Hub {
         fanout
     }
 
+    /// Open sockets of `user` on this replica.
+    pub fn sockets_of(&self, user: &str) -> usize {
+        self.lock().get(user).map_or(0, Vec::len)
+    }
+
     /// Open sockets on this replica.
     pub fn sockets(&self) -> usize {
         self.lock().values().map(Vec::len).sum()
@@ -169,6 +174,7 @@ mod tests {
         assert_eq!(a2.live.recv().await.unwrap().offset, 1);
         assert!(b.live.try_recv().is_err(), "nothing of alice's for bob");
         assert_eq!(hub.sockets(), 3);
+        assert_eq!((hub.sockets_of("alice"), hub.sockets_of("carol")), (2, 0));
     }
 
     #[tokio::test]

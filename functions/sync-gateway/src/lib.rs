@@ -141,4 +141,8 @@ pub fn app(state: AppState, app_token: AppToken, metrics: Metrics) -> Router {
 }
 
 #[cfg(test)]
+mod session_edge_tests;
+#[cfg(test)]
 mod session_tests;
+#[cfg(test)]
+mod socket_tests;

@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let counters = GatewayMetrics::default();
     counters.register(&metrics);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sessions = Sessions::default();
+    let sessions = Sessions::with_limit(config.max_sockets);
     let state = AppState {
         session: Context {
             feed: TaskApiFeed::new(&config.task_api_url, config.feed_timeout)
@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
             auth: Arc::new(Authenticator::new(&config.auth)),
             config: config.session,
             shutdown: stop_rx,
+            replays: Arc::new(tokio::sync::Semaphore::new(config.max_replays)),
         },
         buffers: config.buffers,
         sessions: sessions.clone(),

@@ -20,13 +20,39 @@ use serde::{Deserialize, Serialize};
 pub enum ClientMessage {
     /// The first message when no `Authorization` header came with the
     /// upgrade; later, a fresh token for the same user before the current
-    /// one expires.
-    Auth { token: String },
+    /// one expires. A first `auth` may carry the client's position: the
+    /// gateway then replays from it right after the hello, before any live
+    /// event, so the wire never carries an event the client will drop.
+    Auth {
+        token: String,
+        #[serde(default)]
+        resume: Option<At>,
+    },
     /// Replay every event after `offset` of `epoch`, then go on live.
     Resume { epoch: String, offset: i64 },
     /// An application-level heartbeat (for clients that cannot see
     /// WebSocket pings); answered with `pong`.
     Ping,
+}
+
+/// A client's position: the last event it applied.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct At {
+    pub epoch: String,
+    pub offset: i64,
+}
+
+/// Why a client's message is refused (closed with 4400).
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON, or not one of the messages (serde's own words, which
+    /// list the known types).
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// A known message outside the schema's bounds.
+    #[error("{0}")]
+    Invalid(&'static str),
 }
 
 /// What the gateway sends (text frames).
@@ -79,8 +105,11 @@ pub enum Close {
     /// 1001: the gateway is shutting down; reconnect (to another replica)
     /// and resume.
     GoingAway,
-    /// 1013: the change feed could not be read; reconnect after a backoff
-    /// and resume.
+    /// 1009: a client message over `WS_MAX_MESSAGE_BYTES`; fix the client.
+    TooBig,
+    /// 1013: the change feed could not be read, or the gateway (or this
+    /// user) has as many sockets or replays as it takes; reconnect after
+    /// a backoff and resume.
     TryAgainLater,
     /// 4400: a message the protocol does not know; fix the client.
     BadMessage,
@@ -100,6 +129,7 @@ impl Close {
     pub fn code(self) -> u16 {
         match self {
             Close::GoingAway => 1001,
+            Close::TooBig => 1009,
             Close::TryAgainLater => 1013,
             Close::BadMessage => 4400,
             Close::Unauthenticated => 4401,
@@ -109,16 +139,20 @@ impl Close {
         }
     }
 
-    /// Whether a client resumes after it (all but a bad message and a
-    /// refused token).
+    /// Whether a client resumes after it (all but a bad or oversized
+    /// message and a refused token).
     pub fn resumable(self) -> bool {
-        !matches!(self, Close::BadMessage | Close::Unauthenticated)
+        !matches!(
+            self,
+            Close::BadMessage | Close::TooBig | Close::Unauthenticated
+        )
     }
 
     fn reason(self) -> &'static str {
         match self {
             Close::GoingAway => "going away: reconnect and resume",
-            Close::TryAgainLater => "change feed unavailable: resume after a backoff",
+            Close::TooBig => "message too big",
+            Close::TryAgainLater => "busy or change feed unavailable: resume after a backoff",
             Close::BadMessage => "unknown or malformed message",
             Close::Unauthenticated => "authentication required",
             Close::TokenExpired => "token expired: authenticate again and resume",
@@ -136,9 +170,32 @@ impl Close {
     }
 }
 
-/// Parses a client's text frame.
-pub fn parse(text: &str) -> Result<ClientMessage, serde_json::Error> {
-    serde_json::from_str(text)
+/// Parses a client's text frame and holds it to the client schema's
+/// bounds (a non-empty token and epoch, an offset of at least 0), so a
+/// position outside the contract is a 4400 here, never a change-feed call.
+pub fn parse(text: &str) -> Result<ClientMessage, ParseError> {
+    let message: ClientMessage = serde_json::from_str(text)?;
+    match &message {
+        ClientMessage::Auth { token, .. } if token.is_empty() => {
+            return Err(ParseError::Invalid("an empty token"));
+        }
+        ClientMessage::Auth {
+            resume: Some(at), ..
+        } => check(at.epoch.as_str(), at.offset)?,
+        ClientMessage::Resume { epoch, offset } => check(epoch, *offset)?,
+        _ => {}
+    }
+    Ok(message)
+}
+
+fn check(epoch: &str, offset: i64) -> Result<(), ParseError> {
+    if epoch.is_empty() {
+        return Err(ParseError::Invalid("an empty epoch"));
+    }
+    if offset < 0 {
+        return Err(ParseError::Invalid("a negative offset"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -163,7 +220,20 @@ mod tests {
     fn client_messages_parse_and_strangers_are_refused() {
         assert_eq!(
             parse(r#"{"type":"auth","token":"t"}"#).unwrap(),
-            ClientMessage::Auth { token: "t".into() }
+            ClientMessage::Auth {
+                token: "t".into(),
+                resume: None
+            }
+        );
+        assert_eq!(
+            parse(r#"{"type":"auth","token":"t","resume":{"epoch":"e","offset":2}}"#).unwrap(),
+            ClientMessage::Auth {
+                token: "t".into(),
+                resume: Some(At {
+                    epoch: "e".into(),
+                    offset: 2
+                })
+            }
         );
         assert_eq!(
             parse(r#"{"type":"resume","epoch":"e","offset":4}"#).unwrap(),
@@ -177,6 +247,10 @@ mod tests {
             r#"{"type":"subscribe"}"#,
             r#"{"type":"resume","epoch":"e"}"#,
             r#"{"type":"auth","token":"t","user":"bob"}"#,
+            r#"{"type":"auth","token":""}"#,
+            r#"{"type":"auth","token":"t","resume":{"epoch":"e","offset":-1}}"#,
+            r#"{"type":"resume","epoch":"e","offset":-1}"#,
+            r#"{"type":"resume","epoch":"","offset":0}"#,
             "not json",
         ] {
             assert!(parse(bad).is_err(), "{bad}");
@@ -214,6 +288,7 @@ mod tests {
         // Close reasons must fit a control frame (125 bytes, 2 for the code).
         for close in [
             Close::GoingAway,
+            Close::TooBig,
             Close::TryAgainLater,
             Close::BadMessage,
             Close::Unauthenticated,

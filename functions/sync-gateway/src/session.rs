@@ -19,12 +19,12 @@ use std::time::Duration;
 use auth::Authenticator;
 use axum::extract::ws::{Message, Utf8Bytes};
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
 use crate::feed::{ChangeFeed, FeedError, Page, Position};
 use crate::hub::{Hub, Live, Subscription};
-use crate::protocol::{self, ClientMessage, Close, ServerMessage};
+use crate::protocol::{self, At, ClientMessage, Close, ServerMessage};
 use crate::token::{self, TokenError, Verified};
 
 /// A session's limits (config.rs reads them).
@@ -43,6 +43,38 @@ pub struct SessionConfig {
     /// How long one write (or flush) may wait on a client that does not
     /// read; then the socket is closed with 4429 and the client resumes.
     pub write_timeout: Duration,
+    /// After the hello, one catch-up from the feed this much later (zero:
+    /// none): a replica that has just started may accept sockets before
+    /// its consumer joined, and an event published in between reaches it
+    /// never (see README, Real-time sync).
+    pub settle: Duration,
+    /// A catch-up whenever no live event came for this long (zero: none):
+    /// bounds how long anything a push missed can wait for the next event.
+    pub head_check: Duration,
+    /// Sockets one user may hold on this replica; more are closed with 1013.
+    pub max_per_user: usize,
+    /// Resumes one socket may ask for per minute; more close it with 1013.
+    pub resumes_per_minute: u32,
+}
+
+/// The documented defaults (config.rs), for tests and tools.
+impl Default for SessionConfig {
+    fn default() -> Self {
+        use crate::config::*;
+        let ms = Duration::from_millis;
+        Self {
+            auth_timeout: ms(DEFAULT_WS_AUTH_TIMEOUT_MS),
+            ping_interval: ms(DEFAULT_WS_PING_INTERVAL_MS),
+            idle_timeout: ms(DEFAULT_WS_IDLE_TIMEOUT_MS),
+            replay_page: DEFAULT_WS_REPLAY_PAGE,
+            burst: DEFAULT_WS_BURST,
+            write_timeout: ms(DEFAULT_WS_WRITE_TIMEOUT_MS),
+            settle: ms(DEFAULT_WS_SETTLE_CATCHUP_MS),
+            head_check: ms(DEFAULT_WS_HEAD_CHECK_MS),
+            max_per_user: DEFAULT_WS_MAX_SOCKETS_PER_USER,
+            resumes_per_minute: DEFAULT_WS_RESUMES_PER_MINUTE,
+        }
+    }
 }
 
 /// How long the final close frame may wait for a stalled client.
@@ -57,6 +89,8 @@ pub struct Context<F> {
     pub config: SessionConfig,
     /// Turns true when the gateway shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Replays (change-feed catch-ups) running at once on this replica.
+    pub replays: Arc<Semaphore>,
 }
 
 /// How a session ended.
@@ -81,16 +115,26 @@ where
     Si: Sink<Message> + Unpin,
     Si::Error: std::fmt::Display,
     St: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::error::Error + 'static,
 {
     let end = match session(&ctx, &mut sink, &mut stream, pre).await {
         Ok(never) => match never {},
         Err(end) => end,
     };
-    if let End::Closed(close) = end {
-        tracing::debug!(code = close.code(), "closing socket");
-        // A client that stopped reading must not hold the session: the
-        // close frame gets a moment, then the connection is dropped.
-        let _ = timeout(CLOSE_WRITE_TIMEOUT, sink.send(close.frame())).await;
+    match end {
+        End::Closed(close) => {
+            tracing::debug!(code = close.code(), "closing socket");
+            // A client that stopped reading must not hold the session: the
+            // close frame gets a moment, then the connection is dropped.
+            let _ = timeout(CLOSE_WRITE_TIMEOUT, sink.send(close.frame())).await;
+        }
+        // The client's own close: tungstenite queued the echo of its close
+        // frame while reading it (0.29 protocol/mod.rs, do_close and
+        // additional_send) and writes it on the next flush. Without this
+        // flush the client sees 1006 instead of its close answered.
+        End::Gone => {
+            let _ = timeout(CLOSE_WRITE_TIMEOUT, sink.flush()).await;
+        }
     }
     end
 }
@@ -106,6 +150,10 @@ struct Socket<'a, F, Si, St> {
     /// Fires when the hub found this socket's queue full.
     kicked: oneshot::Receiver<()>,
     shutdown: watch::Receiver<bool>,
+    /// When the next unprompted catch-up is due ([`SessionConfig::settle`],
+    /// then [`SessionConfig::head_check`]).
+    next_check: Option<Instant>,
+    resumes: Window,
 }
 
 async fn session<F, Si, St, E>(
@@ -119,11 +167,16 @@ where
     Si: Sink<Message> + Unpin,
     Si::Error: std::fmt::Display,
     St: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::error::Error + 'static,
 {
-    let verified = match pre {
-        Some(verified) => verified,
+    let (verified, at) = match pre {
+        Some(verified) => (verified, None),
         None => authenticate(ctx, stream).await?,
     };
+    if ctx.hub.sockets_of(&verified.user) >= ctx.config.max_per_user {
+        tracing::info!("the user is at WS_MAX_SOCKETS_PER_USER: socket refused");
+        return Err(End::Closed(Close::TryAgainLater));
+    }
     // Registered before the head is read: whatever commits after that read
     // is published after it, so it reaches this socket's queue.
     let Subscription {
@@ -141,19 +194,36 @@ where
         last_heard: Instant::now(),
         kicked,
         shutdown: ctx.shutdown.clone(),
+        next_check: after(ctx.config.settle),
+        resumes: Window::default(),
     };
     let hello = ServerMessage::Hello {
         epoch: &socket.position.epoch,
         offset: socket.position.offset,
     };
     socket.send(hello.to_text()).await?;
+    // A position given with the auth is replayed before any live event
+    // (they wait in the queue), so none reaches the wire twice.
+    if let Some(at) = at {
+        socket.resume(at).await?;
+    }
     socket.serve(live).await
 }
 
-/// Waits for the first message, which must be a valid `auth`.
-async fn authenticate<F, St, E>(ctx: &Context<F>, stream: &mut St) -> Result<Verified, End>
+/// `now + wait`, or never for a zero wait.
+fn after(wait: Duration) -> Option<Instant> {
+    (!wait.is_zero()).then(|| Instant::now() + wait)
+}
+
+/// Waits for the first message, which must be a valid `auth` (with the
+/// client's position, if it gave one).
+async fn authenticate<F, St, E>(
+    ctx: &Context<F>,
+    stream: &mut St,
+) -> Result<(Verified, Option<At>), End>
 where
     St: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::error::Error + 'static,
 {
     let mut shutdown = ctx.shutdown.clone();
     let first = tokio::select! {
@@ -165,10 +235,11 @@ where
         Ok(Err(end)) => return Err(end),
         Ok(Ok(text)) => text,
     };
-    let Ok(ClientMessage::Auth { token }) = protocol::parse(&text) else {
+    let Ok(ClientMessage::Auth { token, resume }) = protocol::parse(&text) else {
         return Err(End::Closed(Close::Unauthenticated));
     };
-    token::verify(&ctx.auth, &token).await.map_err(refused)
+    let verified = token::verify(&ctx.auth, &token).await.map_err(refused)?;
+    Ok((verified, resume))
 }
 
 /// 4401 for a token that is not valid; 4402 for one past its `exp` (but
@@ -186,20 +257,43 @@ fn refused(error: TokenError) -> End {
 async fn next_text<St, E>(stream: &mut St) -> Result<Utf8Bytes, End>
 where
     St: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::error::Error + 'static,
 {
     loop {
         match stream.next().await {
             Some(Ok(Message::Text(text))) => return Ok(text),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
             Some(Ok(Message::Binary(_))) => return Err(End::Closed(Close::BadMessage)),
-            Some(Ok(Message::Close(_)) | Err(_)) | None => return Err(End::Gone),
+            Some(Err(error)) => return Err(read_failed(&error)),
+            Some(Ok(Message::Close(_))) | None => return Err(End::Gone),
         }
     }
+}
+
+/// A read error: a client frame over the size limits is 1009 (tungstenite
+/// refuses it with a `CapacityError` and the connection can still carry
+/// the close); anything else means the connection is gone.
+fn read_failed(error: &(dyn std::error::Error + 'static)) -> End {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<tokio_tungstenite::tungstenite::error::CapacityError>() {
+            tracing::info!(%error, "client message over WS_MAX_MESSAGE_BYTES");
+            return End::Closed(Close::TooBig);
+        }
+        cause = error.source();
+    }
+    End::Gone
 }
 
 fn feed_end(error: FeedError) -> End {
     match error {
         FeedError::Unauthorized => End::Closed(Close::TokenExpired),
+        // A request task-api calls malformed will be malformed on every
+        // retry: 4400 (do not resume), never 1013 (resume forever).
+        FeedError::Refused(status) => {
+            tracing::warn!(%status, "the change feed refused a request");
+            End::Closed(Close::BadMessage)
+        }
         FeedError::Unavailable(reason) => {
             tracing::warn!(%reason, "change feed unavailable");
             End::Closed(Close::TryAgainLater)
@@ -219,6 +313,7 @@ where
     Si: Sink<Message> + Unpin,
     Si::Error: std::fmt::Display,
     St: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::error::Error + 'static,
 {
     async fn serve(
         &mut self,
@@ -241,7 +336,15 @@ where
                 }
                 _ = ping.tick() => self.write(Message::Ping(Default::default())).await?,
                 message = self.stream.next() => self.on_message(message).await?,
-                Some(event) = live.recv() => self.on_live(event, &mut live).await?,
+                Some(event) = live.recv() => {
+                    self.on_live(event, &mut live).await?;
+                    self.next_check = after(config.head_check);
+                }
+                () = sleep_until(self.next_check.unwrap_or_else(Instant::now)),
+                    if self.next_check.is_some() => {
+                    self.next_check = after(config.head_check);
+                    self.catch_up().await?;
+                }
             }
         }
     }
@@ -254,22 +357,37 @@ where
                 return Ok(());
             }
             Some(Ok(Message::Binary(_))) => return Err(End::Closed(Close::BadMessage)),
-            Some(Ok(Message::Close(_)) | Err(_)) | None => return Err(End::Gone),
+            Some(Err(error)) => return Err(read_failed(&error)),
+            Some(Ok(Message::Close(_))) | None => return Err(End::Gone),
         };
         self.last_heard = Instant::now();
         match protocol::parse(&text) {
             Ok(ClientMessage::Ping) => self.send(ServerMessage::Pong.to_text()).await,
+            // One resume at a time: the loop waits for it to finish before
+            // it reads the next message.
             Ok(ClientMessage::Resume { epoch, offset }) => {
-                self.position = Position { epoch, offset };
-                self.catch_up().await?;
-                self.flush().await
+                if !self.resumes.admit(self.ctx.config.resumes_per_minute) {
+                    tracing::info!("resumes beyond WS_RESUMES_PER_MINUTE");
+                    return Err(End::Closed(Close::TryAgainLater));
+                }
+                self.resume(At { epoch, offset }).await
             }
-            Ok(ClientMessage::Auth { token }) => self.reauthenticate(&token).await,
+            Ok(ClientMessage::Auth { token, .. }) => self.reauthenticate(&token).await,
             Err(error) => {
                 tracing::info!(%error, "unknown client message");
                 Err(End::Closed(Close::BadMessage))
             }
         }
+    }
+
+    /// Replays from the client's position; a position of another epoch
+    /// than the user's current one is a reset without asking the feed.
+    async fn resume(&mut self, at: At) -> Result<(), End> {
+        if at.epoch != self.position.epoch {
+            return self.reset().await;
+        }
+        self.position.offset = at.offset;
+        self.catch_up().await
     }
 
     /// A fresh token for the same user extends the socket's life.
@@ -323,9 +441,21 @@ where
         live.epoch == self.position.epoch && live.offset == self.position.offset + 1
     }
 
-    /// Replays the change feed from the position to its end; on a reset,
-    /// moves to the head and tells the client.
+    /// Replays the change feed from the position to its end (flushed); on
+    /// a reset, moves to the head and tells the client. At most
+    /// WS_MAX_REPLAYS run at once on a replica; one that waits longer than
+    /// a write may is closed with 1013.
     async fn catch_up(&mut self) -> Result<(), End> {
+        let replays = self.ctx.replays.clone();
+        let Ok(Ok(_permit)) = timeout(self.ctx.config.write_timeout, replays.acquire()).await
+        else {
+            tracing::info!("no replay slot (WS_MAX_REPLAYS) in time");
+            return Err(End::Closed(Close::TryAgainLater));
+        };
+        self.replay().await
+    }
+
+    async fn replay(&mut self) -> Result<(), End> {
         let page = self.ctx.config.replay_page;
         loop {
             let answer = self
@@ -450,5 +580,32 @@ async fn guarded<E: std::fmt::Display>(
             tracing::info!("a write waited past WS_WRITE_TIMEOUT_MS: closing the socket");
             Err(End::Closed(Close::TooSlow))
         }
+    }
+}
+
+/// Resumes admitted in the current minute.
+#[derive(Debug)]
+struct Window {
+    started: Instant,
+    count: u32,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            count: 0,
+        }
+    }
+}
+
+impl Window {
+    /// Counts one more; false once `limit` were admitted in this minute.
+    fn admit(&mut self, limit: u32) -> bool {
+        if self.started.elapsed() >= Duration::from_secs(60) {
+            *self = Self::default();
+        }
+        self.count = self.count.saturating_add(1);
+        self.count <= limit
     }
 }

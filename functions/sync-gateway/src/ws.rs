@@ -15,12 +15,24 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 
 use crate::AppState;
+use crate::config::SocketBuffers;
 use crate::session::{self, End};
 use crate::token;
 
-/// Open sessions, so shutdown can wait for their close frames.
-#[derive(Clone, Default)]
-pub struct Sessions(Arc<AtomicUsize>);
+/// Open sessions, so shutdown can wait for their close frames, and the
+/// most this replica takes (`WS_MAX_SOCKETS`).
+#[derive(Clone)]
+pub struct Sessions {
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl Default for Sessions {
+    /// No limit.
+    fn default() -> Self {
+        Self::with_limit(usize::MAX)
+    }
+}
 
 struct SessionGuard(Arc<AtomicUsize>);
 
@@ -31,13 +43,22 @@ impl Drop for SessionGuard {
 }
 
 impl Sessions {
-    fn enter(&self) -> SessionGuard {
-        self.0.fetch_add(1, Ordering::AcqRel);
-        SessionGuard(self.0.clone())
+    pub fn with_limit(max: usize) -> Self {
+        Self {
+            open: Arc::default(),
+            max,
+        }
+    }
+
+    /// A place for one more session, unless all are taken.
+    fn enter(&self) -> Option<SessionGuard> {
+        let taken = self.open.fetch_add(1, Ordering::AcqRel);
+        let guard = SessionGuard(self.open.clone());
+        (taken < self.max).then_some(guard)
     }
 
     pub fn open(&self) -> usize {
-        self.0.load(Ordering::Acquire)
+        self.open.load(Ordering::Acquire)
     }
 }
 
@@ -63,7 +84,25 @@ pub async fn upgrade(
         Err(rejection) => return rejection.into_response(),
     };
     let buffers = state.buffers;
-    let guard = state.sessions.enter();
+    let Some(guard) = state.sessions.enter() else {
+        tracing::warn!("WS_MAX_SOCKETS reached: upgrade refused");
+        return full();
+    };
+    configure(ws, buffers).on_upgrade(move |socket| async move {
+        let _guard = guard;
+        let (sink, stream) = socket.split();
+        let end = session::run(state.session.clone(), sink, stream, pre).await;
+        match end {
+            End::Closed(close) => state.metrics.closed(close),
+            End::Gone => {
+                state.metrics.gone.inc();
+            }
+        }
+    })
+}
+
+/// tungstenite's buffers and limits for one socket.
+pub(crate) fn configure(ws: WebSocketUpgrade, buffers: SocketBuffers) -> WebSocketUpgrade {
     // No max_write_buffer_size: it caps OUTGOING frames (tungstenite 0.29
     // protocol/frame/mod.rs, buffer_frame: a frame that would pass it is
     // WriteBufferFull), and an event can be far larger than anything a
@@ -77,17 +116,20 @@ pub async fn upgrade(
         .write_buffer_size(buffers.write)
         .max_message_size(buffers.max_message)
         .max_frame_size(buffers.max_message)
-        .on_upgrade(move |socket| async move {
-            let _guard = guard;
-            let (sink, stream) = socket.split();
-            let end = session::run(state.session.clone(), sink, stream, pre).await;
-            match end {
-                End::Closed(close) => state.metrics.closed(close),
-                End::Gone => {
-                    state.metrics.gone.inc();
-                }
-            }
-        })
+}
+
+/// 503 with a Retry-After: this replica holds as many sockets as it takes
+/// (another replica may have room).
+fn full() -> Response {
+    let mut response = service::Problem::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "the gateway holds as many sockets as it takes: retry later",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
 }
 
 /// 401 with the RFC 6750 challenge, as the API answers a refused token;

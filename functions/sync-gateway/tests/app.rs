@@ -35,13 +35,11 @@ fn test_app() -> (Router, Hub) {
             hub: hub.clone(),
             auth: Arc::new(Authenticator::new(&test_config())),
             config: SessionConfig {
-                auth_timeout: Duration::from_secs(5),
-                ping_interval: Duration::from_secs(20),
-                idle_timeout: Duration::from_secs(60),
                 replay_page: 100,
-                burst: 64,
+                ..SessionConfig::default()
             },
             shutdown: tokio::sync::watch::channel(false).1,
+            replays: Arc::new(tokio::sync::Semaphore::new(4)),
         },
         buffers: SocketBuffers {
             read: 4096,

@@ -69,6 +69,7 @@ fn every_server_message(data: &TaskSyncData) -> Vec<ServerMessage<'_>> {
 fn every_close() -> Vec<Close> {
     let all = vec![
         Close::GoingAway,
+        Close::TooBig,
         Close::TryAgainLater,
         Close::BadMessage,
         Close::Unauthenticated,
@@ -79,6 +80,7 @@ fn every_close() -> Vec<Close> {
     for close in &all {
         match close {
             Close::GoingAway
+            | Close::TooBig
             | Close::TryAgainLater
             | Close::BadMessage
             | Close::Unauthenticated
@@ -145,4 +147,34 @@ fn every_close_code_is_documented_with_what_the_client_does() {
             .unwrap_or_else(|| panic!("close code {} is not documented", close.code()));
         assert_eq!(entry["resume"], close.resumable(), "{}", close.code());
     }
+}
+
+#[test]
+fn socket_examples_are_messages_the_code_reads_or_writes() {
+    let (doc, _) = socket();
+    let mut checked = 0;
+    for message in doc["components"]["messages"].as_object().unwrap().values() {
+        let Some(examples) = message["examples"].as_array() else {
+            continue;
+        };
+        for example in examples {
+            let payload = &example["payload"];
+            let kind = payload["type"].as_str().unwrap_or_default();
+            if client_types().iter().any(|t| t == kind) {
+                parse(&payload.to_string())
+                    .unwrap_or_else(|e| panic!("example {kind} is refused by the gateway: {e}"));
+            } else if kind == "hello" {
+                let hello = ServerMessage::Hello {
+                    epoch: payload["epoch"].as_str().unwrap(),
+                    offset: payload["offset"].as_i64().unwrap(),
+                };
+                let written: Value = serde_json::from_str(&hello.to_text()).unwrap();
+                assert_eq!(&written, payload);
+            } else {
+                continue; // an event example: shared/contracts/tests/asyncapi.rs
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "the socket's examples were not found");
 }
