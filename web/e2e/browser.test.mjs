@@ -16,7 +16,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { createHmac, randomUUID } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -75,6 +75,20 @@ function checkChromiumMajor() {
   );
 }
 
+/** A token of the test's user that expires in `seconds`, signed with the
+ * stack's dev secret (scripts/lib/jwt.py's claims). */
+function shortToken(seconds) {
+  const secret = process.env.JWT_HS256_SECRET;
+  assert.ok(secret, "JWT_HS256_SECRET (.dev/env) is needed to sign a short-lived token");
+  const b64 = (value) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { sub: user, iat: now, exp: now + seconds, roles: [] };
+  if (process.env.JWT_ISSUER) claims.iss = process.env.JWT_ISSUER;
+  if (process.env.JWT_AUDIENCE) claims.aud = process.env.JWT_AUDIENCE;
+  const input = `${b64({ alg: "HS256", typ: "JWT" })}.${b64(claims)}`;
+  return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
+}
+
 /** task-api, as another screen or device would call it. */
 async function rest(method, path, body) {
   const headers = { authorization: `Bearer ${token}` };
@@ -85,12 +99,12 @@ async function rest(method, path, body) {
   return text === "" ? null : JSON.parse(text);
 }
 
-/** A signed-in screen of the test's user, its socket live. */
-async function screen(context) {
+/** A signed-in screen of the test's user. */
+async function screen(context, withToken = token) {
   const page = await context.newPage();
   page.on("pageerror", (error) => console.error("page error:", error));
   await page.goto(`${GATEWAY}/`);
-  await page.locator("#token-input").fill(token);
+  await page.locator("#token-input").fill(withToken);
   await page.locator("#sign-in-form button").click();
   await page.locator("#tasks").waitFor();
   return page;
@@ -218,5 +232,31 @@ test("a screen whose socket cannot connect polls the change feed, then goes back
   await rest("POST", "/api/tasks", { title: "Live again" });
   await shownOnce(c, "Live again");
   assertInOrderOnce(await applied(c), "screen C");
+  await context.close();
+});
+
+test("an expired token: the gateway closes with 4402, the page asks for a fresh one, then resumes", { skip, timeout: TIMEOUT }, async () => {
+  const context = await browser.newContext();
+  const sent = [];
+  const d = await screen(context, shortToken(8));
+  d.on("websocket", (ws) => ws.on("framesent", (frame) => sent.push(JSON.parse(String(frame.payload)))));
+  await live(d);
+  const before = (await d.evaluate(() => window.todoEvents.client.position)).offset;
+
+  // At exp the gateway closes the socket (4402); the page has no fresh token.
+  await d.locator("#sign-in").waitFor({ timeout: 30_000 });
+  assert.match(await d.locator("#sign-in-error").textContent(), /expired/);
+  assert.equal(await d.evaluate(() => window.todoEvents.client.status.lastClose), 4402);
+  await rest("POST", "/api/tasks", { title: "While signed out" });
+
+  // A fresh token: the page starts again from its saved list and position.
+  await d.locator("#token-input").fill(token);
+  await d.locator("#sign-in-form button").click();
+  await live(d);
+  await shownOnce(d, "While signed out");
+  const resume = sent.find((m) => m.type === "resume");
+  assert.ok(resume, `no resume sent: ${JSON.stringify(sent)}`);
+  assert.equal(resume.offset, before);
+  assertInOrderOnce(await applied(d), "screen D");
   await context.close();
 });
