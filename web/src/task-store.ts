@@ -175,8 +175,12 @@ export class TaskStore {
     this.deleted.add(id);
   }
 
-  /** The event of a task this page is still creating: its local row goes
-   * (the real one is there now); the create's answer then changes nothing. */
+  /** The event of a task this page is still creating, matched by title
+   * (the id is not known before the answer): its local row goes, the real
+   * one is there now, and the answer then changes nothing. If the event
+   * was another screen's task of the same title, the local row's own
+   * answer adds its task a moment later: a flicker, never a loss or a
+   * duplicate. */
   private adoptLocal(task: Task): void {
     for (const local of this.locals.values()) {
       if (local.title === task.title) {
