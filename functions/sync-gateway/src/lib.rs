@@ -3,7 +3,8 @@
 //!
 //! - [`ws`]: `GET /ws/tasks`, the upgrade (header auth, small buffers).
 //! - [`session`]: one socket's life (auth, hello, live, resume, reset,
-//!   heartbeats, close codes), over `Sink`/`Stream`.
+//!   heartbeats, close codes), over `Sink`/`Stream`; `ends` holds what
+//!   ends it besides its loop (guarded writes, read and feed errors).
 //! - [`protocol`]: the messages and close codes (schemas in
 //!   `shared/contracts/schemas/sync-*.json`).
 //! - [`hub`]: this replica's sockets by user, bounded queues, fan-out.
@@ -18,6 +19,7 @@
 //! replays what a socket missed from task-api's change feed.
 
 pub mod config;
+mod ends;
 pub mod feed;
 pub mod hub;
 pub mod protocol;

@@ -22,10 +22,11 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::feed::{ChangeFeed, FeedError, Page, Position};
+use crate::ends::{Window, feed_end, guarded, read_failed, refused, stopping};
+use crate::feed::{ChangeFeed, Page, Position};
 use crate::hub::{Hub, Live, Subscription};
 use crate::protocol::{self, At, ClientMessage, Close, ServerMessage};
-use crate::token::{self, TokenError, Verified};
+use crate::token::{self, Verified};
 
 /// A session's limits (config.rs reads them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -242,17 +243,6 @@ where
     Ok((verified, resume))
 }
 
-/// 4401 for a token that is not valid; 4402 for one past its `exp` (but
-/// within the leeway), before any hello, so the client gets a fresh token
-/// instead of reconnecting into an immediate close.
-fn refused(error: TokenError) -> End {
-    tracing::info!(%error, "socket token refused");
-    match error {
-        TokenError::Expired => End::Closed(Close::TokenExpired),
-        TokenError::Refused(_) => End::Closed(Close::Unauthenticated),
-    }
-}
-
 /// The next text frame, skipping control frames.
 async fn next_text<St, E>(stream: &mut St) -> Result<Utf8Bytes, End>
 where
@@ -268,43 +258,6 @@ where
             Some(Ok(Message::Close(_))) | None => return Err(End::Gone),
         }
     }
-}
-
-/// A read error: a client frame over the size limits is 1009 (tungstenite
-/// refuses it with a `CapacityError` and the connection can still carry
-/// the close); anything else means the connection is gone.
-fn read_failed(error: &(dyn std::error::Error + 'static)) -> End {
-    let mut cause = Some(error);
-    while let Some(error) = cause {
-        if error.is::<tokio_tungstenite::tungstenite::error::CapacityError>() {
-            tracing::info!(%error, "client message over WS_MAX_MESSAGE_BYTES");
-            return End::Closed(Close::TooBig);
-        }
-        cause = error.source();
-    }
-    End::Gone
-}
-
-fn feed_end(error: FeedError) -> End {
-    match error {
-        FeedError::Unauthorized => End::Closed(Close::TokenExpired),
-        // A request task-api calls malformed will be malformed on every
-        // retry: 4400 (do not resume), never 1013 (resume forever).
-        FeedError::Refused(status) => {
-            tracing::warn!(%status, "the change feed refused a request");
-            End::Closed(Close::BadMessage)
-        }
-        FeedError::Unavailable(reason) => {
-            tracing::warn!(%reason, "change feed unavailable");
-            End::Closed(Close::TryAgainLater)
-        }
-    }
-}
-
-/// Resolves when the gateway shuts down (or its sender is gone).
-async fn stopping(shutdown: &mut watch::Receiver<bool>) {
-    // The guard wait_for returns is not Send: drop it here.
-    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }
 
 impl<F, Si, St, E> Socket<'_, F, Si, St>
@@ -553,59 +506,5 @@ where
     fn write_limits(&self) -> (Instant, Instant) {
         let deadline = Instant::now() + self.ctx.config.write_timeout;
         (deadline, self.verified.expires_at)
-    }
-}
-
-/// `write`, unless something that ends the session comes first: the hub's
-/// kick (queue full), the write deadline (a client that stopped reading
-/// with fewer events than its queue holds would otherwise hold the session
-/// for good), shutdown, or the token's expiry.
-async fn guarded<E: std::fmt::Display>(
-    kicked: &mut oneshot::Receiver<()>,
-    shutdown: &mut watch::Receiver<bool>,
-    deadline: Instant,
-    expires_at: Instant,
-    write: impl std::future::Future<Output = Result<(), E>>,
-) -> Result<(), End> {
-    tokio::select! {
-        biased;
-        written = write => written.map_err(|error| {
-            tracing::debug!(%error, "socket write failed");
-            End::Gone
-        }),
-        _ = kicked => Err(End::Closed(Close::TooSlow)),
-        () = stopping(shutdown) => Err(End::Closed(Close::GoingAway)),
-        () = sleep_until(expires_at) => Err(End::Closed(Close::TokenExpired)),
-        () = sleep_until(deadline) => {
-            tracing::info!("a write waited past WS_WRITE_TIMEOUT_MS: closing the socket");
-            Err(End::Closed(Close::TooSlow))
-        }
-    }
-}
-
-/// Resumes admitted in the current minute.
-#[derive(Debug)]
-struct Window {
-    started: Instant,
-    count: u32,
-}
-
-impl Default for Window {
-    fn default() -> Self {
-        Self {
-            started: Instant::now(),
-            count: 0,
-        }
-    }
-}
-
-impl Window {
-    /// Counts one more; false once `limit` were admitted in this minute.
-    fn admit(&mut self, limit: u32) -> bool {
-        if self.started.elapsed() >= Duration::from_secs(60) {
-            *self = Self::default();
-        }
-        self.count = self.count.saturating_add(1);
-        self.count <= limit
     }
 }

@@ -1,0 +1,116 @@
+//! What ends a session besides its own loop, and the close each gets: a
+//! refused token, a read error, a change-feed error, a write that waits
+//! too long (or meets the kick, shutdown or the token's expiry), and the
+//! per-socket resume rate.
+
+use std::time::Duration;
+
+use tokio::sync::{oneshot, watch};
+use tokio::time::{Instant, sleep_until};
+
+use crate::feed::FeedError;
+use crate::protocol::Close;
+use crate::session::End;
+use crate::token::TokenError;
+
+/// 4401 for a token that is not valid; 4402 for one past its `exp` (but
+/// within the leeway), before any hello, so the client gets a fresh token
+/// instead of reconnecting into an immediate close.
+pub(crate) fn refused(error: TokenError) -> End {
+    tracing::info!(%error, "socket token refused");
+    match error {
+        TokenError::Expired => End::Closed(Close::TokenExpired),
+        TokenError::Refused(_) => End::Closed(Close::Unauthenticated),
+    }
+}
+
+/// A read error: a client frame over the size limits is 1009 (tungstenite
+/// refuses it with a `CapacityError` and the connection can still carry
+/// the close); anything else means the connection is gone.
+pub(crate) fn read_failed(error: &(dyn std::error::Error + 'static)) -> End {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<tokio_tungstenite::tungstenite::error::CapacityError>() {
+            tracing::info!(%error, "client message over WS_MAX_MESSAGE_BYTES");
+            return End::Closed(Close::TooBig);
+        }
+        cause = error.source();
+    }
+    End::Gone
+}
+
+pub(crate) fn feed_end(error: FeedError) -> End {
+    match error {
+        FeedError::Unauthorized => End::Closed(Close::TokenExpired),
+        // A request task-api calls malformed will be malformed on every
+        // retry: 4400 (do not resume), never 1013 (resume forever).
+        FeedError::Refused(status) => {
+            tracing::warn!(%status, "the change feed refused a request");
+            End::Closed(Close::BadMessage)
+        }
+        FeedError::Unavailable(reason) => {
+            tracing::warn!(%reason, "change feed unavailable");
+            End::Closed(Close::TryAgainLater)
+        }
+    }
+}
+
+/// Resolves when the gateway shuts down (or its sender is gone).
+pub(crate) async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    // The guard wait_for returns is not Send: drop it here.
+    let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+/// `write`, unless something that ends the session comes first: the hub's
+/// kick (queue full), the write deadline (a client that stopped reading
+/// with fewer events than its queue holds would otherwise hold the session
+/// for good), shutdown, or the token's expiry.
+pub(crate) async fn guarded<E: std::fmt::Display>(
+    kicked: &mut oneshot::Receiver<()>,
+    shutdown: &mut watch::Receiver<bool>,
+    deadline: Instant,
+    expires_at: Instant,
+    write: impl std::future::Future<Output = Result<(), E>>,
+) -> Result<(), End> {
+    tokio::select! {
+        biased;
+        written = write => written.map_err(|error| {
+            tracing::debug!(%error, "socket write failed");
+            End::Gone
+        }),
+        _ = kicked => Err(End::Closed(Close::TooSlow)),
+        () = stopping(shutdown) => Err(End::Closed(Close::GoingAway)),
+        () = sleep_until(expires_at) => Err(End::Closed(Close::TokenExpired)),
+        () = sleep_until(deadline) => {
+            tracing::info!("a write waited past WS_WRITE_TIMEOUT_MS: closing the socket");
+            Err(End::Closed(Close::TooSlow))
+        }
+    }
+}
+
+/// Resumes admitted in the current minute.
+#[derive(Debug)]
+pub(crate) struct Window {
+    started: Instant,
+    count: u32,
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            count: 0,
+        }
+    }
+}
+
+impl Window {
+    /// Counts one more; false once `limit` were admitted in this minute.
+    pub(crate) fn admit(&mut self, limit: u32) -> bool {
+        if self.started.elapsed() >= Duration::from_secs(60) {
+            *self = Self::default();
+        }
+        self.count = self.count.saturating_add(1);
+        self.count <= limit
+    }
+}
