@@ -89,6 +89,7 @@ function signedIn(config: PageConfig, token: string): void {
     },
     onEvent: (sync) => {
       probe.applied.push(sync.offset);
+      if (probe.applied.length > 10_000) probe.applied.splice(0, 5_000);
       store.apply(sync);
     },
     onReset: () => reload(api, store, cache, () => client.position),
