@@ -15,9 +15,12 @@ pub const DEFAULT_PORT: u16 = 8090;
 /// task-api, whose change feed replays resumes.
 pub const ENV_TASK_API_URL: &str = "TASK_API_URL";
 pub const DEFAULT_TASK_API_URL: &str = "http://127.0.0.1:8080";
-/// Per change-feed call.
+/// Per change-feed call. Long enough for a task-api cold start: in the
+/// scale-to-zero profile task-api may be at zero when a socket opens, and
+/// the activator holds the request while a pod and its daprd start; a
+/// shorter limit turns each such hello into a 1013 and a reconnect.
 pub const ENV_FEED_TIMEOUT_MS: &str = "FEED_TIMEOUT_MS";
-pub const DEFAULT_FEED_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_FEED_TIMEOUT_MS: u64 = 15_000;
 /// A socket without a valid `auth` message (or header) by then is closed
 /// with 4401.
 pub const ENV_WS_AUTH_TIMEOUT_MS: &str = "WS_AUTH_TIMEOUT_MS";
