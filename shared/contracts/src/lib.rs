@@ -1,5 +1,6 @@
 //! The contracts every function agrees on: topic names, CloudEvent types,
-//! payloads, their JSON Schemas, and the one decoder that turns a push
+//! payloads, their JSON Schemas, the AsyncAPI document of the topics and
+//! the sync socket ([`asyncapi`]), and the one decoder that turns a push
 //! (from Dapr or from Knative Eventing) into a typed [`Event`].
 
 pub mod asyncapi;
