@@ -44,10 +44,11 @@ pub const DEFAULT_WS_BURST: usize = 64;
 /// a stalled client can hold off the idle timeout, expiry and shutdown.
 pub const ENV_WS_WRITE_TIMEOUT_MS: &str = "WS_WRITE_TIMEOUT_MS";
 pub const DEFAULT_WS_WRITE_TIMEOUT_MS: u64 = 10_000;
-/// One catch-up from the change feed this long after each hello (0: none).
-/// A replica's consumer group starts at the newest offset when it joins;
-/// a socket accepted before that misses what is published in between,
-/// and without this would notice only with the user's next change.
+/// One catch-up from the change feed this long after a hello (0: none),
+/// for sockets opened before this replica received its first push. A
+/// replica's consumer group starts at the newest offset when it joins; a
+/// socket accepted before that misses what is published in between, and
+/// without this would notice only with the user's next change.
 pub const ENV_WS_SETTLE_CATCHUP_MS: &str = "WS_SETTLE_CATCHUP_MS";
 pub const DEFAULT_WS_SETTLE_CATCHUP_MS: u64 = 5_000;
 /// A catch-up whenever a socket got no live event for this long (0: none),
@@ -59,7 +60,7 @@ pub const ENV_WS_MAX_SOCKETS: &str = "WS_MAX_SOCKETS";
 pub const DEFAULT_WS_MAX_SOCKETS: usize = 20_000;
 /// Sockets of one user on this replica; one more is closed with 1013.
 pub const ENV_WS_MAX_SOCKETS_PER_USER: &str = "WS_MAX_SOCKETS_PER_USER";
-pub const DEFAULT_WS_MAX_SOCKETS_PER_USER: usize = 32;
+pub const DEFAULT_WS_MAX_SOCKETS_PER_USER: usize = 100;
 /// Resumes one socket may ask for per minute; one more closes it (1013).
 pub const ENV_WS_RESUMES_PER_MINUTE: &str = "WS_RESUMES_PER_MINUTE";
 pub const DEFAULT_WS_RESUMES_PER_MINUTE: u32 = 30;

@@ -9,7 +9,7 @@
 //! users. An event is serialised once and shared by every queue it enters.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::ws::Utf8Bytes;
@@ -36,6 +36,8 @@ pub struct Hub {
     users: Arc<Mutex<HashMap<String, Vec<Entry>>>>,
     capacity: usize,
     next_id: Arc<AtomicU64>,
+    /// Whether any push reached this replica: its consumer has joined.
+    pushed: Arc<AtomicBool>,
 }
 
 /// What one publish did.
@@ -79,7 +81,14 @@ impl Hub {
             users: Arc::default(),
             capacity: capacity.max(1),
             next_id: Arc::default(),
+            pushed: Arc::default(),
         }
+    }
+
+    /// Whether this replica has received a push since it started, that is
+    /// whether its consumer group had joined and was reading by now.
+    pub fn pushed(&self) -> bool {
+        self.pushed.load(Ordering::Acquire)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Entry>>> {
@@ -111,6 +120,7 @@ impl Hub {
     /// Queues `event` for every socket of `user`; a socket whose queue is
     /// full is kicked and leaves the hub.
     pub fn publish(&self, user: &str, event: Arc<Live>) -> Fanout {
+        self.pushed.store(true, Ordering::Release);
         let mut fanout = Fanout::default();
         let mut users = self.lock();
         let Some(list) = users.get_mut(user) else {
@@ -168,8 +178,10 @@ mod tests {
         let mut a1 = hub.register("alice");
         let mut a2 = hub.register("alice");
         let mut b = hub.register("bob");
-        assert_eq!(hub.publish("alice", live(1)).queued, 2);
+        assert!(!hub.pushed());
         assert_eq!(hub.publish("carol", live(1)), Fanout::default());
+        assert!(hub.pushed(), "any push counts, for anyone");
+        assert_eq!(hub.publish("alice", live(1)).queued, 2);
         assert_eq!(a1.live.recv().await.unwrap().offset, 1);
         assert_eq!(a2.live.recv().await.unwrap().offset, 1);
         assert!(b.live.try_recv().is_err(), "nothing of alice's for bob");

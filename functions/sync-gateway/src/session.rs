@@ -45,9 +45,10 @@ pub struct SessionConfig {
     /// read; then the socket is closed with 4429 and the client resumes.
     pub write_timeout: Duration,
     /// After the hello, one catch-up from the feed this much later (zero:
-    /// none): a replica that has just started may accept sockets before
-    /// its consumer joined, and an event published in between reaches it
-    /// never (see README, Real-time sync).
+    /// none), while the replica has had no push yet: a replica that has
+    /// just started may accept sockets before its consumer joined, and an
+    /// event published in between reaches it never (see README,
+    /// Real-time sync).
     pub settle: Duration,
     /// A catch-up whenever no live event came for this long (zero: none):
     /// bounds how long anything a push missed can wait for the next event.
@@ -185,6 +186,14 @@ where
         live,
         kicked,
     } = ctx.hub.register(&verified.user);
+    // Read before the head: once a push has come, the consumer was reading
+    // before this head, so everything committed after it arrives live and
+    // the settle catch-up has nothing to find.
+    let settle = if ctx.hub.pushed() {
+        ctx.config.head_check
+    } else {
+        ctx.config.settle
+    };
     let position = ctx.feed.head(&verified.token).await.map_err(feed_end)?;
     let mut socket = Socket {
         ctx,
@@ -195,7 +204,7 @@ where
         last_heard: Instant::now(),
         kicked,
         shutdown: ctx.shutdown.clone(),
-        next_check: after(ctx.config.settle),
+        next_check: after(settle),
         resumes: Window::default(),
     };
     let hello = ServerMessage::Hello {

@@ -187,6 +187,16 @@ async fn events_no_push_brought_arrive_by_the_settle_and_head_checks() {
         "{:?}",
         started.elapsed()
     );
+
+    // Once a push has reached the replica its consumer is reading: a new
+    // socket gets no settle catch-up (only the head check, much later).
+    h.publish(&h.feed.commit(1));
+    assert_eq!(client.offsets(1).await, vec![5]);
+    let pages = h.feed.0.lock().unwrap().pages;
+    let mut late = h.connect(Some(h.verified(USER).await));
+    assert_eq!(late.next().await["offset"], 5);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(h.feed.0.lock().unwrap().pages, pages, "no page asked for");
 }
 
 #[tokio::test(start_paused = true)]
