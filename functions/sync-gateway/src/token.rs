@@ -62,10 +62,17 @@ fn now_unix() -> i64 {
 
 /// The instant `exp` (Unix seconds) falls on, given that it is `now` now;
 /// a past `exp` is now.
+/// A far-future `exp` (a signed token may say 10^17) is capped: adding it
+/// to an `Instant` would overflow and panic.
 fn instant_of(exp: i64, now: i64) -> Instant {
-    let left = u64::try_from(exp.saturating_sub(now)).unwrap_or(0);
+    let left = u64::try_from(exp.saturating_sub(now))
+        .unwrap_or(0)
+        .min(MAX_LIFETIME_S);
     Instant::now() + std::time::Duration::from_secs(left)
 }
+
+/// Ten years: longer than any socket lives.
+const MAX_LIFETIME_S: u64 = 10 * 365 * 24 * 3600;
 
 #[cfg(test)]
 mod tests {
@@ -103,6 +110,8 @@ mod tests {
         let before = Instant::now();
         assert!(instant_of(10, 20) >= before);
         assert!(instant_of(10, 20) <= Instant::now());
+        let far = instant_of(i64::MAX, 0) - Instant::now();
+        assert!(far.as_secs() <= MAX_LIFETIME_S, "no overflow, capped");
     }
 
     #[tokio::test]
