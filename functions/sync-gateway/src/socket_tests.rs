@@ -153,3 +153,49 @@ async fn an_oversized_client_message_gets_1009() {
     assert_eq!(next(&mut socket).await, json!({"close": 1009}));
     assert_eq!(ended.recv().await, Some(End::Closed(Close::TooBig)));
 }
+
+/// A replica at WS_MAX_SOCKETS refuses the upgrade: 503 problem+json with
+/// Retry-After, before any session starts (the real route of `crate::app`).
+#[tokio::test]
+async fn a_replica_at_its_socket_cap_answers_503() {
+    let h = Harness::new(MemFeed::with(0), 16);
+    let ctx = h.context(Authenticator::new(&test_config()));
+    let state = crate::AppState {
+        session: crate::session::Context {
+            feed: crate::feed::TaskApiFeed::new("http://127.0.0.1:1", WAIT).unwrap(),
+            hub: ctx.hub,
+            auth: ctx.auth,
+            config: ctx.config,
+            shutdown: ctx.shutdown,
+            replays: ctx.replays,
+        },
+        buffers: SocketBuffers {
+            read: DEFAULT_WS_READ_BUFFER,
+            write: DEFAULT_WS_WRITE_BUFFER,
+            max_message: DEFAULT_WS_MAX_MESSAGE,
+        },
+        sessions: crate::ws::Sessions::with_limit(0),
+        pubsub: "pubsub".into(),
+        metrics: crate::GatewayMetrics::default(),
+    };
+    let app = crate::app(
+        state,
+        dapr_http::AppToken::new(Some("t"), None),
+        telemetry::metrics::Metrics::new("test"),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let error = tokio_tungstenite::connect_async(format!("ws://{address}/ws/tasks"))
+        .await
+        .expect_err("no upgrade");
+    let tokio_tungstenite::tungstenite::Error::Http(response) = error else {
+        panic!("not an HTTP refusal: {error}");
+    };
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "5");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+}
