@@ -61,29 +61,39 @@ pub(crate) async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await.map(|_| ());
 }
 
-/// `write`, unless something that ends the session comes first: the hub's
-/// kick (queue full), the write deadline (a client that stopped reading
-/// with fewer events than its queue holds would otherwise hold the session
-/// for good), shutdown, or the token's expiry.
-pub(crate) async fn guarded<E: std::fmt::Display>(
-    kicked: &mut oneshot::Receiver<()>,
-    shutdown: &mut watch::Receiver<bool>,
-    deadline: Instant,
-    expires_at: Instant,
-    write: impl std::future::Future<Output = Result<(), E>>,
-) -> Result<(), End> {
-    tokio::select! {
-        biased;
-        written = write => written.map_err(|error| {
-            tracing::debug!(%error, "socket write failed");
-            End::Gone
-        }),
-        _ = kicked => Err(End::Closed(Close::TooSlow)),
-        () = stopping(shutdown) => Err(End::Closed(Close::GoingAway)),
-        () = sleep_until(expires_at) => Err(End::Closed(Close::TokenExpired)),
-        () = sleep_until(deadline) => {
-            tracing::info!("a write waited past WS_WRITE_TIMEOUT_MS: closing the socket");
-            Err(End::Closed(Close::TooSlow))
+/// What a session's writes watch while they wait.
+pub(crate) struct Guard {
+    /// Fires when the hub found the socket's queue full.
+    pub(crate) kicked: oneshot::Receiver<()>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl Guard {
+    /// `write`, unless something that ends the session comes first: the
+    /// hub's kick (queue full), the write deadline `timeout` from now (a
+    /// client that stopped reading with fewer events than its queue holds
+    /// would otherwise hold the session for good), shutdown, or the
+    /// token's expiry.
+    pub(crate) async fn write<E: std::fmt::Display>(
+        &mut self,
+        timeout: Duration,
+        expires_at: Instant,
+        write: impl std::future::Future<Output = Result<(), E>>,
+    ) -> Result<(), End> {
+        let deadline = Instant::now() + timeout;
+        tokio::select! {
+            biased;
+            written = write => written.map_err(|error| {
+                tracing::debug!(%error, "socket write failed");
+                End::Gone
+            }),
+            _ = &mut self.kicked => Err(End::Closed(Close::TooSlow)),
+            () = stopping(&mut self.shutdown) => Err(End::Closed(Close::GoingAway)),
+            () = sleep_until(expires_at) => Err(End::Closed(Close::TokenExpired)),
+            () = sleep_until(deadline) => {
+                tracing::info!("a write waited past WS_WRITE_TIMEOUT_MS: closing the socket");
+                Err(End::Closed(Close::TooSlow))
+            }
         }
     }
 }

@@ -19,10 +19,10 @@ use std::time::Duration;
 use auth::Authenticator;
 use axum::extract::ws::{Message, Utf8Bytes};
 use futures::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::ends::{Window, feed_end, guarded, read_failed, refused, stopping};
+use crate::ends::{Guard, Window, feed_end, read_failed, refused, stopping};
 use crate::feed::{ChangeFeed, Page, Position};
 use crate::hub::{Hub, Live, Subscription};
 use crate::protocol::{self, At, ClientMessage, Close, ServerMessage};
@@ -149,9 +149,9 @@ struct Socket<'a, F, Si, St> {
     verified: Verified,
     position: Position,
     last_heard: Instant,
-    /// Fires when the hub found this socket's queue full.
-    kicked: oneshot::Receiver<()>,
-    shutdown: watch::Receiver<bool>,
+    /// The kick (this socket's queue overflowed) and shutdown, which every
+    /// write watches.
+    guard: Guard,
     /// When the next unprompted catch-up is due ([`SessionConfig::settle`],
     /// then [`SessionConfig::head_check`]).
     next_check: Option<Instant>,
@@ -202,8 +202,10 @@ where
         verified,
         position,
         last_heard: Instant::now(),
-        kicked,
-        shutdown: ctx.shutdown.clone(),
+        guard: Guard {
+            kicked,
+            shutdown: ctx.shutdown.clone(),
+        },
         next_check: after(settle),
         resumes: Window::default(),
     };
@@ -282,14 +284,14 @@ where
         mut live: mpsc::Receiver<Arc<Live>>,
     ) -> Result<std::convert::Infallible, End> {
         let config = self.ctx.config;
-        let mut shutdown = self.shutdown.clone();
+        let mut shutdown = self.guard.shutdown.clone();
         let mut ping =
             tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
         loop {
             tokio::select! {
                 biased;
                 () = stopping(&mut shutdown) => return Err(End::Closed(Close::GoingAway)),
-                _ = &mut self.kicked => return Err(End::Closed(Close::TooSlow)),
+                _ = &mut self.guard.kicked => return Err(End::Closed(Close::TooSlow)),
                 () = sleep_until(self.verified.expires_at) => {
                     return Err(End::Closed(Close::TokenExpired));
                 }
@@ -468,31 +470,18 @@ where
 
     // Every write is guarded: a client that stops reading stalls it, and
     // while it waits the serve loop's timers are not polled, so the guard
-    // watches them itself (see [`guarded`]).
+    // watches them itself (see [`Guard::write`]).
     async fn feed(&mut self, text: Utf8Bytes) -> Result<(), End> {
-        let (deadline, expires_at) = self.write_limits();
+        let (timeout, expires_at) = (self.ctx.config.write_timeout, self.verified.expires_at);
         let write = self.sink.feed(Message::Text(text));
-        guarded(
-            &mut self.kicked,
-            &mut self.shutdown,
-            deadline,
-            expires_at,
-            write,
-        )
-        .await
+        self.guard.write(timeout, expires_at, write).await
     }
 
     async fn flush(&mut self) -> Result<(), End> {
-        let (deadline, expires_at) = self.write_limits();
-        let write = self.sink.flush();
-        guarded(
-            &mut self.kicked,
-            &mut self.shutdown,
-            deadline,
-            expires_at,
-            write,
-        )
-        .await
+        let (timeout, expires_at) = (self.ctx.config.write_timeout, self.verified.expires_at);
+        self.guard
+            .write(timeout, expires_at, self.sink.flush())
+            .await
     }
 
     async fn send(&mut self, text: Utf8Bytes) -> Result<(), End> {
@@ -500,20 +489,8 @@ where
     }
 
     async fn write(&mut self, message: Message) -> Result<(), End> {
-        let (deadline, expires_at) = self.write_limits();
+        let (timeout, expires_at) = (self.ctx.config.write_timeout, self.verified.expires_at);
         let write = self.sink.send(message);
-        guarded(
-            &mut self.kicked,
-            &mut self.shutdown,
-            deadline,
-            expires_at,
-            write,
-        )
-        .await
-    }
-
-    fn write_limits(&self) -> (Instant, Instant) {
-        let deadline = Instant::now() + self.ctx.config.write_timeout;
-        (deadline, self.verified.expires_at)
+        self.guard.write(timeout, expires_at, write).await
     }
 }
