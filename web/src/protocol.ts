@@ -49,7 +49,9 @@ export type ServerMessage =
   | { type: "pong" };
 
 export type ClientMessage =
-  | { type: "auth"; token: string }
+  /** `resume` on the first auth only: the gateway replays from it right
+   * after hello, before any live event (or answers reset). */
+  | { type: "auth"; token: string; resume?: Position }
   | { type: "resume"; epoch: string; offset: number }
   | { type: "ping" };
 

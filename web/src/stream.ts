@@ -13,7 +13,10 @@ export type HelloAction =
   | { kind: "resume"; from: Position }
   /** No position, another epoch, or ahead of the server (its history was
    * rebuilt): reload the task list and follow from `to`. */
-  | { kind: "reload"; to: Position };
+  | { kind: "reload"; to: Position }
+  /** The position went with the auth: the gateway's replay (or its
+   * reset) comes next, before any live event. */
+  | { kind: "replaying" };
 
 /** What to do with one event. */
 export type EventAction =
@@ -43,9 +46,17 @@ export class StreamTracker {
     this.position = position;
   }
 
-  hello(server: Position, now: number): HelloAction {
+  /** `asked`: the position sent with the auth, if any. */
+  hello(server: Position, now: number, asked: Position | null = null): HelloAction {
     this.resumeSentAt = null;
     const mine = this.position;
+    if (mine !== null && asked !== null) {
+      if (mine.epoch === server.epoch && mine.offset === server.offset) return { kind: "follow" };
+      // Behind: the replay follows. Another epoch or ahead: a reset
+      // follows. Either way nothing is asked again, and a stray gap waits.
+      this.resumeSentAt = now;
+      return { kind: "replaying" };
+    }
     if (mine === null || mine.epoch !== server.epoch || mine.offset > server.offset) {
       this.position = { epoch: server.epoch, offset: server.offset };
       return { kind: "reload", to: { ...this.position } };

@@ -12,10 +12,11 @@
 //   client.start();
 //
 // It authenticates with a first `auth` message (never a token in the
-// URL), reads `hello`, resumes from its stored (epoch, offset) when it is
-// behind, applies each event only when it is the next offset (a smaller
-// one is a duplicate, a larger one a gap, answered with `resume`), and
-// calls onReset on `reset`. A lost socket reconnects with exponential
+// URL) that carries its stored (epoch, offset), so the gateway replays
+// what it missed right after `hello` (or says `reset`). It applies each
+// event only when it is the next offset (a smaller one is a duplicate, a
+// larger one a gap, answered with `resume`), and calls onReset on `reset`
+// (or when it has no position yet). A lost socket reconnects with exponential
 // backoff and full jitter and resumes; 4401/4402 ask the token provider
 // for a fresh token first. While the socket cannot connect at all it polls
 // GET /api/changes (the same stream), and goes back to the socket as soon
@@ -242,7 +243,13 @@ export class SyncClient {
     const helloTimer = this.after(this.o.helloTimeoutMs, () => {
       if (this.socket === socket && !said) this.abandon(socket);
     });
-    socket.onopen = () => this.send({ type: "auth", token });
+    // The position goes with the auth, so the gateway replays before any
+    // live event and nothing reaches this client twice.
+    let asked: Position | null = null;
+    socket.onopen = () => {
+      asked = this.tracker.position;
+      this.send(asked === null ? { type: "auth", token } : { type: "auth", token, resume: { ...asked } });
+    };
     socket.onmessage = (m: MessageEvent) => {
       if (this.socket !== socket) return;
       this.lastHeard = this.o.now();
@@ -253,7 +260,7 @@ export class SyncClient {
         clearTimeout(helloTimer);
         this.timers.delete(helloTimer);
       }
-      this.onMessage(message);
+      this.onMessage(message, asked);
     };
     socket.onclose = (e: CloseEvent) => {
       clearTimeout(helloTimer);
@@ -267,7 +274,7 @@ export class SyncClient {
     };
   }
 
-  private onMessage(message: ServerMessage): void {
+  private onMessage(message: ServerMessage, asked: Position | null): void {
     const now = this.o.now();
     switch (message.type) {
       case "hello": {
@@ -276,7 +283,7 @@ export class SyncClient {
         this.setState("live");
         this.startHeartbeat();
         this.scheduleRefresh();
-        const action = this.tracker.hello({ epoch: message.epoch, offset: message.offset }, now);
+        const action = this.tracker.hello({ epoch: message.epoch, offset: message.offset }, now, asked);
         if (action.kind === "resume") this.send({ type: "resume", ...action.from });
         if (action.kind === "reload") this.reset(action.to);
         return;

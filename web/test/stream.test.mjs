@@ -37,6 +37,20 @@ test("hello: no position or another epoch reloads, behind resumes, level follows
   assert.deepEqual(ahead.position, at(7));
 });
 
+test("hello after an auth that carried the position: the replay (or reset) comes by itself", () => {
+  assert.deepEqual(new StreamTracker(at(7)).hello(at(7), 0, at(7)), { kind: "follow" });
+  const behind = new StreamTracker(at(3), 1000);
+  assert.deepEqual(behind.hello(at(7), 0, at(3)), { kind: "replaying" });
+  // A live event before the replay would be a gap: it waits, asking nothing.
+  assert.deepEqual(behind.event(at(8), 10), { kind: "wait" });
+  assert.deepEqual(behind.event(at(4), 20), { kind: "apply" });
+  // Another epoch, or ahead: the gateway's reset follows; nothing is reloaded yet.
+  const other = new StreamTracker(at(3, "old"));
+  assert.deepEqual(other.hello(at(7), 0, at(3, "old")), { kind: "replaying" });
+  assert.deepEqual(other.position, at(3, "old"));
+  assert.deepEqual(new StreamTracker(at(9)).hello(at(7), 0, at(9)), { kind: "replaying" });
+});
+
 test("events: the next applies, older ones are duplicates, a gap asks for one resume", () => {
   const t = new StreamTracker(at(4), 1000);
   assert.deepEqual(t.event(at(5), 0), { kind: "apply" });

@@ -1,7 +1,7 @@
 // SyncClient (web/src/sync-client.ts) against a scripted gateway: a fake
 // WebSocket class and a fake change feed, real (tiny) timers.
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { afterEach, test } from "node:test";
 import { SyncClient, memoryPositions } from "../dist/sync-client.js";
 
 const E = "0192f0c1-0000-7000-8000-000000000000";
@@ -59,6 +59,13 @@ async function until(what, cond) {
   assert.fail(`timed out waiting for ${what}`);
 }
 
+// Every client a test made is stopped after it, passed or failed, so no
+// timer keeps the run alive.
+const clients = [];
+afterEach(() => {
+  for (const client of clients.splice(0)) client.stop();
+});
+
 function harness({ position = null, token = () => "tok-1", fetch, ...options } = {}) {
   FakeSocket.all = [];
   const applied = [];
@@ -82,6 +89,7 @@ function harness({ position = null, token = () => "tok-1", fetch, ...options } =
     random: () => 0.5,
     ...options,
   });
+  clients.push(client);
   return { client, applied, resets, states, store };
 }
 
@@ -119,18 +127,16 @@ test("a lost socket reconnects after a backoff and resumes from the stored posit
   await until("a socket", () => FakeSocket.last);
   let ws = FakeSocket.last;
   ws.open();
+  // The position goes with the auth; the gateway replays after hello.
+  assert.deepEqual(ws.sent, [{ type: "auth", token: "tok-1", resume: { epoch: E, offset: 10 } }]);
   ws.say({ type: "hello", epoch: E, offset: 12 });
-  assert.deepEqual(ws.sent.at(-1), { type: "resume", epoch: E, offset: 10 });
   ws.event(11);
-  ws.drop(1001); // going away
+  ws.drop(1001); // going away, mid-replay
   await until("a second socket", () => FakeSocket.all.length === 2);
   ws = FakeSocket.last;
   ws.open();
   ws.say({ type: "hello", epoch: E, offset: 13 });
-  assert.deepEqual(ws.sent, [
-    { type: "auth", token: "tok-1" },
-    { type: "resume", epoch: E, offset: 11 },
-  ]);
+  assert.deepEqual(ws.sent, [{ type: "auth", token: "tok-1", resume: { epoch: E, offset: 11 } }]);
   for (const o of [12, 13]) ws.event(o);
   assert.deepEqual(h.applied, [11, 12, 13]);
   assert.deepEqual(h.resets, []);
@@ -155,7 +161,7 @@ test("an expired token asks the provider for a fresh one; the same one again sig
   FakeSocket.last.drop(4402);
   await until("a socket with the fresh token", () => FakeSocket.all.length === 2);
   FakeSocket.last.open();
-  assert.deepEqual(FakeSocket.last.sent, [{ type: "auth", token: "tok-2" }]);
+  assert.deepEqual(FakeSocket.last.sent, [{ type: "auth", token: "tok-2", resume: { epoch: E, offset: 1 } }]);
   FakeSocket.last.drop(4402);
   await until("signed out", () => h.client.status.state === "signed-out");
   assert.deepEqual(reasons, ["connect", "expired", "expired"]);
@@ -165,7 +171,7 @@ test("an expired token asks the provider for a fresh one; the same one again sig
   h.client.setToken("tok-3");
   await until("a third socket", () => FakeSocket.all.length === 3);
   FakeSocket.last.open();
-  assert.deepEqual(FakeSocket.last.sent, [{ type: "auth", token: "tok-3" }]);
+  assert.deepEqual(FakeSocket.last.sent, [{ type: "auth", token: "tok-3", resume: { epoch: E, offset: 1 } }]);
   h.client.stop();
 });
 
@@ -196,7 +202,7 @@ test("a socket that cannot connect falls back to the change feed, then back to t
   ws.open();
   ws.say({ type: "hello", epoch: E, offset: 9 });
   assert.equal(h.client.status.state, "live");
-  assert.deepEqual(ws.sent.at(-1), { type: "resume", epoch: E, offset: 8 });
+  assert.deepEqual(ws.sent, [{ type: "auth", token: "tok-1", resume: { epoch: E, offset: 8 } }]);
   const polled = calls.length;
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(calls.length, polled, "polling goes on after the socket said hello");
@@ -253,7 +259,10 @@ test("a reset starts the reload before the new position is saved", async () => {
   client.start();
   await until("a socket", () => FakeSocket.last);
   FakeSocket.last.open();
+  // The position of another epoch went with the auth: the gateway resets.
   FakeSocket.last.say({ type: "hello", epoch: "other", offset: 9 });
+  assert.deepEqual(order, []);
+  FakeSocket.last.say({ type: "reset", epoch: "other", offset: 9 });
   FakeSocket.last.event(10, "other");
   assert.deepEqual(order, ["reload 9", "save 9", "event", "save 10"]);
   client.stop();
