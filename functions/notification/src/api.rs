@@ -6,8 +6,6 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use service::ApiJson;
@@ -21,17 +19,11 @@ use crate::delivery::{DeliveryRecord, Status};
 use crate::error::ApiError;
 use crate::history;
 use crate::jobs::{JobName, one_shot};
-use crate::push::check_endpoint;
+use crate::push::{check_endpoint, ua_auth, ua_public_key};
 use crate::store::{Device, NotificationSettings};
 
 pub const MAX_ENDPOINT_LEN: usize = 2048;
 const MAX_EMAIL_LEN: usize = 320;
-
-/// Browsers send the keys base64url, with or without padding.
-const B64URL: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::URL_SAFE,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// A `PushSubscription` as a browser hands it over (its `keys` flattened).
 #[derive(Debug, Clone, Deserialize)]
@@ -50,20 +42,21 @@ fn field(field: &str, message: &str) -> FieldError {
 }
 
 impl DeviceInput {
-    /// A P-256 public key (65 bytes, uncompressed) and a 16-byte secret,
-    /// as RFC 8291 requires; the endpoint is checked by resolving it.
+    /// A P-256 public key (65 bytes, uncompressed, a point on the curve:
+    /// anything else could never be encrypted to) and a 16-byte secret, as
+    /// RFC 8291 requires; the endpoint is checked by resolving it.
     fn validate(&self) -> Result<(), ApiError> {
         let mut errors = Vec::new();
         if self.endpoint.len() > MAX_ENDPOINT_LEN {
             errors.push(field("endpoint", "at most 2048 characters"));
         }
-        if !matches!(B64URL.decode(&self.p256dh), Ok(k) if k.len() == 65 && k[0] == 4) {
+        if ua_public_key(&self.p256dh).is_none() {
             errors.push(field(
                 "p256dh",
-                "must be a base64url uncompressed P-256 public key (65 bytes)",
+                "must be a base64url uncompressed P-256 public key (65 bytes, 0x04, on the curve)",
             ));
         }
-        if !matches!(B64URL.decode(&self.auth), Ok(s) if s.len() == 16) {
+        if ua_auth(&self.auth).is_none() {
             errors.push(field("auth", "must be a base64url 16-byte secret"));
         }
         if errors.is_empty() {
@@ -109,11 +102,14 @@ pub async fn list_devices(
     }))
 }
 
+/// `DELETE /api/devices/{id}`: 204, or 404 for an id that is not one of
+/// the caller's devices (a malformed id cannot name one either).
 pub async fn delete_device(
     State(state): State<AppState>,
     Authenticated(user): Authenticated,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
     if state.store.remove_device(&user.user_id, id).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -240,3 +236,7 @@ pub async fn retry(
         .map_err(|e| ApiError::State(crate::state::StateError::Unavailable(e.to_string())))?;
     Ok(StatusCode::ACCEPTED)
 }
+
+#[cfg(test)]
+#[path = "api_tests.rs"]
+mod tests;

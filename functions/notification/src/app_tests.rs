@@ -23,7 +23,7 @@ use crate::{AppState, JOB_ROUTE, app};
 
 const CLOSED: &str = "http://127.0.0.1:9";
 
-fn state() -> AppState {
+pub(crate) fn state() -> AppState {
     let pool = service::db::pool("postgres://nobody@127.0.0.1:9/none", 1).expect("pool config");
     AppState {
         store: crate::store::Store::new(pool),
@@ -45,7 +45,7 @@ fn state() -> AppState {
     }
 }
 
-fn router() -> Router {
+pub(crate) fn router() -> Router {
     app(
         state(),
         dapr_http::AppToken::new(Some("app-token"), None),
@@ -55,7 +55,7 @@ fn router() -> Router {
     )
 }
 
-async fn body(response: axum::response::Response) -> String {
+pub(crate) async fn body(response: axum::response::Response) -> String {
     String::from_utf8(
         to_bytes(response.into_body(), 1 << 16)
             .await

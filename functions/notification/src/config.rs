@@ -51,9 +51,13 @@ pub const ENV_VAPID_PRIVATE_KEY: &str = "VAPID_PRIVATE_KEY";
 /// The contact in every VAPID token (`sub`), `mailto:` or `https:`.
 pub const ENV_VAPID_SUBJECT: &str = "VAPID_SUBJECT";
 pub const DEFAULT_VAPID_SUBJECT: &str = "mailto:ops@todo-events.local";
-/// The push message's `TTL` header: how long a push service may hold it.
+/// The push message's `TTL` header: how long a push service may hold it
+/// (RFC 8030 §5.2), 1 to 86400. web-push-native also makes it the VAPID
+/// token's lifetime, which RFC 8292 §2 caps at 24 hours; 0 would give a
+/// token that has expired when it arrives.
 pub const ENV_PUSH_TTL_SECONDS: &str = "NOTIFICATION_PUSH_TTL_SECONDS";
 pub const DEFAULT_PUSH_TTL_SECONDS: u64 = 3_600;
+pub const MAX_PUSH_TTL_SECONDS: u64 = 24 * 3600;
 /// Test only: admits `http://` and loopback or private push endpoints, so
 /// the tests' local push service can be registered and reached.
 pub const ENV_PUSH_ALLOW_PRIVATE: &str = "NOTIFICATION_PUSH_ALLOW_PRIVATE_ENDPOINTS";
@@ -163,7 +167,7 @@ impl Config {
             push: PushConfig {
                 vapid_private_key: s.optional(ENV_VAPID_PRIVATE_KEY).filter(|v| !v.is_empty()),
                 subject: s.string(ENV_VAPID_SUBJECT, DEFAULT_VAPID_SUBJECT),
-                ttl: Duration::from_secs(s.parsed(ENV_PUSH_TTL_SECONDS, DEFAULT_PUSH_TTL_SECONDS)?),
+                ttl: push_ttl(s.parsed(ENV_PUSH_TTL_SECONDS, DEFAULT_PUSH_TTL_SECONDS)?)?,
                 allow_private: s.flag(ENV_PUSH_ALLOW_PRIVATE, DEFAULT_PUSH_ALLOW_PRIVATE)?,
             },
         })
@@ -185,6 +189,18 @@ fn smtp_from(value: &str) -> Result<String, SettingError> {
         .parse::<lettre::message::Mailbox>()
         .map(|_| value.to_owned())
         .map_err(|e| invalid(ENV_SMTP_FROM, value, &e.to_string()))
+}
+
+/// The push TTL, bounded as [`ENV_PUSH_TTL_SECONDS`] says.
+fn push_ttl(seconds: u64) -> Result<Duration, SettingError> {
+    if !(1..=MAX_PUSH_TTL_SECONDS).contains(&seconds) {
+        return Err(invalid(
+            ENV_PUSH_TTL_SECONDS,
+            &seconds.to_string(),
+            "seconds, 1 to 86400 (a VAPID token lives at most 24 hours)",
+        ));
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 /// `1,5,25` → three delays; at most 10, each 1 s to 1 h.
@@ -252,10 +268,23 @@ mod tests {
             (ENV_SMTP_FROM, "not an address"),
             (ENV_RECORD_TTL_HOURS, "0"),
             (ENV_PUSH_ALLOW_PRIVATE, "perhaps"),
+            (ENV_PUSH_TTL_SECONDS, "0"),
+            (ENV_PUSH_TTL_SECONDS, "86401"),
+            (ENV_PUSH_TTL_SECONDS, "-1"),
+            (ENV_PUSH_TTL_SECONDS, "1h"),
         ] {
             let err = with(&[(key, value)]).unwrap_err();
             assert!(err.to_string().starts_with(key), "{err}");
         }
+    }
+
+    #[test]
+    fn the_push_ttl_takes_its_whole_range() {
+        for (value, seconds) in [("1", 1), ("86400", 86_400)] {
+            let c = with(&[(ENV_PUSH_TTL_SECONDS, value)]).unwrap();
+            assert_eq!(c.push.ttl, Duration::from_secs(seconds));
+        }
+        assert_eq!(with(&[]).unwrap().push.ttl, Duration::from_secs(3600));
     }
 
     #[test]

@@ -129,9 +129,11 @@ pub fn app(
             api_timeout,
         ));
     let routes = Router::new().merge(callbacks).merge(api).with_state(state);
-    service::http_metrics::instrument(routes, &metrics)
+    let all = service::http_metrics::instrument(routes, &metrics)
         .layer(TraceLayer::new_for_http())
-        .merge(service::health::routes(checks, metrics))
+        .merge(service::health::routes(checks, metrics));
+    // Last, so axum's own 404/405 and the timeout's 503 become problems too.
+    service::problem_errors::layer(all)
 }
 
 #[cfg(test)]

@@ -1,34 +1,44 @@
 //! The Web Push channel: RFC 8030 delivery of an RFC 8291 `aes128gcm`
 //! message with RFC 8292 VAPID (ES256), built by `web-push-native` and
-//! sent with reqwest, and the guard that keeps push endpoints public.
+//! sent with reqwest.
 //!
-//! An endpoint is a URL a user hands us, so it is checked twice: at
-//! registration, and again at send time against the addresses it resolves
-//! to then, and the request goes to exactly those addresses (a name that
-//! resolved to a public address yesterday may resolve to 127.0.0.1 or the
-//! cloud metadata address today).
+//! An endpoint is a URL a user hands us, so [`address`] checks it twice:
+//! at registration, and again at each send against the addresses it
+//! resolves to then; the request goes to exactly those addresses (a name
+//! that resolved to a public address yesterday may resolve to 127.0.0.1 or
+//! the cloud metadata address today), with no proxy and no redirect.
+//!
+//! How a failed send counts ([`PushError::is_permanent`]): a refused
+//! address or keys that cannot be encrypted to fail the delivery at once
+//! (the device is kept: its owner can see the failure, an admin can retry
+//! it, and a refused endpoint is not evidence that the subscription
+//! ended); a lookup that fails is retried, as a push service's own errors
+//! are; 404/410 remove the device; 429 waits for its Retry-After.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+mod address;
+
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike, ES256KeyPair};
 use web_push_native::{Auth, WebPushBuilder, p256};
+
+pub use address::{EndpointError, check_endpoint, is_public};
 
 use crate::email::Content;
 
 const PUSH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connecting and the TLS handshake: a timeout here sent nothing.
+const PUSH_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum EndpointError {
-    #[error("the endpoint must be an https URL")]
-    NotHttps,
-    #[error("the endpoint's host does not resolve")]
-    Unresolvable,
-    #[error("the endpoint's host resolves to a non-public address")]
-    NotPublic,
-}
+/// Browsers hand the keys over base64url, with or without padding.
+const B64URL: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -40,8 +50,28 @@ pub enum PushError {
     RetryAfter(Option<Duration>),
     #[error("endpoint refused: {0}")]
     Endpoint(#[from] EndpointError),
+    /// The stored keys (or our VAPID key) cannot make a message.
+    #[error("cannot encrypt to this subscription: {0}")]
+    Undeliverable(String),
     #[error("push failed: {0}")]
     Failed(String),
+    /// The request went out and no answer came back (a timeout or a broken
+    /// connection once connected): the push service may have taken it.
+    #[error("push outcome unknown: {0}")]
+    Unknown(String),
+}
+
+impl PushError {
+    /// Whether another attempt cannot help. A lookup failure may pass (a
+    /// resolver outage); an address refused, or keys no message can be
+    /// encrypted to, stay so.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            PushError::Endpoint(EndpointError::Unresolvable) => false,
+            PushError::Endpoint(_) | PushError::Undeliverable(_) | PushError::Gone(_) => true,
+            PushError::RetryAfter(_) | PushError::Failed(_) | PushError::Unknown(_) => false,
+        }
+    }
 }
 
 /// A stored subscription, as the sender needs it.
@@ -52,73 +82,22 @@ pub struct Subscription {
     pub auth: String,
 }
 
-/// Whether `ip` is a public unicast address (not loopback, private, CGNAT,
-/// link-local (which holds the 169.254.169.254 metadata service),
-/// unique-local, multicast, documentation or unspecified).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => is_public_v4(v4),
-            None => is_public_v6(v6),
-        },
-    }
+/// The browser's `p256dh` key: base64url of an uncompressed SEC1 P-256
+/// point (65 bytes, 0x04 first, on the curve), as RFC 8291 §3.1 requires.
+pub fn ua_public_key(p256dh: &str) -> Option<p256::PublicKey> {
+    B64URL
+        .decode(p256dh)
+        .ok()
+        .filter(|b| b.len() == 65 && b[0] == 0x04)
+        .and_then(|b| p256::PublicKey::from_sec1_bytes(&b).ok())
 }
 
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    !(ip.is_private()
-        || ip.is_loopback()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b))
-        || (a == 192 && b == 0)
-        || a >= 240)
-}
-
-fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    !(ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00
-        || (first & 0xffc0) == 0xfe80
-        || first == 0x2001 && ip.segments()[1] == 0x0db8
-        || first == 0x0064)
-}
-
-/// Resolves `endpoint` and checks every address. With `allow_private`
-/// (tests only) `http://` and any address pass.
-pub async fn check_endpoint(
-    endpoint: &str,
-    allow_private: bool,
-) -> Result<(reqwest::Url, Vec<SocketAddr>), EndpointError> {
-    let url = reqwest::Url::parse(endpoint).map_err(|_| EndpointError::NotHttps)?;
-    let scheme_ok = url.scheme() == "https" || (allow_private && url.scheme() == "http");
-    let host = url
-        .host_str()
-        .filter(|_| scheme_ok)
-        .ok_or(EndpointError::NotHttps)?;
-    let port = url.port_or_known_default().ok_or(EndpointError::NotHttps)?;
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|_| EndpointError::Unresolvable)?
-        .collect();
-    if addrs.is_empty() {
-        return Err(EndpointError::Unresolvable);
-    }
-    if !allow_private && !addrs.iter().all(|a| is_public(a.ip())) {
-        return Err(EndpointError::NotPublic);
-    }
-    Ok((url, addrs))
+/// The browser's `auth` secret: base64url of exactly 16 bytes (RFC 8291 §3.2).
+pub fn ua_auth(auth: &str) -> Option<Auth> {
+    let bytes = B64URL.decode(auth).ok().filter(|b| b.len() == 16)?;
+    let mut secret = Auth::default();
+    secret.copy_from_slice(&bytes);
+    Some(secret)
 }
 
 #[derive(Clone)]
@@ -162,27 +141,12 @@ impl PushSender {
         URL_SAFE_NO_PAD.encode(self.key.public_key().public_key().to_bytes_uncompressed())
     }
 
+    /// Checks the endpoint again (its name may resolve elsewhere by now),
+    /// makes the message and posts it to the addresses just checked.
     pub async fn send(&self, to: &Subscription, content: &Content) -> Result<(), PushError> {
         let (url, addrs) = check_endpoint(&to.endpoint, self.allow_private).await?;
         let request = self.build(to, content)?;
-        let host = url.host_str().unwrap_or_default().to_owned();
-        // Pinned to the addresses just checked: no second lookup.
-        let client = reqwest::Client::builder()
-            .resolve_to_addrs(&host, &addrs)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(PUSH_TIMEOUT)
-            .build()
-            .map_err(|e| PushError::Failed(e.to_string()))?;
-        let (parts, body) = request.into_parts();
-        let response = client
-            .post(url)
-            .headers(parts.headers)
-            .header("Urgency", "high")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| PushError::Failed(e.to_string()))?;
-        classify(response.status(), response.headers())
+        deliver(url, &addrs, request).await
     }
 
     fn build(
@@ -190,30 +154,66 @@ impl PushSender {
         to: &Subscription,
         content: &Content,
     ) -> Result<http::Request<Vec<u8>>, PushError> {
-        let bad = |what: &str| PushError::Failed(format!("stored subscription has a bad {what}"));
+        let bad = |what: &str| PushError::Undeliverable(format!("the stored {what} is not valid"));
         let uri: http::Uri = to.endpoint.parse().map_err(|_| bad("endpoint"))?;
-        let public = URL_SAFE_NO_PAD
-            .decode(to.p256dh.trim_end_matches('='))
-            .ok()
-            .and_then(|b| p256::PublicKey::from_sec1_bytes(&b).ok())
-            .ok_or_else(|| bad("p256dh"))?;
-        let auth = URL_SAFE_NO_PAD
-            .decode(to.auth.trim_end_matches('='))
-            .ok()
-            .filter(|b| b.len() == 16)
-            .ok_or_else(|| bad("auth"))?;
+        let public = ua_public_key(&to.p256dh).ok_or_else(|| bad("p256dh"))?;
+        let auth = ua_auth(&to.auth).ok_or_else(|| bad("auth"))?;
         let payload = serde_json::json!({
             "title": content.title,
             "body": format!("Due {}", content.when),
             "url": content.link,
         });
-        let mut ua_auth = Auth::default();
-        ua_auth.copy_from_slice(&auth);
-        WebPushBuilder::new(uri, public, ua_auth)
+        // web-push-native 0.5.0 (src/lib.rs `build`, src/vapid.rs) uses
+        // this one duration for the TTL header and the VAPID token's exp.
+        WebPushBuilder::new(uri, public, auth)
             .with_valid_duration(self.ttl)
             .with_vapid(&self.key, &self.subject)
             .build(payload.to_string())
-            .map_err(|e| PushError::Failed(e.to_string()))
+            .map_err(|e| PushError::Undeliverable(e.to_string()))
+    }
+}
+
+/// Posts `request` to `url`, connecting only to `addrs` (the addresses
+/// the host was checked at; no second lookup that a rebinding name could
+/// answer differently), through no proxy and following no redirect:
+/// either would choose a destination nobody checked.
+async fn deliver(
+    url: reqwest::Url,
+    addrs: &[SocketAddr],
+    request: http::Request<Vec<u8>>,
+) -> Result<(), PushError> {
+    let host = url.host_str().unwrap_or_default().to_owned();
+    let client = reqwest::Client::builder()
+        .resolve_to_addrs(&host, addrs)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(PUSH_CONNECT_TIMEOUT)
+        .timeout(PUSH_TIMEOUT)
+        .build()
+        .map_err(|e| PushError::Failed(e.to_string()))?;
+    let (parts, body) = request.into_parts();
+    let response = client
+        .post(url)
+        .headers(parts.headers)
+        .header("Urgency", "high")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| request_error(&e))?;
+    classify(response.status(), response.headers())
+}
+
+/// A connection never made (refused, unreachable, [`PUSH_CONNECT_TIMEOUT`],
+/// TLS handshake) sent nothing and may be retried: reqwest 0.12.28 reports
+/// those from its connector, as `is_connect` (`src/connect.rs`, the
+/// connect timeout wrapping `connect_with_maybe_proxy`). Any other failure
+/// (the whole-request timeout, a connection broken once made) may have
+/// delivered the message.
+fn request_error(error: &reqwest::Error) -> PushError {
+    if error.is_connect() {
+        PushError::Failed(error.to_string())
+    } else {
+        PushError::Unknown(error.to_string())
     }
 }
 
@@ -236,73 +236,6 @@ fn classify(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn private_loopback_link_local_and_metadata_addresses_are_not_public() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254",
-            "224.0.0.1",
-            "255.255.255.255",
-        ] {
-            assert!(!is_public(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["8.8.8.8", "142.250.185.10", "2a00:1450:4001::1"] {
-            assert!(is_public(ip.parse().unwrap()), "{ip}");
-        }
-    }
-
-    #[tokio::test]
-    async fn endpoints_are_refused_unless_https_and_public() {
-        assert_eq!(
-            check_endpoint("http://example.com/x", false)
-                .await
-                .unwrap_err(),
-            EndpointError::NotHttps
-        );
-        for url in [
-            "https://127.0.0.1/x",
-            "https://[::1]/x",
-            "https://169.254.169.254/latest",
-            "https://localhost/x",
-        ] {
-            assert_eq!(
-                check_endpoint(url, false).await.unwrap_err(),
-                EndpointError::NotPublic,
-                "{url}"
-            );
-        }
-        assert!(check_endpoint("http://127.0.0.1:9/x", true).await.is_ok());
-    }
-
-    #[test]
-    fn gone_and_rate_limits_are_told_apart() {
-        let mut headers = reqwest::header::HeaderMap::new();
-        assert!(matches!(
-            classify(reqwest::StatusCode::GONE, &headers),
-            Err(PushError::Gone(410))
-        ));
-        assert!(matches!(
-            classify(reqwest::StatusCode::NOT_FOUND, &headers),
-            Err(PushError::Gone(404))
-        ));
-        headers.insert(reqwest::header::RETRY_AFTER, "7".parse().unwrap());
-        assert!(matches!(
-            classify(reqwest::StatusCode::TOO_MANY_REQUESTS, &headers),
-            Err(PushError::RetryAfter(Some(d))) if d == Duration::from_secs(7)
-        ));
-        assert!(classify(reqwest::StatusCode::CREATED, &headers).is_ok());
-    }
-}
+mod outcome_tests;
+#[cfg(test)]
+mod tests;

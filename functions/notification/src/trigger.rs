@@ -243,8 +243,9 @@ async fn send(state: &AppState, view: &ReminderView, target: &Target) -> Result<
                 Err(PushError::RetryAfter(after)) => {
                     Err(SendFailure::Retry("rate limited (429)".into(), after))
                 }
-                Err(PushError::Endpoint(e)) => Err(SendFailure::Permanent(e.to_string())),
-                Err(PushError::Failed(m)) => Err(SendFailure::Retry(m, None)),
+                // The device is kept (see `push`'s module doc).
+                Err(e) if e.is_permanent() => Err(SendFailure::Permanent(e.to_string())),
+                Err(e) => Err(SendFailure::Retry(e.to_string(), None)),
             }
         }
     }

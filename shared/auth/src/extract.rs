@@ -36,13 +36,22 @@ impl Unauthenticated {
             AuthError::Invalid(_) => HeaderValue::from_static(r#"Bearer error="invalid_token""#),
         }
     }
+
+    /// A fixed sentence: why a token was refused (the JWT library's
+    /// wording, a claim's name) is for the log, not for whoever holds it.
+    fn detail(&self) -> &'static str {
+        match self.0 {
+            AuthError::Missing => "the request has no bearer token",
+            AuthError::NotBearer => "the Authorization header is not a bearer token",
+            AuthError::Invalid(_) => "the bearer token is not valid",
+        }
+    }
 }
 
 impl IntoResponse for Unauthenticated {
     fn into_response(self) -> Response {
         let challenge = self.challenge();
-        let mut response =
-            Problem::new(StatusCode::UNAUTHORIZED, self.0.to_string()).into_response();
+        let mut response = Problem::new(StatusCode::UNAUTHORIZED, self.detail()).into_response();
         response.headers_mut().insert(WWW_AUTHENTICATE, challenge);
         response
     }

@@ -75,3 +75,45 @@ async fn refusals_carry_the_bearer_challenge() {
     let (status, challenge, _) = challenge(Some(&ok)).await;
     assert_eq!((status, challenge), (StatusCode::OK, None));
 }
+
+/// Why a token was refused stays in the log: the body says one fixed
+/// sentence per case, never the JWT library's wording.
+#[tokio::test]
+async fn refusal_details_are_fixed_sentences() {
+    let cases = [
+        (None, "the request has no bearer token"),
+        (
+            Some("Basic YWxpY2U6cHc=".to_owned()),
+            "the Authorization header is not a bearer token",
+        ),
+        (
+            Some(format!("Bearer {}", expired_token_for("alice"))),
+            "the bearer token is not valid",
+        ),
+        (
+            Some("Bearer not.a.jwt".to_owned()),
+            "the bearer token is not valid",
+        ),
+        (
+            Some("Bearer eyJhbGciOiJub25lIn0.e30.".to_owned()),
+            "the bearer token is not valid",
+        ),
+    ];
+    for (authorization, detail) in cases {
+        let mut request = Request::get("/me");
+        if let Some(value) = &authorization {
+            request = request.header(header::AUTHORIZATION, value);
+        }
+        let response = app()
+            .oneshot(request.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["detail"], detail, "{authorization:?}");
+        assert_eq!(body["status"], 401);
+    }
+}

@@ -11,6 +11,7 @@ pub mod http_metrics;
 pub mod json;
 pub mod openapi;
 pub mod problem;
+pub mod problem_errors;
 pub mod server;
 
 pub use json::ApiJson;
