@@ -53,6 +53,9 @@ pub enum ParseError {
     /// A known message outside the schema's bounds.
     #[error("{0}")]
     Invalid(&'static str),
+    /// A position (in `resume`, or in `auth`) outside the schema's bounds.
+    #[error("{0}")]
+    Position(&'static str),
 }
 
 /// What the gateway sends (text frames).
@@ -190,10 +193,10 @@ pub fn parse(text: &str) -> Result<ClientMessage, ParseError> {
 
 fn check(epoch: &str, offset: i64) -> Result<(), ParseError> {
     if epoch.is_empty() {
-        return Err(ParseError::Invalid("an empty epoch"));
+        return Err(ParseError::Position("an empty epoch"));
     }
     if offset < 0 {
-        return Err(ParseError::Invalid("a negative offset"));
+        return Err(ParseError::Position("a negative offset"));
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ use tokio::time::{Instant, sleep_until, timeout};
 use crate::ends::{Guard, Window, feed_end, read_failed, refused, stopping};
 use crate::feed::{ChangeFeed, Page, Position};
 use crate::hub::{Hub, Live, Subscription};
-use crate::protocol::{self, At, ClientMessage, Close, ServerMessage};
+use crate::protocol::{self, At, ClientMessage, Close, ParseError, ServerMessage};
 use crate::token::{self, Verified};
 
 /// A session's limits (config.rs reads them).
@@ -247,8 +247,15 @@ where
         Ok(Err(end)) => return Err(end),
         Ok(Ok(text)) => text,
     };
-    let Ok(ClientMessage::Auth { token, resume }) = protocol::parse(&text) else {
-        return Err(End::Closed(Close::Unauthenticated));
+    let (token, resume) = match protocol::parse(&text) {
+        Ok(ClientMessage::Auth { token, resume }) => (token, resume),
+        // An auth whose position breaks the schema: a client bug, not a
+        // token to renew.
+        Err(ParseError::Position(reason)) => {
+            tracing::info!(reason, "a position outside the protocol");
+            return Err(End::Closed(Close::BadMessage));
+        }
+        _ => return Err(End::Closed(Close::Unauthenticated)),
     };
     let verified = token::verify(&ctx.auth, &token).await.map_err(refused)?;
     Ok((verified, resume))

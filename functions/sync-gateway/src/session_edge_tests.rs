@@ -148,6 +148,15 @@ async fn a_position_given_with_the_auth_is_replayed_before_live_events() {
     client.say(json!({"type": "ping"}));
     assert_eq!(client.next().await, json!({"type": "pong"}), "nothing else");
 
+    // A position outside the protocol in the auth: 4400, not 4401.
+    let mut bad = h.connect(None);
+    bad.say(json!({
+        "type": "auth",
+        "token": auth::testing::token_for(USER, false),
+        "resume": {"epoch": h.feed.epoch(), "offset": -1},
+    }));
+    assert_eq!(bad.next().await, json!({"close": 4400}));
+
     // A position of another epoch: hello, then a reset at the head.
     let mut other = h.connect(None);
     other.say(json!({
