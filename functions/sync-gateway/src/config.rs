@@ -46,8 +46,10 @@ pub const ENV_WS_WRITE_TIMEOUT_MS: &str = "WS_WRITE_TIMEOUT_MS";
 pub const DEFAULT_WS_WRITE_TIMEOUT_MS: u64 = 10_000;
 /// One catch-up from the change feed this long after a hello (0: none),
 /// for sockets opened before this replica received its first push. A
-/// replica's consumer group starts at the newest offset when it joins; a
-/// socket accepted before that misses what is published in between, and
+/// replica's consumer group starts at the newest offset when it joins
+/// (`initialOffset: newest`; components-contrib 1.18.3
+/// common/component/kafka/utils.go, parseInitialOffset: sarama.OffsetNewest);
+/// a socket accepted before that misses what is published in between, and
 /// without this would notice only with the user's next change.
 pub const ENV_WS_SETTLE_CATCHUP_MS: &str = "WS_SETTLE_CATCHUP_MS";
 pub const DEFAULT_WS_SETTLE_CATCHUP_MS: u64 = 5_000;
