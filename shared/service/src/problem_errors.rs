@@ -109,7 +109,9 @@ mod tests {
                 "/teapot",
                 get(|| async { (StatusCode::IM_A_TEAPOT, "short and stout") }),
             )
-            .route("/plain", get(|| async { "fine" }));
+            .route("/plain", get(|| async { "fine" }))
+            // What tower-http's TimeoutLayer::with_status_code answers.
+            .route("/slow", get(|| async { StatusCode::SERVICE_UNAVAILABLE }));
         layer(router)
     }
 
@@ -172,6 +174,15 @@ mod tests {
                 .to_str()
                 .unwrap()
                 .starts_with("text/plain")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_empty_timeout_answer_is_a_problem() {
+        assert_problem(
+            &call("GET", "/slow").await,
+            503,
+            "the service could not answer in time; try again",
         );
     }
 
