@@ -508,3 +508,24 @@ async fn a_pingsource_trigger_with_the_push_token_purges() {
     assert_purged_exactly(&isolated, &report, &old, &kept).await;
     isolated.drop_schema().await;
 }
+
+#[tokio::test]
+async fn framework_errors_are_problem_documents() {
+    let app = offline_router();
+    let cases = [
+        (Request::get("/nowhere"), StatusCode::NOT_FOUND),
+        (
+            Request::delete("/api/audit-logs"),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (Request::post("/healthz"), StatusCode::METHOD_NOT_ALLOWED),
+    ];
+    for (request, expected) in cases {
+        let request = request.body(Body::empty()).unwrap();
+        let what = format!("{} {}", request.method(), request.uri());
+        let (status, content_type, body) = call(&app, request).await;
+        assert_eq!(status, expected, "{what}");
+        assert_eq!(content_type, "application/problem+json", "{what}");
+        assert_eq!(body["status"], expected.as_u16(), "{what}: {body}");
+    }
+}

@@ -104,9 +104,11 @@ pub fn app(
             api_timeout,
         ));
     let routes = Router::new().merge(callbacks).merge(api).with_state(state);
-    service::http_metrics::instrument(routes, &metrics)
+    let app = service::http_metrics::instrument(routes, &metrics)
         .layer(TraceLayer::new_for_http())
-        .merge(service::health::routes(checks, metrics))
+        .merge(service::health::routes(checks, metrics));
+    // Last, so axum's own 404/405 and rejections are problem documents too.
+    service::problem_errors::layer(app)
 }
 
 /// The callbacks daprd and Knative call: internal, not in `openapi.json`.

@@ -67,12 +67,15 @@ pub fn app(
         .merge(routes::router())
         .with_state(state)
         .merge(relay);
-    service::http_metrics::instrument(api, &metrics)
+    let app = service::http_metrics::instrument(api, &metrics)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
         ))
         .layer(TraceLayer::new_for_http())
-        .merge(service::health::routes(checks, metrics))
+        .merge(service::health::routes(checks, metrics));
+    // Last, so axum's own 404/405 and the layers' bare answers (the
+    // timeout's 503, the body limit's 413) are problem documents too.
+    service::problem_errors::layer(app)
 }

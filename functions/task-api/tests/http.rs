@@ -261,3 +261,22 @@ async fn the_relay_trigger_admits_only_the_callback_token() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(content_type, "application/problem+json");
 }
+
+#[tokio::test]
+async fn framework_errors_are_problem_documents() {
+    let app = test_app(test_config());
+    let cases = [
+        (Request::get("/nowhere"), StatusCode::NOT_FOUND),
+        (Request::put("/api/tasks"), StatusCode::METHOD_NOT_ALLOWED),
+        (Request::delete("/healthz"), StatusCode::METHOD_NOT_ALLOWED),
+    ];
+    for (request, expected) in cases {
+        let request = request.body(Body::empty()).unwrap();
+        let what = format!("{} {}", request.method(), request.uri());
+        let (status, content_type, body) = send(&app, request).await;
+        assert_eq!(status, expected, "{what}");
+        assert_eq!(content_type, "application/problem+json", "{what}");
+        assert_eq!(body["status"], expected.as_u16(), "{what}: {body}");
+        assert!(body["title"].is_string(), "{what}: {body}");
+    }
+}
