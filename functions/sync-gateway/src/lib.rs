@@ -137,9 +137,12 @@ pub fn app(state: AppState, app_token: AppToken, metrics: Metrics) -> Router {
         .merge(callbacks)
         .route("/ws/tasks", get(ws::upgrade))
         .with_state(state);
-    service::http_metrics::instrument(routes, &metrics)
+    let app = service::http_metrics::instrument(routes, &metrics)
         .layer(TraceLayer::new_for_http())
-        .merge(service::health::routes(Vec::new(), metrics))
+        .merge(service::health::routes(Vec::new(), metrics));
+    // Last, so a plain GET of /ws/tasks (axum's text/plain upgrade
+    // rejection), 404 and 405 are problem documents too.
+    service::problem_errors::layer(app)
 }
 
 #[cfg(test)]

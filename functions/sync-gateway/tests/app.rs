@@ -204,3 +204,32 @@ async fn a_refused_header_token_is_401_before_any_upgrade() {
     let response = app.clone().oneshot(upgrade(&valid)).await.unwrap();
     assert_ne!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn framework_errors_are_problem_documents() {
+    let (app, _) = test_app();
+    let cases = [
+        // A plain GET: axum's upgrade rejection is text/plain on its own.
+        (Request::get("/ws/tasks"), None),
+        (Request::get("/nowhere"), Some(StatusCode::NOT_FOUND)),
+        (
+            Request::post("/ws/tasks"),
+            Some(StatusCode::METHOD_NOT_ALLOWED),
+        ),
+    ];
+    for (request, expected) in cases {
+        let request = request.body(Body::empty()).unwrap();
+        let what = format!("{} {}", request.method(), request.uri());
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        assert!(status.is_client_error(), "{what}: {status}");
+        if let Some(expected) = expected {
+            assert_eq!(status, expected, "{what}");
+        }
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{what}"
+        );
+    }
+}
