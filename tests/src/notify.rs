@@ -31,6 +31,8 @@ fn var(key: &str, default: &str) -> String {
 pub struct Env {
     pub stack: Stack,
     pub notification: String,
+    /// notification's daprd: its state store holds the view and records.
+    pub notification_dapr: String,
     pub mailpit: String,
 }
 
@@ -38,8 +40,21 @@ pub fn env() -> Env {
     Env {
         stack: Stack::from_env(),
         notification: var("NOTIFICATION_URL", "http://127.0.0.1:8083"),
+        notification_dapr: var("NOTIFICATION_DAPR_URL", "http://127.0.0.1:3503"),
         mailpit: var("MAILPIT_URL", "http://127.0.0.1:8025"),
     }
+}
+
+/// The firing job's name for a reminder of a task (as the API returns
+/// it): `reminder-<id, 32 digits>-<firing ms>`.
+pub fn firing_job(reminder_id: &str, fire_at: DateTime<Utc>) -> String {
+    let id = Uuid::parse_str(reminder_id).expect("reminder id");
+    format!("reminder-{}-{}", id.simple(), fire_at.timestamp_millis())
+}
+
+/// A state store key as a daprd path segment (`|` encoded).
+fn state_path(key: &str) -> String {
+    key.replace('|', "%7C")
 }
 
 pub fn unique_user() -> String {
@@ -146,6 +161,87 @@ impl Env {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Delivers a job trigger to notification the way its daprd does
+    /// (`POST /job/<name>` with the app token): the status and the body.
+    pub async fn trigger(&self, job: &str) -> (StatusCode, Value) {
+        let mut request = self
+            .stack
+            .http
+            .post(format!("{}/job/{job}", self.notification))
+            .json(&json!({}));
+        if let Some(token) = &self.stack.app_api_token {
+            request = request.header("dapr-api-token", token);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("notification is not reachable: {e}"));
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    fn dapr(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self
+            .stack
+            .http
+            .request(method, format!("{}{path}", self.notification_dapr));
+        match &self.stack.dapr_api_token {
+            Some(token) => request.header("dapr-api-token", token),
+            None => request,
+        }
+    }
+
+    /// Writes `key` in notification's state store through its daprd, as
+    /// notification itself would have (for states only a crash leaves).
+    pub async fn put_state(&self, key: &str, value: &Value) {
+        let response = self
+            .dapr(reqwest::Method::POST, "/v1.0/state/statestore")
+            .json(&json!([{"key": key, "value": value, "metadata": {"ttlInSeconds": "3600"}}]))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("notification's daprd is not reachable: {e}"));
+        let status = response.status();
+        assert!(status.is_success(), "state write {key}: {status}");
+    }
+
+    /// Reads `key` from notification's state store (`Null` when absent).
+    pub async fn state(&self, key: &str) -> Value {
+        let response = self
+            .dapr(
+                reqwest::Method::GET,
+                &format!("/v1.0/state/statestore/{}", state_path(key)),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("notification's daprd is not reachable: {e}"));
+        assert!(response.status().is_success(), "state read {key}");
+        response.json().await.unwrap_or(Value::Null)
+    }
+
+    /// Whether notification's daprd holds a job of this name.
+    pub async fn job_exists(&self, job: &str) -> bool {
+        let response = self
+            .dapr(reqwest::Method::GET, &format!("/v1.0-alpha1/jobs/{job}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("notification's daprd is not reachable: {e}"));
+        response.status().is_success()
+    }
+
+    /// An admin's call to notification's API.
+    pub async fn admin(&self, method: reqwest::Method, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .stack
+            .http
+            .request(method, format!("{}{path}", self.notification))
+            .bearer_auth(self.stack.token(&unique_user(), true))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("notification is not reachable: {e}"));
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// The user's address, set through the settings API.
     pub async fn email_for(&self, user: &str) -> String {
         let address = format!("{user}@example.test");
@@ -234,6 +330,22 @@ impl Env {
             request = request.json(&body);
         }
         request.send().await.expect("task-api reachable").status()
+    }
+}
+
+impl Env {
+    /// `GET` from task-api as `user`: the status and the body.
+    pub async fn task_json(&self, user: &str, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .stack
+            .http
+            .get(format!("{}{path}", self.stack.task_api))
+            .bearer_auth(self.stack.token(user, false))
+            .send()
+            .await
+            .expect("task-api reachable");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 }
 

@@ -182,7 +182,8 @@ pub async fn my_notifications(
     Ok(Json(views(history::of_user(&state, &user.user_id).await?)))
 }
 
-/// `GET /api/notifications/failed` (admins).
+/// `GET /api/notifications/failed` (admins): failed deliveries and those
+/// of unknown outcome, each with its `status`.
 pub async fn failed(
     State(state): State<AppState>,
     Authenticated(user): Authenticated,
@@ -193,8 +194,11 @@ pub async fn failed(
     Ok(Json(views(history::failed(&state).await?)))
 }
 
-/// `POST /api/notifications/failed/{id}/retry` (admins): the delivery goes
-/// back to `retrying` and its retry job is due now.
+/// `POST /api/notifications/failed/{id}/retry` (admins): a failed or
+/// unknown delivery goes back to `retrying` and its retry job is due now.
+/// Retrying an unknown one is the admin's decision that a second message
+/// is better than none. If the scheduler does not take the job, the
+/// record is put back as it was and the answer is 503.
 pub async fn retry(
     State(state): State<AppState>,
     Authenticated(user): Authenticated,
@@ -209,7 +213,8 @@ pub async fn retry(
         .get::<DeliveryRecord>(&key)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if found.value.status != Status::Failed {
+    let previous = found.value.status;
+    if !matches!(previous, Status::Failed | Status::Unknown) {
         return Err(ApiError::NotFailed);
     }
     let mut record = found.value;
@@ -229,12 +234,39 @@ pub async fn retry(
         Utc::now(),
         serde_json::json!({"reminder_id": record.reminder_id}),
     );
-    state
-        .dapr
-        .schedule_job(&job.render(), &spec)
-        .await
-        .map_err(|e| ApiError::State(crate::state::StateError::Unavailable(e.to_string())))?;
+    if let Err(error) = state.dapr.schedule_job(&job.render(), &spec).await {
+        restore(&state, &key, &record, previous).await;
+        return Err(ApiError::Scheduler(error.to_string()));
+    }
     Ok(StatusCode::ACCEPTED)
+}
+
+/// Puts a retry whose job was not scheduled back to `previous`, by the
+/// ETag of the record as this request marked it: a record that moved on
+/// since is someone else's and stays. Without the job nothing would ever
+/// take a `retrying` record again, nor list it for admins.
+async fn restore(state: &AppState, key: &str, marked: &DeliveryRecord, previous: Status) {
+    let current = match state.state.get::<DeliveryRecord>(key).await {
+        Ok(Some(current)) => current,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::error!(%error, %key, "retry not scheduled and the record not restored: it stays retrying");
+            return;
+        }
+    };
+    if current.value != *marked {
+        return;
+    }
+    let mut back = current.value;
+    back.status = previous;
+    back.updated_at = Utc::now();
+    if let Err(error) = state
+        .state
+        .replace(key, &back, &current.etag, state.record_ttl)
+        .await
+    {
+        tracing::error!(%error, %key, "retry not scheduled and the record not restored: it stays retrying");
+    }
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub(crate) fn state() -> AppState {
         push: None,
         authenticator: Arc::new(auth::Authenticator::new(&auth::testing::test_config())),
         retry_delays: vec![Duration::from_secs(1)],
+        late_limit: Duration::from_secs(900),
         record_ttl: Duration::from_secs(60),
         link_base: "http://x".into(),
         allow_private_endpoints: false,

@@ -23,6 +23,12 @@ pub const DEFAULT_RECORD_TTL_HOURS: u32 = 24 * 30;
 /// the delivery is recorded as failed and published to `reminders-dlq`.
 pub const ENV_RETRY_DELAYS: &str = "NOTIFICATION_RETRY_DELAYS";
 pub const DEFAULT_RETRY_DELAYS: &str = "1,5,25";
+/// A firing more than this many seconds in the past when its event or its
+/// trigger reaches the function is recorded as missed, not sent: a Kafka
+/// redelivery or a `reminders-dlq` replay hours later must not remind
+/// late (nor devices registered since).
+pub const ENV_LATE_LIMIT_SECONDS: &str = "NOTIFICATION_LATE_LIMIT_SECONDS";
+pub const DEFAULT_LATE_LIMIT_SECONDS: u64 = 900;
 /// The base of the link in each reminder (`<base>/tasks/<task id>`).
 pub const ENV_LINK_BASE: &str = "NOTIFICATION_LINK_BASE";
 pub const DEFAULT_LINK_BASE: &str = "http://127.0.0.1:8080";
@@ -132,6 +138,7 @@ pub struct Config {
     pub state_store: String,
     pub record_ttl: Duration,
     pub retry_delays: Vec<Duration>,
+    pub late_limit: Duration,
     pub link_base: String,
     pub smtp: SmtpConfig,
     pub push: PushConfig,
@@ -150,6 +157,7 @@ impl Config {
             state_store: s.string(ENV_STATE_STORE, DEFAULT_STATE_STORE),
             record_ttl: Duration::from_secs(u64::from(ttl_hours) * 3600),
             retry_delays: retry_delays(&s.string(ENV_RETRY_DELAYS, DEFAULT_RETRY_DELAYS))?,
+            late_limit: late_limit(s.parsed(ENV_LATE_LIMIT_SECONDS, DEFAULT_LATE_LIMIT_SECONDS)?)?,
             link_base: s
                 .string(ENV_LINK_BASE, DEFAULT_LINK_BASE)
                 .trim_end_matches('/')
@@ -189,6 +197,19 @@ fn smtp_from(value: &str) -> Result<String, SettingError> {
         .parse::<lettre::message::Mailbox>()
         .map(|_| value.to_owned())
         .map_err(|e| invalid(ENV_SMTP_FROM, value, &e.to_string()))
+}
+
+/// At least 10 s (a trigger on time arrives within milliseconds; the
+/// margin covers a restart), at most a week.
+fn late_limit(seconds: u64) -> Result<Duration, SettingError> {
+    if !(10..=7 * 24 * 3600).contains(&seconds) {
+        return Err(invalid(
+            ENV_LATE_LIMIT_SECONDS,
+            &seconds.to_string(),
+            "seconds, 10 to 604800",
+        ));
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 /// The push TTL, bounded as [`ENV_PUSH_TTL_SECONDS`] says.
@@ -257,6 +278,7 @@ mod tests {
         assert!(!c.push.allow_private);
         assert_eq!(c.retry_delays, [1, 5, 25].map(Duration::from_secs).to_vec());
         assert_eq!(c.state_store, "statestore");
+        assert_eq!(c.late_limit, Duration::from_secs(900));
     }
 
     #[test]
@@ -272,6 +294,9 @@ mod tests {
             (ENV_PUSH_TTL_SECONDS, "86401"),
             (ENV_PUSH_TTL_SECONDS, "-1"),
             (ENV_PUSH_TTL_SECONDS, "1h"),
+            (ENV_LATE_LIMIT_SECONDS, "0"),
+            (ENV_LATE_LIMIT_SECONDS, "9"),
+            (ENV_LATE_LIMIT_SECONDS, "-5"),
         ] {
             let err = with(&[(key, value)]).unwrap_err();
             assert!(err.to_string().starts_with(key), "{err}");

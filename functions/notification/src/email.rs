@@ -5,17 +5,32 @@
 //! `starttls_relay`), `tls` is implicit TLS (`relay`, port 465), `none` is
 //! for a local server only. Certificates are checked against Mozilla's
 //! roots (`webpki-roots`), with rustls on `ring`.
+//!
+//! The connection is driven step by step (lettre's `AsyncSmtpConnection`,
+//! the steps its `AsyncSmtpTransport` takes in lettre 0.11.23
+//! `transport/smtp/async_transport.rs` and `executor.rs`), so a failure
+//! can say whether the message may have gone out: before the envelope
+//! (connect, TLS, login) nothing did and a retry is safe; an SMTP reply
+//! code (4xx/5xx) means the server did not take it; but a connection that
+//! breaks or times out once the envelope is under way may have delivered
+//! it (the server may have queued the message and lost only its 250).
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 
 use crate::config::{SmtpConfig, SmtpTls};
 use crate::view::ReminderView;
 
+/// Each of the two phases of a send (connect to login; envelope and
+/// message) has this long. lettre 0.11.23 times only the TCP connect
+/// (`transport/smtp/client/async_net.rs`, `connect_tokio1`): a server
+/// that stops answering would otherwise hold the send for ever.
 const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
@@ -23,14 +38,26 @@ pub enum EmailError {
     /// The address or message cannot be built: retrying cannot help.
     #[error("message refused before sending: {0}")]
     Invalid(String),
-    /// The server or the network failed (4xx/5xx, TLS, timeout).
+    /// Not taken, and safe to try again: the server answered 4xx/5xx, or
+    /// the connection, TLS or login failed before the envelope.
     #[error("smtp: {0}")]
     Smtp(String),
+    /// The connection broke or timed out once the envelope was under way:
+    /// the server may have taken the message.
+    #[error("smtp, outcome unknown: {0}")]
+    Unknown(String),
 }
 
 #[derive(Clone)]
 pub struct EmailSender {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    host: String,
+    port: u16,
+    tls: SmtpTls,
+    /// Checked at start; `None` for `SMTP_TLS=none`.
+    tls_parameters: Option<TlsParameters>,
+    credentials: Option<Credentials>,
+    hello: ClientId,
+    timeout: Duration,
     from: Mailbox,
     link_base: String,
 }
@@ -51,20 +78,21 @@ impl EmailSender {
         credentials: Option<(String, String)>,
         link_base: &str,
     ) -> Result<Self, EmailError> {
-        let host = config.host.as_str();
-        let builder = match config.tls {
-            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
-            SmtpTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-                .map_err(|e| EmailError::Invalid(e.to_string()))?,
-            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
-                .map_err(|e| EmailError::Invalid(e.to_string()))?,
+        let tls_parameters = match config.tls {
+            SmtpTls::None => None,
+            SmtpTls::StartTls | SmtpTls::Tls => Some(
+                TlsParameters::new(config.host.clone())
+                    .map_err(|e| EmailError::Invalid(e.to_string()))?,
+            ),
         };
-        let mut builder = builder.port(config.port).timeout(Some(SMTP_TIMEOUT));
-        if let Some((user, password)) = credentials {
-            builder = builder.credentials(Credentials::new(user, password));
-        }
         Ok(Self {
-            transport: builder.build(),
+            host: config.host.clone(),
+            port: config.port,
+            tls: config.tls,
+            tls_parameters,
+            credentials: credentials.map(|(user, password)| Credentials::new(user, password)),
+            hello: ClientId::default(),
+            timeout: SMTP_TIMEOUT,
             from: config
                 .from
                 .parse()
@@ -73,13 +101,92 @@ impl EmailSender {
         })
     }
 
+    /// The timeout of each phase of a send (tests shorten it).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     pub async fn send(&self, to: &str, view: &ReminderView) -> Result<(), EmailError> {
         let message = self.message(to, view)?;
-        self.transport
-            .send(message)
+        let mut conn = match tokio::time::timeout(self.timeout, self.connect()).await {
+            Ok(connected) => connected.map_err(EmailError::Smtp)?,
+            Err(_) => return Err(EmailError::Smtp(self.timed_out("before the envelope"))),
+        };
+        let sent = tokio::time::timeout(
+            self.timeout,
+            conn.send(message.envelope(), &message.formatted()),
+        )
+        .await;
+        match sent {
+            Ok(Ok(_)) => {
+                // Taken (250 after the data): a failed QUIT changes nothing.
+                let _ = tokio::time::timeout(self.timeout, conn.quit()).await;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(after_envelope(&e)),
+            Err(_) => Err(EmailError::Unknown(self.timed_out("after the envelope"))),
+        }
+    }
+
+    fn timed_out(&self, when: &str) -> String {
+        format!("no answer within {} ms {when}", self.timeout.as_millis())
+    }
+
+    /// Connect, TLS (implicit, or STARTTLS required) and login: nothing
+    /// of the message is sent yet.
+    async fn connect(&self) -> Result<AsyncSmtpConnection, String> {
+        let mut conn = match self.tls {
+            SmtpTls::Tls => AsyncSmtpConnection::connect_tokio1(
+                (self.host.as_str(), self.port),
+                Some(self.timeout),
+                &self.hello,
+                // Never `None` (see `new`), and then refused, not plain.
+                Some(self.tls_parameters.clone().ok_or("no TLS parameters")?),
+                None,
+            )
             .await
-            .map(|_| ())
-            .map_err(|e| EmailError::Smtp(e.to_string()))
+            .map_err(|e| e.to_string())?,
+            SmtpTls::None | SmtpTls::StartTls => {
+                let stream = self.tcp_nodelay().await?;
+                AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
+                    .await
+                    .map_err(|e| e.to_string())?
+            }
+        };
+        if let (SmtpTls::StartTls, Some(parameters)) = (self.tls, &self.tls_parameters) {
+            // Fails when the server does not offer STARTTLS: required.
+            conn.starttls(parameters.clone(), &self.hello)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(credentials) = &self.credentials {
+            conn.auth(DEFAULT_MECHANISMS, credentials)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(conn)
+    }
+
+    /// The TCP connection for `none` and `starttls`, with Nagle's
+    /// algorithm off. lettre 0.11.23 writes a message's body and its
+    /// closing `.` in two writes and then waits for the reply
+    /// (`transport/smtp/client/async_connection.rs`, `message_iter`) and
+    /// does not set `TCP_NODELAY` on the sockets it opens (`async_net.rs`,
+    /// `connect_tokio1`): the `.` then waits for the server's delayed ACK
+    /// of the body, about 40 ms per message on Linux (measured against
+    /// mailpit, docs/benchmarks.md). Implicit TLS keeps lettre's own
+    /// connect, which is the only way to a TLS stream before the EHLO.
+    async fn tcp_nodelay(&self) -> Result<tokio::net::TcpStream, String> {
+        let addr = (self.host.as_str(), self.port);
+        let stream = tokio::time::timeout(self.timeout, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| format!("connection to {}:{} timed out", self.host, self.port))?
+            .map_err(|e| format!("connection to {}:{}: {e}", self.host, self.port))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| format!("TCP_NODELAY: {e}"))?;
+        Ok(stream)
     }
 
     fn message(&self, to: &str, view: &ReminderView) -> Result<Message, EmailError> {
@@ -96,6 +203,18 @@ impl EmailSender {
                 content.html(),
             ))
             .map_err(|e| EmailError::Invalid(e.to_string()))
+    }
+}
+
+/// A failure once the envelope is under way: a reply code (4xx/5xx) or a
+/// refusal by lettre itself (before writing) means the message was not
+/// taken; anything else (a broken connection, a timeout, an unreadable
+/// reply) may have come after the server took it.
+fn after_envelope(error: &lettre::transport::smtp::Error) -> EmailError {
+    if error.is_transient() || error.is_permanent() || error.is_client() {
+        EmailError::Smtp(error.to_string())
+    } else {
+        EmailError::Unknown(error.to_string())
     }
 }
 
@@ -222,3 +341,6 @@ mod tests {
         assert_eq!(one_line("a\r\nBcc: x"), "a  Bcc: x");
     }
 }
+
+#[cfg(test)]
+mod send_tests;

@@ -26,6 +26,12 @@ pub enum ApiError {
     UnknownJob(String),
     #[error("the delivery is not failed")]
     NotFailed,
+    /// A job trigger found a delivery `sending`: daprd offers it again.
+    #[error("a delivery of this job is in flight")]
+    DeliveryInFlight,
+    /// The Dapr scheduler did not take a job; nothing changed.
+    #[error("scheduler unavailable: {0}")]
+    Scheduler(String),
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]
@@ -62,8 +68,17 @@ impl IntoResponse for ApiError {
             ApiError::UnknownJob(name) => Problem::not_found(format!("no job named {name}")),
             ApiError::NotFailed => Problem::new(
                 StatusCode::CONFLICT,
-                "only a failed delivery can be retried",
+                "only a failed or unknown delivery can be retried",
             ),
+            ApiError::DeliveryInFlight => {
+                Problem::unavailable("a delivery of this firing is in flight; offer it again")
+            }
+            ApiError::Scheduler(error) => {
+                tracing::warn!(%error, "retry job not scheduled");
+                Problem::unavailable(
+                    "the scheduler is unavailable; the delivery is unchanged, try again",
+                )
+            }
             ApiError::Store(error) => {
                 tracing::warn!(%error, "database unavailable");
                 Problem::unavailable("the notification store is unavailable; try again")

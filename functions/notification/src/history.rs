@@ -80,7 +80,9 @@ pub async fn remember(state: &AppState, user_id: &str, key: &str) {
     }
 }
 
-/// Lists the failure for admins and publishes it to `reminders-dlq`.
+/// Lists the failure (or the delivery of unknown outcome: the event's
+/// `data.status` tells which) for admins and publishes it to
+/// `reminders-dlq`.
 pub async fn publish_failed(state: &AppState, record: &DeliveryRecord) {
     let key = record.key();
     if let Err(error) = push_front(state, FAILED_INDEX, &key, FAILED_LEN).await {
@@ -133,11 +135,13 @@ pub async fn of_user(state: &AppState, user_id: &str) -> Result<Vec<DeliveryReco
     records(state, &history_key(user_id)).await
 }
 
-/// Deliveries still failed (a retried one leaves the list once it moves).
+/// Deliveries still failed or of unknown outcome (a retried one leaves the
+/// list once it moves).
 pub async fn failed(state: &AppState) -> Result<Vec<DeliveryRecord>, StateError> {
+    use crate::delivery::Status;
     let all = records(state, FAILED_INDEX).await?;
     Ok(all
         .into_iter()
-        .filter(|r| r.status == crate::delivery::Status::Failed)
+        .filter(|r| matches!(r.status, Status::Failed | Status::Unknown))
         .collect())
 }

@@ -6,6 +6,11 @@
 //! finds the view already applied and moves the jobs again (both calls
 //! are idempotent: overwrite, and delete of a missing job), because the
 //! job calls are repeated whenever the event is not stale.
+//!
+//! Except for a firing already more than the lateness limit in the past
+//! ([`crate::view::too_late`]): a Kafka redelivery or a `reminders-dlq`
+//! replay hours later gets no job (the scheduler would fire a past job at
+//! once), and the firing's deliveries are recorded as missed.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -17,7 +22,8 @@ use dapr_http::{DeliveredBy, Outcome, Subscription, reply};
 
 use crate::jobs::one_shot;
 use crate::state::StateError;
-use crate::view::{ReminderView, apply};
+use crate::trigger::record_missed;
+use crate::view::{ReminderView, apply, too_late};
 use crate::{AppState, REMINDERS_ROUTE};
 
 /// `GET /dapr/subscribe`.
@@ -79,6 +85,8 @@ enum ApplyError {
     State(#[from] StateError),
     #[error("daprd: {0}")]
     Jobs(String),
+    #[error("missed firing not recorded: {0}")]
+    Missed(String),
 }
 
 async fn apply_event(
@@ -106,16 +114,24 @@ async fn apply_event(
         for job in &applied.delete {
             state.state.delete_job(&job.render()).await?;
         }
-        if let Some(job) = &applied.schedule {
-            let spec = one_shot(
-                data.fire_at,
-                serde_json::json!({"reminder_id": data.reminder_id}),
-            );
-            state
-                .dapr
-                .schedule_job(&job.render(), &spec)
+        let late = too_late(data.fire_at, chrono::Utc::now(), state.late_limit);
+        match (&applied.schedule, &applied.view) {
+            (Some(_), Some(view)) if late => record_missed(state, view)
                 .await
-                .map_err(|e| ApplyError::Jobs(e.to_string()))?;
+                .map(|_| ())
+                .map_err(|e| ApplyError::Missed(e.to_string()))?,
+            (Some(job), _) => {
+                let spec = one_shot(
+                    data.fire_at,
+                    serde_json::json!({"reminder_id": data.reminder_id}),
+                );
+                state
+                    .dapr
+                    .schedule_job(&job.render(), &spec)
+                    .await
+                    .map_err(|e| ApplyError::Jobs(e.to_string()))?;
+            }
+            _ => {}
         }
         tracing::info!(reminder_id = %data.reminder_id, fire_at = %data.fire_at, scheduled, "reminder view updated");
         return Ok(());

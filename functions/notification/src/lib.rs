@@ -72,6 +72,8 @@ pub struct AppState {
     pub push: Option<PushSender>,
     pub authenticator: Arc<Authenticator>,
     pub retry_delays: Vec<Duration>,
+    /// A firing further in the past than this is recorded as missed.
+    pub late_limit: Duration,
     pub record_ttl: Duration,
     pub link_base: String,
     pub allow_private_endpoints: bool,

@@ -79,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
         push,
         authenticator: Arc::new(Authenticator::new(&config.auth)),
         retry_delays: config.retry_delays.clone(),
+        late_limit: config.late_limit,
         record_ttl: config.record_ttl,
         link_base: config.link_base.clone(),
         allow_private_endpoints: config.push.allow_private,

@@ -1,10 +1,19 @@
 //! `POST /job/{name}`: the Dapr scheduler firing a reminder, or a retry.
 //!
 //! The view decides whether a firing still stands (a cancelled or moved
-//! reminder answers 200 and sends nothing); each target then goes through
-//! [`crate::delivery`]'s claim, the send, and the record of its outcome.
-//! Answers 503 only when the state store cannot be read: daprd then
-//! offers the trigger again under the job's failure policy.
+//! reminder answers 200 and sends nothing); a firing that reaches the
+//! function more than the lateness limit after its time is recorded as
+//! missed, not sent. Each target then goes through [`crate::delivery`]'s
+//! claim, the send, and the record of its outcome.
+//!
+//! Answers 503 when the state store cannot be read, or when a delivery is
+//! `sending` recently (maybe an attempt under way, maybe one that just
+//! died): daprd 1.18.2 reports any answer but 2xx and 404 as a failed
+//! trigger (`pkg/runtime/scheduler/internal/cluster/streamer.go`,
+//! `invokeApp`; the HTTP status mapped by `invokev1.CodeFromHTTPStatus` in
+//! `pkg/channel/http/http_channel.go`), and the job's failure policy
+//! offers it again ([`crate::jobs::one_shot`]) until the record settles or
+//! ages into `unknown`.
 
 use std::time::Duration;
 
@@ -15,14 +24,14 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::AppState;
-use crate::delivery::{Claim, DeliveryRecord, Status, Target, claim};
+use crate::delivery::{Claim, DeliveryRecord, SEND_DEADLINE, Status, Target, claim};
 use crate::email::Content;
 use crate::error::ApiError;
 use crate::history;
 use crate::jobs::{JobName, one_shot};
 use crate::push::{PushError, Subscription};
 use crate::state::StateError;
-use crate::view::ReminderView;
+use crate::view::{ReminderView, too_late};
 
 /// Deliveries of one firing in flight at once: the email and a few
 /// devices; a user has at most 20 devices.
@@ -36,6 +45,10 @@ pub struct TriggerReport {
     pub sent: u32,
     pub failed: u32,
     pub retrying: u32,
+    pub unknown: u32,
+    pub missed: u32,
+    /// Deliveries `sending` recently: the trigger answers 503.
+    pub in_flight: u32,
 }
 
 #[tracing::instrument(skip_all, fields(job = %name))]
@@ -70,6 +83,16 @@ pub async fn run_job(
             ..Default::default()
         }));
     };
+    // Retries (and an admin's retry) are this function's own, later on
+    // purpose; only the firing itself can arrive too late.
+    if attempt.is_none() && too_late(fire_at, Utc::now(), state.late_limit) {
+        let missed = record_missed(&state, &view).await?;
+        return Ok(Json(TriggerReport {
+            skipped: Some("too late"),
+            missed,
+            ..Default::default()
+        }));
+    }
     let targets = match only {
         Some(target) => vec![target],
         None => targets(&state, &view).await?,
@@ -89,15 +112,45 @@ pub async fn run_job(
             Some(Status::Sent) => report.sent += 1,
             Some(Status::Failed) => report.failed += 1,
             Some(Status::Retrying) => report.retrying += 1,
+            Some(Status::Unknown) => report.unknown += 1,
+            Some(Status::Sending) => report.in_flight += 1,
             _ => {}
         }
     }
-    tracing::info!(%reminder_id, %fire_at, sent = report.sent, failed = report.failed, retrying = report.retrying, "firing handled");
+    tracing::info!(%reminder_id, %fire_at, sent = report.sent, failed = report.failed, retrying = report.retrying, unknown = report.unknown, in_flight = report.in_flight, "firing handled");
+    if report.in_flight > 0 {
+        return Err(ApiError::DeliveryInFlight);
+    }
     Ok(Json(report))
 }
 
+/// Records each target of a firing that arrived too late as missed (a
+/// target with a record already keeps it). Returns how many were new.
+pub async fn record_missed(state: &AppState, view: &ReminderView) -> Result<u32, ApiError> {
+    let late = (Utc::now() - view.fire_at).num_seconds();
+    tracing::warn!(reminder_id = %view.reminder_id, fire_at = %view.fire_at, late_seconds = late, "firing too late to send; recorded as missed");
+    let mut missed = 0;
+    for target in targets(state, view).await? {
+        let key = DeliveryRecord::key_of(view.reminder_id, view.fire_at, &target);
+        let mut record = new_record(view, target);
+        record.status = Status::Missed;
+        record.attempts = 0;
+        record.last_error = Some(format!(
+            "the firing reached notification {late} s after its time; not sent"
+        ));
+        match state.state.create(&key, &record, state.record_ttl).await {
+            Err(StateError::Conflict) => continue,
+            other => other?,
+        }
+        history::remember(state, &view.user_id, &key).await;
+        missed += 1;
+    }
+    Ok(missed)
+}
+
 /// The reminder's channels, as the user's settings allow: the email
-/// address, and every registered device.
+/// address, and every device registered by the firing time (a late
+/// trigger does not reach a device added since).
 async fn targets(state: &AppState, view: &ReminderView) -> Result<Vec<Target>, ApiError> {
     let settings = state.store.settings(&view.user_id).await?;
     let mut out = Vec::new();
@@ -106,7 +159,12 @@ async fn targets(state: &AppState, view: &ReminderView) -> Result<Vec<Target>, A
             contracts::ReminderChannel::Email if settings.email_enabled => out.push(Target::Email),
             contracts::ReminderChannel::Push if settings.push_enabled => {
                 let devices = state.store.devices(&view.user_id).await?;
-                out.extend(devices.into_iter().map(|d| Target::Push(d.id)));
+                out.extend(
+                    devices
+                        .into_iter()
+                        .filter(|d| d.created_at <= view.fire_at)
+                        .map(|d| Target::Push(d.id)),
+                );
             }
             _ => {}
         }
@@ -115,7 +173,8 @@ async fn targets(state: &AppState, view: &ReminderView) -> Result<Vec<Target>, A
 }
 
 /// Claims, sends and records one delivery. `None`: not this trigger's to
-/// send (already sent, in flight, or failed).
+/// send (already sent, failed or unknown); `Some(Sending)`: maybe in
+/// flight elsewhere, look again later.
 async fn deliver(
     state: &AppState,
     view: &ReminderView,
@@ -124,8 +183,13 @@ async fn deliver(
 ) -> Result<Option<Status>, ApiError> {
     let key = DeliveryRecord::key_of(view.reminder_id, view.fire_at, &target);
     let found = state.state.get::<DeliveryRecord>(&key).await?;
-    let mut record = match claim(found.as_ref().map(|f| &f.value), attempt) {
+    let mut record = match claim(found.as_ref().map(|f| &f.value), attempt, Utc::now()) {
         Claim::Nothing => return Ok(None),
+        Claim::InFlight => return Ok(Some(Status::Sending)),
+        Claim::Abandoned => {
+            let Some(found) = found else { return Ok(None) };
+            return abandon(state, &key, found).await;
+        }
         Claim::Create => {
             let record = new_record(view, target.clone());
             match state.state.create(&key, &record, state.record_ttl).await {
@@ -152,7 +216,14 @@ async fn deliver(
             record
         }
     };
-    let outcome = send(state, view, &target).await;
+    let outcome = tokio::time::timeout(SEND_DEADLINE, send(state, view, &target))
+        .await
+        .unwrap_or_else(|_| {
+            Err(SendFailure::Unknown(format!(
+                "no outcome within {} s",
+                SEND_DEADLINE.as_secs()
+            )))
+        });
     let next_try = settle(state, &mut record, outcome).await;
     save_outcome(state, &key, &record).await?;
     if let Some(delay) = next_try
@@ -164,10 +235,38 @@ async fn deliver(
         record.last_error = Some(format!("retry not scheduled: {reason}"));
         save_outcome(state, &key, &record).await?;
     }
-    if record.status == Status::Failed {
+    if matches!(record.status, Status::Failed | Status::Unknown) {
         history::publish_failed(state, &record).await;
     }
     Ok(Some(record.status))
+}
+
+/// A `sending` record no attempt can still own: its process died between
+/// the claim and the outcome, maybe after the message went out. Recorded
+/// as unknown, for an admin to decide, instead of being sent again.
+async fn abandon(
+    state: &AppState,
+    key: &str,
+    found: crate::state::Versioned<DeliveryRecord>,
+) -> Result<Option<Status>, ApiError> {
+    let mut record = found.value;
+    record.status = Status::Unknown;
+    record.last_error = Some(format!(
+        "attempt {} was left sending since {} (the process stopped mid-send); it may have been delivered",
+        record.attempts, record.updated_at
+    ));
+    record.updated_at = Utc::now();
+    match state
+        .state
+        .replace(key, &record, &found.etag, state.record_ttl)
+        .await
+    {
+        Err(StateError::Conflict) => return Ok(None),
+        other => other?,
+    }
+    tracing::warn!(%key, attempts = record.attempts, "delivery abandoned mid-send; outcome unknown");
+    history::publish_failed(state, &record).await;
+    Ok(Some(Status::Unknown))
 }
 
 fn new_record(view: &ReminderView, target: Target) -> DeliveryRecord {
@@ -191,6 +290,10 @@ enum SendFailure {
     Retry(String, Option<Duration>),
     /// Retrying cannot help.
     Permanent(String),
+    /// The request went out and no answer came back (a timeout or broken
+    /// connection after sending): it may have been delivered, so it is
+    /// not retried by itself.
+    Unknown(String),
     /// Nothing to send to: the device is gone (and removed), or the user
     /// has no address. Recorded as skipped, not as a failure to alert on.
     Skip(String),
@@ -214,6 +317,7 @@ async fn send(state: &AppState, view: &ReminderView, target: &Target) -> Result<
             email.send(&address, view).await.map_err(|e| match e {
                 crate::email::EmailError::Invalid(m) => SendFailure::Permanent(m),
                 crate::email::EmailError::Smtp(m) => SendFailure::Retry(m, None),
+                crate::email::EmailError::Unknown(m) => SendFailure::Unknown(m),
             })
         }
         Target::Push(device_id) => {
@@ -243,6 +347,7 @@ async fn send(state: &AppState, view: &ReminderView, target: &Target) -> Result<
                 Err(PushError::RetryAfter(after)) => {
                     Err(SendFailure::Retry("rate limited (429)".into(), after))
                 }
+                Err(PushError::Unknown(m)) => Err(SendFailure::Unknown(m)),
                 // The device is kept (see `push`'s module doc).
                 Err(e) if e.is_permanent() => Err(SendFailure::Permanent(e.to_string())),
                 Err(e) => Err(SendFailure::Retry(e.to_string(), None)),
@@ -262,6 +367,7 @@ async fn settle(
         Ok(()) => (Status::Sent, None, None),
         Err(SendFailure::Skip(m)) => (Status::Skipped, Some(m), None),
         Err(SendFailure::Permanent(m)) => (Status::Failed, Some(m), None),
+        Err(SendFailure::Unknown(m)) => (Status::Unknown, Some(m), None),
         Err(SendFailure::Retry(m, after)) => {
             // attempts counts the one that just failed: the k-th failure
             // waits the k-th delay; a Retry-After longer than that wins.

@@ -9,6 +9,14 @@
 //! cancel of an old firing never withdraws the new one. A cancel for a
 //! reminder never seen leaves a tombstone, so a late, older schedule
 //! cannot bring it back.
+//!
+//! Sequences cannot stop a redelivery that is not older than the view (a
+//! Kafka redelivery of the last event, a replay from `reminders-dlq`, a
+//! view already expired): [`too_late`] does. A firing more than the
+//! lateness limit in the past when its event or trigger arrives gets no
+//! job and sends nothing; its deliveries are recorded as missed.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use contracts::{ReminderChannel, ReminderEventData};
@@ -68,6 +76,12 @@ impl ReminderView {
     pub fn is_live_firing(&self, fire_at: DateTime<Utc>) -> bool {
         !self.cancelled && self.fire_at.timestamp_millis() == fire_at.timestamp_millis()
     }
+}
+
+/// Whether a firing at `fire_at` is more than `limit` in the past at
+/// `now`: then it is recorded as missed instead of being sent.
+pub fn too_late(fire_at: DateTime<Utc>, now: DateTime<Utc>, limit: Duration) -> bool {
+    (now - fire_at).to_std().is_ok_and(|late| late > limit)
 }
 
 /// What applying one event means for the view and the scheduler.
@@ -237,6 +251,17 @@ mod tests {
         ])
         .unwrap();
         assert!(view.cancelled);
+    }
+
+    #[test]
+    fn a_firing_is_too_late_only_past_the_limit() {
+        let limit = Duration::from_secs(900);
+        let now = t(10_000);
+        assert!(!too_late(t(10_000 + 60), now, limit), "in the future");
+        assert!(!too_late(now, now, limit));
+        assert!(!too_late(t(10_000 - 900), now, limit), "exactly the limit");
+        assert!(too_late(t(10_000 - 901), now, limit));
+        assert!(too_late(t(0), now, limit), "hours past");
     }
 
     proptest! {
