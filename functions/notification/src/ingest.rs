@@ -10,7 +10,9 @@
 //! Except for a firing already more than the lateness limit in the past
 //! ([`crate::view::too_late`]): a Kafka redelivery or a `reminders-dlq`
 //! replay hours later gets no job (the scheduler would fire a past job at
-//! once), and the firing's deliveries are recorded as missed.
+//! once: go-etcd-cron's one-shot schedule answers its due time whatever
+//! it is, `internal/scheduler/oneshot.go`), and the firing's deliveries
+//! are recorded as missed.
 
 use axum::Json;
 use axum::body::Bytes;

@@ -243,6 +243,22 @@ mod tests {
     }
 
     #[test]
+    fn a_redelivered_older_schedule_brings_back_nothing() {
+        let id = Uuid::from_u128(6);
+        let old = event(id, 1, 100, "a");
+        let view = fold(&[
+            (old.clone(), true),
+            (event(id, 2, 100, "a"), false),
+            (event(id, 2, 200, "b"), true),
+        ])
+        .unwrap();
+        let again = apply(Some(&view), &old, true);
+        assert_eq!(again, Applied::nothing(), "no view change, no job");
+        let completed = fold(&[(old.clone(), true), (event(id, 3, 100, "a"), false)]).unwrap();
+        assert_eq!(apply(Some(&completed), &old, true), Applied::nothing());
+    }
+
+    #[test]
     fn a_cancel_before_its_schedule_leaves_a_tombstone() {
         let id = Uuid::from_u128(4);
         let view = fold(&[
