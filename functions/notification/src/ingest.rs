@@ -19,8 +19,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use contracts::{Event, ReminderEventData, Topic, decode_push};
-use dapr_http::{DeliveredBy, Outcome, Subscription, reply};
+use contracts::{Event, ReminderEventData, Topic};
+use dapr_http::{DeliveredBy, Outcome, Subscription, decode_delivery, reply};
 
 use crate::jobs::one_shot;
 use crate::state::StateError;
@@ -38,21 +38,17 @@ pub async fn subscriptions(State(state): State<AppState>) -> Json<Vec<Subscripti
 }
 
 /// `POST /events/reminders`.
-#[tracing::instrument(skip_all, fields(event_id, deliverer = ?deliverer))]
+#[tracing::instrument(skip_all, fields(event_id, trace_id, deliverer = ?deliverer))]
 pub async fn reminder_event(
     State(state): State<AppState>,
     DeliveredBy(deliverer): DeliveredBy,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let received = match decode_push(&headers, &body) {
+    let received = match decode_delivery(&headers, &body) {
         Ok(received) => received,
-        Err(error) => {
-            tracing::warn!(%error, "poison event dropped to the dead-letter topic");
-            return reply(&Outcome::Drop(error.to_string()), deliverer);
-        }
+        Err(poison) => return reply(&poison, deliverer),
     };
-    tracing::Span::current().record("event_id", received.id.as_str());
     let outcome = match &received.event {
         Event::ReminderScheduled(data) => handle(&state, data, true).await,
         Event::ReminderCancelled(data) => handle(&state, data, false).await,
