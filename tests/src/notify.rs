@@ -347,6 +347,28 @@ impl Env {
         let status = response.status();
         (status, response.json().await.unwrap_or(Value::Null))
     }
+
+    /// Moves `task`'s only reminder to `at`, by email.
+    pub async fn move_reminder(&self, user: &str, task: &str, at: DateTime<Utc>) {
+        let status = self
+            .task_api(
+                reqwest::Method::PATCH,
+                user,
+                &format!("/api/tasks/{task}"),
+                Some(json!({"reminders": [{"at": at, "channels": ["email"]}]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "moving {task}'s reminder");
+    }
+
+    /// `user`'s delivery history (`GET /api/notifications`), newest first.
+    pub async fn history(&self, user: &str) -> Vec<Value> {
+        let (status, body) = self
+            .call(reqwest::Method::GET, user, "/api/notifications", None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
 }
 
 pub async fn one_mail(env: &Env, address: &str) -> Vec<(String, DateTime<Utc>)> {

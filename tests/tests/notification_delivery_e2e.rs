@@ -39,14 +39,6 @@ fn first_reminder(task: &Value) -> (String, DateTime<Utc>) {
     )
 }
 
-async fn history(env: &Env, user: &str) -> Vec<Value> {
-    let (status, body) = env
-        .call(reqwest::Method::GET, user, "/api/notifications", None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["items"].as_array().cloned().unwrap_or_default()
-}
-
 #[tokio::test]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn a_trigger_delivered_again_after_the_send_sends_nothing_new() {
@@ -97,15 +89,7 @@ async fn a_superseded_firing_triggered_by_hand_sends_nothing() {
     let first = Utc::now() + chrono::Duration::seconds(60);
     let task = env.task_with_reminder(&user, "Superseded", first).await;
     let later = Utc::now() + chrono::Duration::seconds(120);
-    let status = env
-        .task_api(
-            reqwest::Method::PATCH,
-            &user,
-            &format!("/api/tasks/{task}"),
-            Some(json!({"reminders": [{"at": later, "channels": ["email"]}]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    env.move_reminder(&user, &task, later).await;
     let (status, task_now) = env.task_json(&user, &format!("/api/tasks/{task}")).await;
     assert_eq!(status, StatusCode::OK, "{task_now}");
     let (reminder, new_fire) = first_reminder(&task_now);
@@ -134,7 +118,7 @@ async fn a_superseded_firing_triggered_by_hand_sends_nothing() {
     assert!(env.job_exists(&firing_job(&reminder, new_fire)).await);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(env.mail(&address).await.is_empty());
-    assert!(history(&env, &user).await.is_empty());
+    assert!(env.history(&user).await.is_empty());
     // Cancel the later firing: nothing of this test fires after it.
     let s = env
         .task_api(
@@ -195,7 +179,7 @@ async fn a_schedule_arriving_long_after_its_firing_is_missed_not_sent() {
         publish_old_schedule(&env, &user, chrono::Duration::hours(2)).await;
 
     let missed = eventually(WAIT, || async {
-        let items = history(&env, &user).await;
+        let items = env.history(&user).await;
         (!items.is_empty()).then_some(items)
     })
     .await

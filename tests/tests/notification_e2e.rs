@@ -130,15 +130,7 @@ async fn a_rescheduled_reminder_arrives_only_at_the_new_time() {
     let first = Utc::now() + chrono::Duration::seconds(4);
     let task = env.task_with_reminder(&user, "Call the bank", first).await;
     let later = Utc::now() + chrono::Duration::seconds(12);
-    let status = env
-        .task_api(
-            reqwest::Method::PATCH,
-            &user,
-            &format!("/api/tasks/{task}"),
-            Some(json!({"reminders": [{"at": later, "channels": ["email"]}]})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    env.move_reminder(&user, &task, later).await;
     let mail = one_mail(&env, &address).await;
     assert!(
         mail[0].1 >= later - chrono::Duration::milliseconds(500),

@@ -48,14 +48,6 @@ impl Drop for ChaosOff<'_> {
     }
 }
 
-async fn history(env: &Env, user: &str) -> Vec<Value> {
-    let (status, body) = env
-        .call(reqwest::Method::GET, user, "/api/notifications", None)
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    body["items"].as_array().cloned().unwrap_or_default()
-}
-
 #[tokio::test]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn restarting_notification_before_the_due_time_still_delivers() {
@@ -140,7 +132,7 @@ async fn a_refused_send_is_retried_and_sent_once() {
     env.task_with_reminder(&user, "Retried", due).await;
     // The first attempt and the 1 s retry fail; the 5 s retry succeeds.
     let waiting = eventually(WAIT, || async {
-        let items = history(&env, &user).await;
+        let items = env.history(&user).await;
         items
             .iter()
             .any(|i| i["status"] == "retrying" && i["attempts"] == 2)
@@ -150,7 +142,7 @@ async fn a_refused_send_is_retried_and_sent_once() {
     assert!(
         waiting.is_some(),
         "never saw the second attempt fail: {:?}",
-        history(&env, &user).await
+        env.history(&user).await
     );
     chaos(&env, false).await;
     let mail = one_mail(&env, &address).await;
@@ -160,7 +152,7 @@ async fn a_refused_send_is_retried_and_sent_once() {
         sent_after >= chrono::Duration::seconds(5),
         "sent {sent_after} after due: not after the 1 s + 5 s retries"
     );
-    let items = history(&env, &user).await;
+    let items = env.history(&user).await;
     assert_eq!(items[0]["status"], "sent", "{items:?}");
     assert_eq!(items[0]["attempts"], 3, "{items:?}");
 }
@@ -179,7 +171,7 @@ async fn a_send_that_keeps_failing_is_recorded_listed_dead_lettered_and_retried_
         .await;
     // 1 + 5 + 25 s of retries, then failed.
     let failed = eventually(Duration::from_secs(75), || async {
-        let items = history(&env, &user).await;
+        let items = env.history(&user).await;
         items.iter().find(|i| i["status"] == "failed").cloned()
     })
     .await
