@@ -226,28 +226,28 @@ async fn a_task_lives_and_dies_with_its_reminders_and_events() {
     assert_eq!(
         kinds(&mine),
         [
+            "task.sync",
             "task.created",
+            "reminder.scheduled",
+            "reminder.scheduled",
             "task.sync",
-            "reminder.scheduled",
-            "reminder.scheduled",
             "task.updated",
-            "task.sync",
             // The relative reminder moves with the due date; the absolute
             // one keeps its time but shows the new due date, so it is
             // scheduled again too (notification's view stays current).
             "reminder.cancelled",
             "reminder.scheduled",
             "reminder.scheduled",
+            "task.sync",
             "task.completed",
+            "reminder.cancelled",
+            "reminder.cancelled",
             "task.sync",
-            "reminder.cancelled",
-            "reminder.cancelled",
             "task.updated",
+            "reminder.scheduled",
+            "reminder.scheduled",
             "task.sync",
-            "reminder.scheduled",
-            "reminder.scheduled",
             "task.deleted",
-            "task.sync",
             "reminder.cancelled",
             "reminder.cancelled",
         ]

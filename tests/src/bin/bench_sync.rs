@@ -1,22 +1,55 @@
-//! The sync gateway under many sockets, against the running local stack:
-//! opens `--sockets` WebSockets spread over `--users` users, measures the
-//! gateway's RSS per idle socket, then writes `--writes` tasks through the
-//! API (round robin over the users) and measures API write → client
-//! receive latency on every socket of the written user.
+//! The sync gateway under many sockets, against the running local stack.
 //!
-//! `cargo run --release -p e2e-tests --bin bench_sync -- --sockets 1000 --users 100 --writes 500`
+//! Opens `--sockets` WebSockets spread over `--users` users (from
+//! `--sources` loopback addresses, 127.0.0.1 and up, so 10,000 sockets do
+//! not crowd one address's ports), measures the gateway's RSS per idle
+//! socket, then runs two write phases through task-api:
+//!
+//! - spread: `--writes` creates, round robin over the users, from
+//!   `--writers` concurrent writers;
+//! - hot: `--hot-writes` creates for one user from `--hot-writers`
+//!   concurrent writers, as fast as the API takes them.
+//!
+//! For each phase: latency from the start of the API call to the `event`
+//! frame on every socket of that user (p50/p99/max), deliveries per second,
+//! and where the time goes, from the outbox row's timestamps: call start →
+//! the API's transaction start (`created_at`), → daprd's answer to the
+//! relay's publish (`sent_at`), → the first socket's receive.
+//!
+//! ```sh
+//! ulimit -n 20000; set -a; . .dev/env; set +a
+//! target/release/bench_sync --sockets 1000 --users 100 --writes 1000
+//! ```
 //! (needs `./scripts/dev up`; the gateway's pid is read from the stack's
-//! pid file, `TODO_EVENTS_PIDS`, default `/var/tmp/todo-events/pids`).
+//! pid file under `TODO_EVENTS_RUN`, default `/var/tmp/todo-events`; the
+//! outbox from `DATABASE_URL`.)
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
+use tokio::net::TcpSocket;
+use tokio::sync::mpsc;
+use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+struct Args {
+    sockets: usize,
+    users: usize,
+    sources: usize,
+    writes: usize,
+    writers: usize,
+    hot_writes: usize,
+    hot_writers: usize,
+    /// Each writer's pause after a write (0: as fast as the API answers).
+    pause: Duration,
+}
 
 fn arg(name: &str, default: usize) -> anyhow::Result<usize> {
     let args: Vec<String> = std::env::args().collect();
@@ -26,11 +59,51 @@ fn arg(name: &str, default: usize) -> anyhow::Result<usize> {
     }
 }
 
+impl Args {
+    fn parse() -> anyhow::Result<Self> {
+        let args = Self {
+            sockets: arg("--sockets", 1000)?,
+            users: arg("--users", 100)?,
+            sources: arg("--sources", 1)?.clamp(1, 250),
+            writes: arg("--writes", 1000)?,
+            writers: arg("--writers", 2)?.max(1),
+            hot_writes: arg("--hot-writes", 1000)?,
+            hot_writers: arg("--hot-writers", 4)?.max(1),
+            pause: Duration::from_millis(arg("--pause-ms", 0)? as u64),
+        };
+        if args.users == 0 || args.users > args.sockets {
+            bail!("--users must be 1 to --sockets");
+        }
+        Ok(args)
+    }
+}
+
+/// Microseconds since the epoch: the bench and PostgreSQL share the clock.
+fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+/// The pid of a process of the stack (`app-sync-gateway`, `app-task-api`).
+fn stack_pid(name: &str) -> anyhow::Result<String> {
+    let run = std::env::var("TODO_EVENTS_RUN").unwrap_or_else(|_| "/var/tmp/todo-events".into());
+    let pid = std::fs::read_to_string(format!("{run}/pids/{name}.pid"))?;
+    Ok(pid.trim().to_owned())
+}
+
+/// Which binary (debug or release build) a process of the stack runs.
+fn binary(name: &str) -> String {
+    stack_pid(name)
+        .and_then(|pid| Ok(std::fs::read_link(format!("/proc/{pid}/exe"))?))
+        .map(|exe| exe.display().to_string())
+        .unwrap_or_else(|e| format!("unknown ({e})"))
+}
+
 fn gateway_rss_kib() -> anyhow::Result<u64> {
-    let dir =
-        std::env::var("TODO_EVENTS_PIDS").unwrap_or_else(|_| "/var/tmp/todo-events/pids".into());
-    let pid = std::fs::read_to_string(format!("{dir}/app-sync-gateway.pid"))?;
-    let status = std::fs::read_to_string(format!("/proc/{}/status", pid.trim()))?;
+    let pid = stack_pid("app-sync-gateway")?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -38,103 +111,305 @@ fn gateway_rss_kib() -> anyhow::Result<u64> {
         .context("VmRSS")
 }
 
-/// task id → when its create was sent.
-type Sent = Arc<Mutex<HashMap<String, Instant>>>;
+/// Sockets that ended during the run (a gateway restart, a kick): a run
+/// with any is not a clean measurement.
+static CLOSED: AtomicUsize = AtomicUsize::new(0);
+
+/// One event frame on one socket: (task id, receive time in µs).
+type Delivery = (String, i64);
+
+struct Setup {
+    ws: String,
+    gateway: SocketAddr,
+    secret: String,
+    run: uuid::Uuid,
+    users: usize,
+}
+
+impl Setup {
+    fn user(&self, i: usize) -> String {
+        format!("bench-sync-{}-{}", self.run, i % self.users)
+    }
+}
+
+/// Opens socket `i` (user `i % users`) from source address `i % sources`
+/// and reads it until the process ends, sending every event's task id.
+async fn open(
+    setup: &Setup,
+    i: usize,
+    sources: usize,
+    tx: mpsc::UnboundedSender<Delivery>,
+) -> anyhow::Result<()> {
+    let source = Ipv4Addr::new(127, 0, 0, 1 + (i % sources) as u8);
+    let tcp = TcpSocket::new_v4()?;
+    tcp.bind((source, 0).into())?;
+    let stream = tcp.connect(setup.gateway).await?;
+    let mut request = setup.ws.as_str().into_client_request()?;
+    let token = e2e_tests::user_token(&setup.user(i), false, &setup.secret);
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
+    let (mut socket, _) =
+        tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await?;
+    match socket.next().await {
+        Some(Ok(Message::Text(t))) if t.contains("\"hello\"") => {}
+        other => bail!("socket {i}: no hello: {other:?}"),
+    }
+    tokio::spawn(async move {
+        while let Some(Ok(frame)) = socket.next().await {
+            let at = now_us();
+            let Message::Text(text) = frame else { continue };
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            if let Some(task) = value["data"]["task_id"].as_str() {
+                let _ = tx.send((task.to_owned(), at));
+            }
+        }
+        CLOSED.fetch_add(1, Ordering::Relaxed);
+    });
+    Ok(())
+}
+
+/// A write: the created task's id, its user, when the call started.
+struct Write {
+    task: String,
+    user: String,
+    started: i64,
+}
+
+/// `count` creates for `user_of(n)`, from `writers` concurrent writers.
+async fn write(
+    setup: &Arc<Setup>,
+    (count, writers, pause): (usize, usize, Duration),
+    user_of: fn(&Setup, usize) -> String,
+) -> anyhow::Result<Vec<Write>> {
+    let api = std::env::var("TASK_API_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+    let http = reqwest::Client::new();
+    let next = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..writers)
+        .map(|_| {
+            let (setup, http, api, next) = (setup.clone(), http.clone(), api.clone(), next.clone());
+            tokio::spawn(async move {
+                let mut done = Vec::new();
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= count {
+                        return anyhow::Ok(done);
+                    }
+                    let user = user_of(&setup, n);
+                    let token = e2e_tests::user_token(&user, false, &setup.secret);
+                    let started = now_us();
+                    let body: serde_json::Value = http
+                        .post(format!("{api}/api/tasks"))
+                        .bearer_auth(token)
+                        .json(&serde_json::json!({"title": format!("bench {n}")}))
+                        .send()
+                        .await?
+                        .error_for_status()?
+                        .json()
+                        .await?;
+                    let task = body["id"].as_str().context("created task id")?.to_owned();
+                    done.push(Write {
+                        task,
+                        user,
+                        started,
+                    });
+                    tokio::time::sleep(pause).await;
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(count);
+    for task in tasks {
+        all.extend(task.await??);
+    }
+    Ok(all)
+}
+
+/// The outbox's timestamps of the tasks' `task-updates` rows, in µs:
+/// task id → (transaction start, marked sent).
+async fn outbox_times(users: &[String]) -> anyhow::Result<HashMap<String, (i64, i64)>> {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://todo:todo@127.0.0.1:5432/todo".into());
+    let (db, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let rows = db
+        .query(
+            "SELECT payload->'data'->>'task_id',
+                    (extract(epoch FROM created_at) * 1e6)::bigint,
+                    (extract(epoch FROM sent_at) * 1e6)::bigint
+             FROM outbox WHERE topic = 'task-updates' AND partition_key = ANY($1)
+               AND sent_at IS NOT NULL",
+            &[&users],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect())
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits are valid"))
+}
+
+fn ms(h: &Histogram<u64>) -> String {
+    let q = |q| h.value_at_quantile(q) as f64 / 1000.0;
+    format!(
+        "p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        q(0.5),
+        q(0.99),
+        h.max() as f64 / 1000.0
+    )
+}
+
+/// Waits for `expected` deliveries of `writes`, then prints the phase.
+async fn report(
+    phase: &str,
+    writes: &[Write],
+    rx: &mut mpsc::UnboundedReceiver<Delivery>,
+    sockets_of: &HashMap<String, usize>,
+) -> anyhow::Result<()> {
+    let by_task: HashMap<&str, &Write> = writes.iter().map(|w| (w.task.as_str(), w)).collect();
+    let expected: usize = writes.iter().map(|w| sockets_of[&w.user]).sum();
+    let (mut latency, mut first_receive) = (histogram(), HashMap::new());
+    let (mut got, mut last) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got < expected {
+        let Ok(Some((task, at))) = tokio::time::timeout_at(deadline.into(), rx.recv()).await else {
+            break;
+        };
+        let Some(w) = by_task.get(task.as_str()) else {
+            continue;
+        };
+        got += 1;
+        last = last.max(at);
+        latency.record((at - w.started).max(0) as u64)?;
+        let first = first_receive.entry(task).or_insert(at);
+        *first = (*first).min(at);
+    }
+    let start = writes.iter().map(|w| w.started).min().unwrap_or_default();
+    let seconds = (last - start).max(1) as f64 / 1e6;
+    println!(
+        "{phase}: {} writes, {got} of {expected} deliveries in {seconds:.1} s ({:.0} deliveries/s, {:.0} writes/s)",
+        writes.len(),
+        got as f64 / seconds,
+        writes.len() as f64 / seconds
+    );
+    println!("  write → receive: {}", ms(&latency));
+    let users: Vec<String> = sockets_of.keys().cloned().collect();
+    let times = outbox_times(&users).await?;
+    let (mut to_tx, mut to_sent, mut to_socket) = (histogram(), histogram(), histogram());
+    for w in writes {
+        let (Some(&(created, sent)), Some(&received)) =
+            (times.get(&w.task), first_receive.get(&w.task))
+        else {
+            continue;
+        };
+        to_tx.record((created - w.started).max(0) as u64)?;
+        to_sent.record((sent - created).max(0) as u64)?;
+        to_socket.record((received - sent).max(0) as u64)?;
+    }
+    println!("  call start → transaction start: {}", ms(&to_tx));
+    println!(
+        "  transaction start → publish answered (commit, relay, daprd, Kafka ack): {}",
+        ms(&to_sent)
+    );
+    println!(
+        "  publish answered → first socket (Kafka fetch, daprd push, fan-out): {}",
+        ms(&to_socket)
+    );
+    Ok(())
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (sockets, users, writes) = (
-        arg("--sockets", 1000)?,
-        arg("--users", 100)?,
-        arg("--writes", 500)?,
-    );
-    let secret = std::env::var("JWT_HS256_SECRET").context("JWT_HS256_SECRET (source .dev/env)")?;
-    let api = std::env::var("TASK_API_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
-    let ws = std::env::var("SYNC_GATEWAY_URL")
-        .unwrap_or_else(|_| "http://127.0.0.1:8090".into())
-        .replacen("http", "ws", 1)
-        + "/ws/tasks";
-    let run = uuid::Uuid::now_v7();
-    let user = |i: usize| format!("bench-sync-{run}-{}", i % users);
-
-    let before = gateway_rss_kib()?;
-    let sent: Sent = Arc::default();
-    let latencies = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
-    let mut readers = Vec::with_capacity(sockets);
-    for i in 0..sockets {
-        let mut request = ws.as_str().into_client_request()?;
-        let token = e2e_tests::user_token(&user(i), false, &secret);
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse()?);
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await?;
-        match socket.next().await {
-            Some(Ok(Message::Text(t))) if t.contains("\"hello\"") => {}
-            other => bail!("socket {i}: no hello: {other:?}"),
-        }
-        let (sent, latencies) = (sent.clone(), latencies.clone());
-        readers.push(tokio::spawn(async move {
-            while let Some(Ok(frame)) = socket.next().await {
-                let Message::Text(text) = frame else { continue };
-                let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
-                    continue;
-                };
-                let Some(task) = value["data"]["task_id"].as_str() else {
-                    continue;
-                };
-                let at = sent.lock().ok().and_then(|s| s.get(task).copied());
-                if let (Some(at), Ok(mut h)) = (at, latencies.lock()) {
-                    let _ = h.record(at.elapsed().as_micros() as u64);
-                }
-            }
-        }));
+    let args = Args::parse()?;
+    let base = std::env::var("SYNC_GATEWAY_URL").unwrap_or_else(|_| "http://127.0.0.1:8090".into());
+    let gateway: SocketAddr = base
+        .trim_start_matches("http://")
+        .parse()
+        .context("SYNC_GATEWAY_URL as http://IP:PORT")?;
+    let setup = Arc::new(Setup {
+        ws: base.replacen("http", "ws", 1) + "/ws/tasks",
+        gateway,
+        secret: std::env::var("JWT_HS256_SECRET").context("JWT_HS256_SECRET (source .dev/env)")?,
+        run: uuid::Uuid::now_v7(),
+        users: args.users,
+    });
+    let mut sockets_of: HashMap<String, usize> = HashMap::new();
+    for i in 0..args.sockets {
+        *sockets_of.entry(setup.user(i)).or_default() += 1;
     }
-    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    println!(
+        "gateway: {}; task-api: {}",
+        binary("app-sync-gateway"),
+        binary("app-task-api")
+    );
+    let gateway_pid = stack_pid("app-sync-gateway")?;
+    let before = gateway_rss_kib()?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let opened = Instant::now();
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(0..args.sockets)
+        .map(|i| {
+            let (setup, tx) = (setup.clone(), tx.clone());
+            async move { open(&setup, i, args.sources, tx).await }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    println!(
+        "{} sockets open in {:.1} s",
+        args.sockets,
+        opened.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
     let idle = gateway_rss_kib()?;
     println!(
-        "{sockets} idle sockets: gateway RSS {before} KiB -> {idle} KiB, {:.1} KiB per socket",
-        (idle.saturating_sub(before)) as f64 / sockets as f64
+        "idle: gateway RSS {before} KiB -> {idle} KiB, {:.1} KiB per socket",
+        idle.saturating_sub(before) as f64 / args.sockets as f64
     );
 
-    let http = reqwest::Client::new();
-    let started = Instant::now();
-    for i in 0..writes {
-        let token = e2e_tests::user_token(&user(i), false, &secret);
-        let at = Instant::now();
-        let response = http
-            .post(format!("{api}/api/tasks"))
-            .bearer_auth(token)
-            .json(&serde_json::json!({"title": format!("bench {i}")}))
-            .send()
-            .await?;
-        let body: serde_json::Value = response.json().await?;
-        let id = body["id"].as_str().context("created task id")?.to_owned();
-        if let Ok(mut s) = sent.lock() {
-            s.insert(id, at);
-        }
-    }
-    let elapsed = started.elapsed();
-    let expected = (writes * sockets / users) as u64;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while latencies.lock().map(|h| h.len()).unwrap_or(0) < expected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let h = latencies
-        .lock()
-        .map_err(|_| anyhow::anyhow!("poisoned"))?
-        .clone();
-    println!(
-        "{writes} writes in {:.1} s ({:.0}/s); {} of {expected} deliveries; write→receive p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
-        elapsed.as_secs_f64(),
-        writes as f64 / elapsed.as_secs_f64(),
-        h.len(),
-        h.value_at_quantile(0.5) as f64 / 1000.0,
-        h.value_at_quantile(0.99) as f64 / 1000.0,
-        h.max() as f64 / 1000.0,
-    );
+    let spread = write(&setup, (args.writes, args.writers, args.pause), |s, n| {
+        s.user(n)
+    })
+    .await?;
+    report(
+        &format!("spread over {} users, {} writers", args.users, args.writers),
+        &spread,
+        &mut rx,
+        &sockets_of,
+    )
+    .await?;
+    let hot = write(
+        &setup,
+        (args.hot_writes, args.hot_writers, args.pause),
+        |s, _| s.user(0),
+    )
+    .await?;
+    report(
+        &format!(
+            "one hot user ({} sockets), {} writers",
+            sockets_of[&setup.user(0)],
+            args.hot_writers
+        ),
+        &hot,
+        &mut rx,
+        &sockets_of,
+    )
+    .await?;
     println!("gateway RSS after: {} KiB", gateway_rss_kib()?);
-    for reader in readers {
-        reader.abort();
+    if stack_pid("app-sync-gateway")? != gateway_pid {
+        bail!("the gateway restarted during the run: not a clean measurement");
+    }
+    let closed = CLOSED.load(Ordering::Relaxed);
+    if closed > 0 {
+        bail!(
+            "{closed} sockets ended during the run (the gateway restarted?): not a clean measurement"
+        );
     }
     Ok(())
 }

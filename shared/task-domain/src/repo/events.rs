@@ -1,6 +1,11 @@
 //! The events a change enqueues, in the order the relay publishes them:
-//! the `task-events` event, the `task-updates` stream entry, then the
-//! reminder firings it withdraws and those it schedules.
+//! the `task-updates` stream entry, the `task-events` event, then the
+//! reminder firings it withdraws and those it schedules. The stream entry
+//! goes first because a person waits for it (sync-gateway's live sockets)
+//! while the others feed background consumers: the relay publishes one
+//! key's rows one daprd call per topic, in id order, so the first row's
+//! topic goes out one call earlier (docs/benchmarks.md, sync-gateway).
+//! No consumer reads two topics as one sequence.
 
 use contracts::{EventKind, OutgoingEvent, ReminderEventData, TaskEventData, TaskSyncData};
 use deadpool_postgres::Transaction;
@@ -55,7 +60,6 @@ pub async fn emit(
     let sync_event =
         OutgoingEvent::new(EventKind::TaskSync, EMITTER, subject, &sync).map_err(corrupt)?;
     let tp = change.traceparent;
-    outbox::enqueue(tx, &change_event, &task.user_id, None, tp).await?;
     outbox::enqueue(
         tx,
         &sync_event,
@@ -64,6 +68,7 @@ pub async fn emit(
         tp,
     )
     .await?;
+    outbox::enqueue(tx, &change_event, &task.user_id, None, tp).await?;
     for (kind, list) in [
         (EventKind::ReminderCancelled, &firings.cancelled),
         (EventKind::ReminderScheduled, &firings.scheduled),
