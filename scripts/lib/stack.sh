@@ -6,6 +6,8 @@
 
 : "${CARGO_TARGET_DIR:=$TODO_EVENTS_CACHE/target}"
 export CARGO_TARGET_DIR
+# Which build the functions run from: debug (default) or release
+# (`cargo build --release`; benchmarks, docs/benchmarks.md).
 : "${TODO_EVENTS_PROFILE:=debug}"
 DEV_DIR="$REPO_ROOT/.dev"
 SCHEDULER_DATA="$TODO_EVENTS_RUN/scheduler"
