@@ -11,8 +11,8 @@
 //! the stack.
 
 pub mod notify;
-pub mod ws;
 pub mod verify;
+pub mod ws;
 
 use std::path::PathBuf;
 use std::time::Duration;
