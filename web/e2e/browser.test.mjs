@@ -151,6 +151,16 @@ test("two screens of one user: a task added on one appears on the other; typing 
   await shownOnce(b, "Buy milk");
   await shownOnce(a, "Buy milk");
 
+  // The keyboard reaches a row's delete button, which shows while focused.
+  await a.locator("#list .task:not(.pending) .title", { hasText: /^Buy milk$/ }).waitFor();
+  await row(a, "Buy milk").locator("input[type=checkbox]").focus();
+  await a.keyboard.press("Tab");
+  const focused = await a.evaluate(() => {
+    const e = document.activeElement;
+    return { className: e?.className, label: e?.getAttribute("aria-label"), opacity: e && getComputedStyle(e).opacity };
+  });
+  assert.deepEqual(focused, { className: "delete", label: "Delete Buy milk", opacity: "1" });
+
   // Completed on A, seen done on B; a task made elsewhere and deleted on A goes from B.
   await row(a, "Buy milk").locator("input[type=checkbox]").check();
   await b.locator("#list .task.done .title", { hasText: "Buy milk" }).waitFor();
@@ -249,22 +259,26 @@ test("an expired token: the gateway closes with 4402, the page asks for a fresh 
   const d = await screen(context, shortToken(8));
   d.on("websocket", (ws) => ws.on("framesent", (frame) => sent.push(JSON.parse(String(frame.payload)))));
   await live(d);
-  const before = (await d.evaluate(() => window.todoEvents.client.position)).offset;
 
   // At exp the gateway closes the socket (4402); the page has no fresh token.
   await d.locator("#sign-in").waitFor({ timeout: 30_000 });
   assert.match(await d.locator("#sign-in-error").textContent(), /expired/);
   assert.equal(await d.evaluate(() => window.todoEvents.client.status.lastClose), 4402);
+  // Signed out: neither the token nor the user's task list stays in storage.
+  const kept = await d.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("todo-events.")));
+  assert.deepEqual(kept, []);
   await rest("POST", "/api/tasks", { title: "While signed out" });
 
-  // A fresh token: the page starts again from its saved list and position.
+  // A fresh token: nothing was kept, so the page reads the whole list
+  // (its auth carries no position to resume from).
+  const mark = sent.length;
   await d.locator("#token-input").fill(token);
   await d.locator("#sign-in-form button").click();
   await live(d);
   await shownOnce(d, "While signed out");
-  const resume = sent.map(resumeOf).find(Boolean);
-  assert.ok(resume, `no resume sent: ${JSON.stringify(sent)}`);
-  assert.equal(resume.offset, before);
+  const auths = sent.slice(mark).filter((m) => m.type === "auth");
+  assert.ok(auths.length > 0, `no auth sent: ${JSON.stringify(sent)}`);
+  assert.equal(auths[0].resume, undefined);
   assertInOrderOnce(await applied(d), "screen D");
   await context.close();
 });

@@ -10,6 +10,8 @@ import { type PositionStore, SyncClient, type SyncStatus } from "./sync-client.j
 import { TaskStore, type TaskView } from "./task-store.js";
 
 const TOKEN_KEY = "todo-events.token";
+/** The user's task list and position (see taskCache). */
+const cacheKey = (user: string) => `todo-events.cache.${user}`;
 
 interface PageConfig {
   api_base: string;
@@ -93,7 +95,10 @@ function signedIn(config: PageConfig, token: string): void {
       store.apply(sync);
     },
     onReset: () => reload(api, store, cache, () => client.position),
-    onStatus: showStatus,
+    onStatus: (status) => {
+      showStatus(status);
+      if (status.state === "signed-out") signOut(cache);
+    },
   });
   probe.client = client;
   probe.store = store;
@@ -106,39 +111,53 @@ function signedIn(config: PageConfig, token: string): void {
   window.addEventListener("online", () => client.reconnectNow());
   $("sign-out").onclick = () => {
     client.stop();
-    localStorage.removeItem(TOKEN_KEY);
+    signOut(cache);
     location.reload();
   };
   client.start();
 }
 
 /** The whole list again (after `reset`, or with nothing cached); retried
- * until it works, since the list is wrong until then. */
+ * until it works, since the list is wrong until then. A later reload
+ * (another reset) supersedes this one: its list, read later, is the one
+ * installed (TaskStore keeps the events meanwhile), and this one stops. */
 async function reload(api: TaskApi, store: TaskStore, cache: TaskCache, position: () => Position | null): Promise<void> {
-  store.beginReload();
-  for (let wait = 1000; ; wait = Math.min(wait * 2, 15_000)) {
+  const ticket = store.beginReload();
+  for (let wait = 1000; store.isCurrentReload(ticket); wait = Math.min(wait * 2, 15_000)) {
     try {
-      store.finishReload(await api.list());
+      const tasks = await api.list();
+      if (!store.finishReload(tasks, ticket)) return;
       const p = position();
       if (p !== null) cache.save(p);
       showError("");
       return;
     } catch (error) {
+      if (!store.isCurrentReload(ticket)) return;
       showError(`Could not load the tasks: ${message(error)}. Retrying…`);
       await new Promise((r) => setTimeout(r, wait));
     }
   }
 }
 
+/** Forgets the token and the user's cached tasks: nothing of the session
+ * stays in this browser's storage. */
+function signOut(cache: TaskCache): void {
+  localStorage.removeItem(TOKEN_KEY);
+  cache.clear();
+}
+
 interface TaskCache extends PositionStore {
   loadTasks(): Task[] | null;
+  /** Removes the cache, and keeps it removed (a late save writes nothing). */
+  clear(): void;
 }
 
 /** The position and the tasks it describes, saved together (per user), so
  * a page load shows the list at once and resumes from where it was. While
  * a reload is under way the list is not whole: nothing is kept then. */
 function taskCache(user: string, store: TaskStore): TaskCache {
-  const key = `todo-events.cache.${user}`;
+  const key = cacheKey(user);
+  let cleared = false;
   const read = (): { position: Position; tasks: Task[] } | null => {
     try {
       return JSON.parse(localStorage.getItem(key) ?? "null") as { position: Position; tasks: Task[] } | null;
@@ -150,8 +169,13 @@ function taskCache(user: string, store: TaskStore): TaskCache {
     load: () => read()?.position ?? null,
     loadTasks: () => read()?.tasks ?? null,
     save(position) {
+      if (cleared) return;
       if (store.isReloading) localStorage.removeItem(key);
       else localStorage.setItem(key, JSON.stringify({ position, tasks: store.snapshot() }));
+    },
+    clear() {
+      cleared = true;
+      localStorage.removeItem(key);
     },
   };
 }
@@ -234,6 +258,9 @@ function row(key: string, store: TaskStore, api: TaskApi): HTMLLIElement {
   box.onchange = () => toggle(store, api, key, box.checked);
   const title = document.createElement("span");
   title.className = "title";
+  // Each title is its own bidirectional run: a right-to-left override in
+  // one cannot reorder what follows it (style.css isolates it as well).
+  title.dir = "auto";
   label.append(box, title);
   const del = document.createElement("button");
   del.type = "button";
@@ -270,7 +297,6 @@ function showStatus(status: SyncStatus): void {
   pill.textContent = labels[status.state];
   showPosition(status.position);
   if (status.state === "signed-out") {
-    localStorage.removeItem(TOKEN_KEY);
     showSignIn("Your token has expired or was refused: paste a fresh one.");
   }
 }

@@ -134,6 +134,10 @@ export interface SyncClientOptions {
 }
 
 const FEED_PAGE = 500;
+/** The longest delay setTimeout keeps: it takes a WebIDL `long` (HTML's
+ * timer steps; Node documents the same bound), so a longer one wraps and
+ * fires at once. A token valid for longer than ~24.8 days needs a hop. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 /** WebSocket's "abnormal closure": what a broken or never-open socket reports. */
 const ABNORMAL = 1006;
 
@@ -394,6 +398,13 @@ export class SyncClient {
     if (exp === null) return;
     const generation = this.generation;
     const inMs = Math.max(0, exp * 1000 - this.o.now() - 30_000);
+    if (inMs > MAX_TIMER_MS) {
+      // Not yet: look again after the longest wait a timer allows.
+      this.after(MAX_TIMER_MS, () => {
+        if (generation === this.generation) this.scheduleRefresh();
+      });
+      return;
+    }
     this.after(inMs, async () => {
       if (generation !== this.generation) return;
       const fresh = await this.o.token("refresh");

@@ -8,7 +8,11 @@
 // - A deleted id is remembered, so a late answer cannot bring it back.
 // - During a reload (after `reset`), events are applied and also kept; the
 //   reloaded list replaces the tasks, then those events are applied again,
-//   so whatever changed while the list was read is not lost.
+//   so whatever changed while the list was read is not lost. Reloads may
+//   overlap (a hello's reload, then a reset): each has a ticket, only the
+//   newest one's list is installed (an older one was read earlier, maybe
+//   before events applied since), and the events are kept from the first
+//   of them until that newest list is in.
 // - Optimistic changes are overlays on top of the server state: a new task
 //   under a local key, a status, a deletion. Each is dropped when its
 //   request ends (the answer or the event is then the truth), so a failed
@@ -42,6 +46,8 @@ export class TaskStore {
   private readonly overlays = new Map<string, Overlay>();
   private readonly locals = new Map<string, LocalTask>();
   private reloading: TaskSync[] | null = null;
+  /** The ticket of the newest reload. */
+  private reloadTicket = 0;
   private nextLocal = 0;
   private readonly listeners = new Set<() => void>();
 
@@ -64,19 +70,32 @@ export class TaskStore {
     this.changed();
   }
 
-  /** A reload starts: events from now on are kept for finishReload. */
-  beginReload(): void {
+  /** A reload starts: events from now on are kept for finishReload.
+   * Returns its ticket; a later beginReload supersedes it. */
+  beginReload(): number {
     this.reloading ??= [];
+    return ++this.reloadTicket;
   }
 
-  /** The whole list, read after beginReload. */
-  finishReload(tasks: Task[]): void {
+  /** Whether the reload of `ticket` is the newest and not yet finished
+   * (else its list would be stale: drop it, stop retrying). */
+  isCurrentReload(ticket: number): boolean {
+    return this.reloading !== null && ticket === this.reloadTicket;
+  }
+
+  /** The whole list, read after beginReload returned `ticket` (by default
+   * the newest; with no reload under way, a list to start from, such as a
+   * cache). Returns false, installing nothing, when a later reload
+   * superseded this one. */
+  finishReload(tasks: Task[], ticket = this.reloadTicket): boolean {
+    if (ticket !== this.reloadTicket) return false;
     const since = this.reloading ?? [];
     this.reloading = null;
     this.tasks.clear();
     for (const task of tasks) if (!this.deleted.has(task.id)) this.tasks.set(task.id, task);
     for (const sync of since) this.merge(sync);
     this.changed();
+    return true;
   }
 
   /** A reload that failed: the list stays as it was; events are no longer kept. */

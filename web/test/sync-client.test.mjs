@@ -2,7 +2,7 @@
 // WebSocket class and a fake change feed, real (tiny) timers.
 import assert from "node:assert/strict";
 import { afterEach, test } from "node:test";
-import { SyncClient, memoryPositions } from "../dist/sync-client.js";
+import { MAX_TIMER_MS, SyncClient, memoryPositions } from "../dist/sync-client.js";
 
 const E = "0192f0c1-0000-7000-8000-000000000000";
 
@@ -293,4 +293,51 @@ test("a socket that opens but never says hello counts as a failed attempt", asyn
   await until("a second socket", () => FakeSocket.all.length === 2);
   assert.equal(h.client.status.failures, 1);
   h.client.stop();
+});
+
+test("a token valid for longer than a timer can wait is refreshed in hops, never at once", async () => {
+  const day = 86_400_000;
+  let now = Date.UTC(2026, 0, 1);
+  const exp = Math.floor((now + 40 * day) / 1000);
+  const payload = Buffer.from(JSON.stringify({ sub: "alice", exp })).toString("base64url");
+  const token = `h.${payload}.s`;
+  const asked = [];
+  // Long timers are caught here (a real one would fire at once or keep
+  // the run alive); short ones are the real thing.
+  const long = [];
+  const realSetTimeout = globalThis.setTimeout;
+  globalThis.setTimeout = (f, ms, ...args) => {
+    if (ms > 60_000) {
+      long.push({ f, ms });
+      return realSetTimeout(() => undefined, 0);
+    }
+    return realSetTimeout(f, ms, ...args);
+  };
+  try {
+    const h = harness({
+      now: () => now,
+      token: (reason) => {
+        asked.push(reason);
+        return reason === "refresh" ? "tok-2" : token;
+      },
+    });
+    h.client.start();
+    await until("a socket", () => FakeSocket.last);
+    const ws = FakeSocket.last;
+    ws.open();
+    ws.say({ type: "hello", epoch: E, offset: 0 });
+    const refresh = () => long;
+    assert.deepEqual(refresh().map((t) => t.ms), [MAX_TIMER_MS]);
+    now += MAX_TIMER_MS;
+    refresh()[0].f();
+    const left = 40 * day - 30_000 - MAX_TIMER_MS;
+    assert.deepEqual(refresh().map((t) => t.ms), [MAX_TIMER_MS, left]);
+    assert.deepEqual(asked, ["connect"]);
+    now += left;
+    refresh()[1].f();
+    await until("the refresh", () => ws.sent.some((m) => m.token === "tok-2"));
+    assert.deepEqual(asked, ["connect", "refresh"]);
+  } finally {
+    globalThis.setTimeout = realSetTimeout;
+  }
 });

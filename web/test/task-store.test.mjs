@@ -95,3 +95,25 @@ test("rows: local first, then open newest first, then completed", () => {
   store.addLocal("new");
   assert.deepEqual(store.view().map((v) => v.title), ["new", "task b", "task a", "task c"]);
 });
+
+test("overlapping reloads: only the newest list is installed, with every event since the first began", () => {
+  const store = new TaskStore();
+  const first = store.beginReload(); // after a hello
+  store.apply(sync("created", task("x", 1)));
+  const second = store.beginReload(); // a reset meanwhile
+  assert.equal(store.isCurrentReload(first), false);
+  assert.equal(store.isCurrentReload(second), true);
+  store.apply(sync("created", task("y", 1)));
+  // The first list comes back (read before x and y): superseded, not installed.
+  assert.equal(store.finishReload([task("old", 1)], first), false);
+  assert.equal(store.isReloading, true);
+  store.apply(sync("completed", task("x", 2, { status: "completed" })));
+  // The second list was read after x was created, before y and x's completion.
+  assert.equal(store.finishReload([task("old", 1), task("x", 1)], second), true);
+  assert.equal(store.isReloading, false);
+  assert.deepEqual(store.snapshot().map((t) => t.id).sort(), ["old", "x", "y"]);
+  assert.equal(store.get("x").status, "completed");
+  // A late answer of the first reload changes nothing now.
+  assert.equal(store.finishReload([], first), false);
+  assert.deepEqual(store.snapshot().map((t) => t.id).sort(), ["old", "x", "y"]);
+});
