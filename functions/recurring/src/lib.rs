@@ -60,9 +60,11 @@ pub fn app(
             dapr_http::require_app_token,
         ))
         .with_state(state);
-    service::http_metrics::instrument(callbacks, &metrics)
+    let app = service::http_metrics::instrument(callbacks, &metrics)
         .layer(TraceLayer::new_for_http())
-        .merge(service::health::routes(checks, metrics))
+        .merge(service::health::routes(checks, metrics));
+    // Last, so axum's own 404/405 are problem documents too.
+    service::problem_errors::layer(app)
 }
 
 #[cfg(test)]

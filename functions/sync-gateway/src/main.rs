@@ -34,7 +34,7 @@ async fn main() -> anyhow::Result<()> {
     let counters = GatewayMetrics::default();
     counters.register(&metrics);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sessions = Sessions::with_limit(config.max_sockets);
+    let sessions = Sessions::with_limits(config.max_sockets, config.max_pending_auth);
     let state = AppState {
         session: Context {
             feed: TaskApiFeed::new(&config.task_api_url, config.feed_timeout)
@@ -62,7 +62,9 @@ async fn main() -> anyhow::Result<()> {
     };
     let grace = common.shutdown_grace;
     let app = app(state, config.callbacks.clone(), metrics).merge(web::routes(&config.web));
-    let router = common.cors.apply(app);
+    // The page's routes bring their own fallback: bare errors made problem
+    // documents again after the merge.
+    let router = common.cors.apply(service::problem_errors::layer(app));
     service::server::serve(listener, router, shutdown, grace).await?;
     // Upgraded sockets are no longer the HTTP server's: wait for their
     // close frames ourselves, within the same grace.

@@ -66,8 +66,10 @@ async fn main() -> anyhow::Result<()> {
         config.retention.clone(),
         config.callback_token.clone(),
     );
-    // Every route, the retention job's included, under one CORS policy.
-    let router = common.cors.apply(
+    // Every route, the retention job's included, under one CORS policy;
+    // bare errors made problem documents again after the merge, whose
+    // fallback (an unknown path's 404) is the merged router's own.
+    let router = common.cors.apply(service::problem_errors::layer(
         app(
             state,
             config.callback_token.clone(),
@@ -76,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
             limits,
         )
         .merge(retention),
-    );
+    ));
     service::server::bind_and_serve("task-api", common.port, router, common.shutdown_grace).await?;
 
     relay_task.stop(common.shutdown_grace).await;
