@@ -60,6 +60,10 @@ pub const DEFAULT_WS_HEAD_CHECK_MS: u64 = 300_000;
 /// Sockets on this replica; an upgrade beyond is a 503.
 pub const ENV_WS_MAX_SOCKETS: &str = "WS_MAX_SOCKETS";
 pub const DEFAULT_WS_MAX_SOCKETS: usize = 20_000;
+/// Sockets on this replica still waiting for their `auth` message (no
+/// token in the upgrade's header); an upgrade beyond is a 503.
+pub const ENV_WS_MAX_PENDING_AUTH: &str = "WS_MAX_PENDING_AUTH";
+pub const DEFAULT_WS_MAX_PENDING_AUTH: usize = 1_000;
 /// Sockets of one user on this replica; one more is closed with 1013.
 pub const ENV_WS_MAX_SOCKETS_PER_USER: &str = "WS_MAX_SOCKETS_PER_USER";
 pub const DEFAULT_WS_MAX_SOCKETS_PER_USER: usize = 100;
@@ -114,6 +118,7 @@ pub struct Config {
     pub queue: usize,
     pub buffers: SocketBuffers,
     pub max_sockets: usize,
+    pub max_pending_auth: usize,
     pub max_replays: usize,
     pub web: WebConfig,
 }
@@ -183,6 +188,11 @@ impl Config {
             },
             web: web_config(s)?,
             max_sockets: at_least_one(s, ENV_WS_MAX_SOCKETS, DEFAULT_WS_MAX_SOCKETS)?,
+            max_pending_auth: at_least_one(
+                s,
+                ENV_WS_MAX_PENDING_AUTH,
+                DEFAULT_WS_MAX_PENDING_AUTH,
+            )?,
             max_replays: at_least_one(s, ENV_WS_MAX_REPLAYS, DEFAULT_WS_MAX_REPLAYS)?,
         })
     }
@@ -248,6 +258,7 @@ mod tests {
         assert_eq!(c.buffers.read, 4096);
         assert_eq!(c.queue, 256);
         assert_eq!(c.web.api_url, "");
+        assert_eq!(c.max_pending_auth, 1_000);
     }
 
     #[test]
@@ -269,6 +280,7 @@ mod tests {
             ("WS_BURST", "0"),
             ("WS_WRITE_TIMEOUT_MS", "0"),
             ("WS_MAX_SOCKETS", "0"),
+            ("WS_MAX_PENDING_AUTH", "0"),
             ("WS_MAX_SOCKETS_PER_USER", "0"),
             ("WS_MAX_REPLAYS", "0"),
             ("WS_RESUMES_PER_MINUTE", "0"),

@@ -9,7 +9,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::{Instant, sleep_until};
 
 use crate::feed::FeedError;
-use crate::protocol::Close;
+use crate::protocol::{Close, ParseError};
 use crate::session::End;
 use crate::token::TokenError;
 
@@ -37,6 +37,25 @@ pub(crate) fn read_failed(error: &(dyn std::error::Error + 'static)) -> End {
         cause = error.source();
     }
     End::Gone
+}
+
+/// 4400 for a message outside the protocol. serde_json's own words quote
+/// the offending value (serde 1.0.229 src/core/de/mod.rs: `Unexpected::Str` displays as
+/// `string "…"` in an invalid-type error), and a malformed `auth` can carry a token:
+/// a JSON error is logged by its category and place only, never its text.
+pub(crate) fn bad_message(error: &ParseError) -> End {
+    match error {
+        ParseError::Json(error) => tracing::info!(
+            category = ?error.classify(),
+            line = error.line(),
+            column = error.column(),
+            "unreadable client message"
+        ),
+        ParseError::Invalid(reason) | ParseError::Position(reason) => {
+            tracing::info!(reason, "a client message outside the protocol");
+        }
+    }
+    End::Closed(Close::BadMessage)
 }
 
 pub(crate) fn feed_end(error: FeedError) -> End {
@@ -122,5 +141,56 @@ impl Window {
         }
         self.count = self.count.saturating_add(1);
         self.count <= limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::protocol::parse;
+
+    /// What a subscriber writes, kept for the test to read.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Malformed messages whose serde_json error quotes the client's value
+    /// (a token where a position or a type belongs): the log names the
+    /// category and the place, never the value.
+    #[test]
+    fn a_malformed_message_is_logged_without_its_text() {
+        let secret = "eyJhbGciOiJFUzI1NiJ9.c2VjcmV0.c2ln";
+        for text in [
+            format!(r#"{{"type":"auth","token":"t","resume":"{secret}"}}"#),
+            format!(r#"{{"type":"{secret}"}}"#),
+            format!(r#"{{"type":"resume","epoch":"e","offset":"{secret}"}}"#),
+        ] {
+            let error = parse(&text).expect_err("malformed");
+            assert!(error.to_string().contains(secret), "{error}");
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_writer(move || writer.clone())
+                .with_ansi(false)
+                .finish();
+            let end = tracing::subscriber::with_default(subscriber, || bad_message(&error));
+            assert_eq!(end, End::Closed(Close::BadMessage));
+            let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+            assert!(log.contains("unreadable client message"), "{log}");
+            assert!(log.contains("category=Data"), "{log}");
+            assert!(!log.contains(secret), "{log}");
+        }
     }
 }

@@ -22,7 +22,7 @@ use futures::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::{Instant, sleep_until, timeout};
 
-use crate::ends::{Guard, Window, feed_end, read_failed, refused, stopping};
+use crate::ends::{Guard, Window, bad_message, feed_end, read_failed, refused, stopping};
 use crate::feed::{ChangeFeed, Page, Position};
 use crate::hub::{Hub, Live, Subscription};
 use crate::protocol::{self, At, ClientMessage, Close, ParseError, ServerMessage};
@@ -106,12 +106,7 @@ pub enum End {
 
 /// Runs one socket until it ends; `pre` is the token the upgrade request
 /// carried in its `Authorization` header, already verified.
-pub async fn run<F, Si, St, E>(
-    ctx: Context<F>,
-    mut sink: Si,
-    mut stream: St,
-    pre: Option<Verified>,
-) -> End
+pub async fn run<F, Si, St, E>(ctx: Context<F>, sink: Si, stream: St, pre: Option<Verified>) -> End
 where
     F: ChangeFeed,
     Si: Sink<Message> + Unpin,
@@ -119,7 +114,28 @@ where
     St: Stream<Item = Result<Message, E>> + Unpin,
     E: std::error::Error + 'static,
 {
-    let end = match session(&ctx, &mut sink, &mut stream, pre).await {
+    run_then(ctx, sink, stream, pre, || ()).await
+}
+
+/// [`run`], calling `authenticated` once the socket has a verified token
+/// (before its hello), so the upgrade can give back the place it held for
+/// a socket still waiting for its `auth` (`WS_MAX_PENDING_AUTH`).
+pub async fn run_then<F, Si, St, E, A>(
+    ctx: Context<F>,
+    mut sink: Si,
+    mut stream: St,
+    pre: Option<Verified>,
+    authenticated: A,
+) -> End
+where
+    F: ChangeFeed,
+    Si: Sink<Message> + Unpin,
+    Si::Error: std::fmt::Display,
+    St: Stream<Item = Result<Message, E>> + Unpin,
+    E: std::error::Error + 'static,
+    A: FnOnce(),
+{
+    let end = match session(&ctx, &mut sink, &mut stream, pre, authenticated).await {
         Ok(never) => match never {},
         Err(end) => end,
     };
@@ -163,6 +179,7 @@ async fn session<F, Si, St, E>(
     sink: &mut Si,
     stream: &mut St,
     pre: Option<Verified>,
+    authenticated: impl FnOnce(),
 ) -> Result<std::convert::Infallible, End>
 where
     F: ChangeFeed,
@@ -175,6 +192,7 @@ where
         Some(verified) => (verified, None),
         None => authenticate(ctx, stream).await?,
     };
+    authenticated();
     if ctx.hub.sockets_of(&verified.user) >= ctx.config.max_per_user {
         tracing::info!("the user is at WS_MAX_SOCKETS_PER_USER: socket refused");
         return Err(End::Closed(Close::TryAgainLater));
@@ -344,10 +362,7 @@ where
                 self.resume(At { epoch, offset }).await
             }
             Ok(ClientMessage::Auth { token, .. }) => self.reauthenticate(&token).await,
-            Err(error) => {
-                tracing::info!(%error, "unknown client message");
-                Err(End::Closed(Close::BadMessage))
-            }
+            Err(error) => Err(bad_message(&error)),
         }
     }
 

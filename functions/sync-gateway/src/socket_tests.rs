@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -154,11 +155,9 @@ async fn an_oversized_client_message_gets_1009() {
     assert_eq!(ended.recv().await, Some(End::Closed(Close::TooBig)));
 }
 
-/// A replica at WS_MAX_SOCKETS refuses the upgrade: 503 problem+json with
-/// Retry-After, before any session starts (the real route of `crate::app`).
-#[tokio::test]
-async fn a_replica_at_its_socket_cap_answers_503() {
-    let h = Harness::new(MemFeed::with(0), 16);
+/// The real route of `crate::app` with these socket limits (its change
+/// feed is unreachable: a session that gets past its auth ends with 1013).
+async fn serve_app(h: &Harness, sessions: crate::ws::Sessions) -> SocketAddr {
     let ctx = h.context(Authenticator::new(&test_config()));
     let state = crate::AppState {
         session: crate::session::Context {
@@ -174,7 +173,7 @@ async fn a_replica_at_its_socket_cap_answers_503() {
             write: DEFAULT_WS_WRITE_BUFFER,
             max_message: DEFAULT_WS_MAX_MESSAGE,
         },
-        sessions: crate::ws::Sessions::with_limit(0),
+        sessions,
         pubsub: "pubsub".into(),
         metrics: crate::GatewayMetrics::default(),
     };
@@ -186,7 +185,12 @@ async fn a_replica_at_its_socket_cap_answers_503() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let error = tokio_tungstenite::connect_async(format!("ws://{address}/ws/tasks"))
+    address
+}
+
+/// Asserts the upgrade is refused with 503 problem+json and Retry-After.
+async fn assert_refused(request: impl IntoClientRequest + Unpin) {
+    let error = tokio_tungstenite::connect_async(request)
         .await
         .expect_err("no upgrade");
     let tokio_tungstenite::tungstenite::Error::Http(response) = error else {
@@ -198,4 +202,85 @@ async fn a_replica_at_its_socket_cap_answers_503() {
         response.headers()["content-type"],
         "application/problem+json"
     );
+}
+
+/// A replica at WS_MAX_SOCKETS refuses the upgrade: 503 problem+json with
+/// Retry-After, before any session starts.
+#[tokio::test]
+async fn a_replica_at_its_socket_cap_answers_503() {
+    let h = Harness::new(MemFeed::with(0), 16);
+    let address = serve_app(&h, crate::ws::Sessions::with_limit(0)).await;
+    assert_refused(format!("ws://{address}/ws/tasks")).await;
+}
+
+/// Sockets without a token count against WS_MAX_PENDING_AUTH until they
+/// authenticate: one more anonymous upgrade is a 503, while one whose
+/// header carries a verified token still gets in; the place comes back
+/// when the waiting socket sends its `auth`.
+#[tokio::test]
+async fn anonymous_sockets_are_capped_until_they_authenticate() {
+    let h = Harness::new(MemFeed::with(0), 16);
+    let sessions = crate::ws::Sessions::with_limits(100, 1);
+    let address = serve_app(&h, sessions.clone()).await;
+    let url = format!("ws://{address}/ws/tasks");
+    let (mut waiting, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+    assert_eq!(sessions.pending(), 1);
+    assert_refused(url.as_str()).await;
+
+    let mut request = url.as_str().into_client_request().unwrap();
+    let bearer = format!("Bearer {}", token_for(USER, false));
+    request
+        .headers_mut()
+        .insert("authorization", bearer.parse().unwrap());
+    let (_with_header, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(sessions.pending(), 1);
+
+    let auth = json!({"type": "auth", "token": token_for(USER, false)});
+    waiting.send(Message::text(auth.to_string())).await.unwrap();
+    // Past its auth, the session reads the (unreachable) feed's head and
+    // closes with 1013; the pending place was given back before that.
+    assert_eq!(next(&mut waiting).await, json!({"close": 1013}));
+    assert_eq!(sessions.pending(), 0);
+    let (_another, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap();
+}
+
+/// The place a socket holds while it waits for its `auth` is given back
+/// once it authenticates, while the session goes on (not only at its end).
+#[tokio::test]
+async fn the_authenticated_hook_runs_at_auth_not_at_the_end() {
+    let h = Harness::new(MemFeed::with(0), 16);
+    let ctx = h.context(Authenticator::new(&test_config()));
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = flag.clone();
+    let app = Router::new().route(
+        "/ws",
+        get(move |ws: WebSocketUpgrade| async move {
+            ws.on_upgrade(move |socket| async move {
+                let (sink, stream) = socket.split();
+                let hook = move || seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                crate::session::run_then(ctx, sink, stream, None, hook).await;
+            })
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{address}/ws"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!flag.load(std::sync::atomic::Ordering::SeqCst));
+    let auth = json!({"type": "auth", "token": token_for(USER, false)});
+    socket.send(Message::text(auth.to_string())).await.unwrap();
+    assert_eq!(next(&mut socket).await["type"], "hello");
+    assert!(flag.load(std::sync::atomic::Ordering::SeqCst));
+    socket
+        .send(Message::text(r#"{"type":"ping"}"#))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut socket).await["type"], "pong");
 }

@@ -20,11 +20,17 @@ use crate::session::{self, End};
 use crate::token;
 
 /// Open sessions, so shutdown can wait for their close frames, and the
-/// most this replica takes (`WS_MAX_SOCKETS`).
+/// most this replica takes (`WS_MAX_SOCKETS`); of those, the most that may
+/// still be waiting for their `auth` message (`WS_MAX_PENDING_AUTH`), so
+/// anonymous sockets held open until WS_AUTH_TIMEOUT_MS cannot take every
+/// place. A socket holds both places until it authenticates, then only
+/// the first.
 #[derive(Clone)]
 pub struct Sessions {
     open: Arc<AtomicUsize>,
     max: usize,
+    pending: Arc<AtomicUsize>,
+    max_pending: usize,
 }
 
 impl Default for Sessions {
@@ -43,23 +49,46 @@ impl Drop for SessionGuard {
 }
 
 impl Sessions {
+    /// At most `max` sockets, any number of them unauthenticated.
     pub fn with_limit(max: usize) -> Self {
+        Self::with_limits(max, usize::MAX)
+    }
+
+    /// At most `max` sockets, `max_pending` of them unauthenticated.
+    pub fn with_limits(max: usize, max_pending: usize) -> Self {
         Self {
             open: Arc::default(),
             max,
+            pending: Arc::default(),
+            max_pending,
         }
     }
 
     /// A place for one more session, unless all are taken.
     fn enter(&self) -> Option<SessionGuard> {
-        let taken = self.open.fetch_add(1, Ordering::AcqRel);
-        let guard = SessionGuard(self.open.clone());
-        (taken < self.max).then_some(guard)
+        take(&self.open, self.max)
+    }
+
+    /// A place for one more socket without a token yet, unless all are taken.
+    fn enter_pending(&self) -> Option<SessionGuard> {
+        take(&self.pending, self.max_pending)
     }
 
     pub fn open(&self) -> usize {
         self.open.load(Ordering::Acquire)
     }
+
+    /// Sockets still waiting for their `auth` message.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::Acquire)
+    }
+}
+
+/// One more on `count`, unless it is at `max` (the guard gives it back).
+fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<SessionGuard> {
+    let taken = count.fetch_add(1, Ordering::AcqRel);
+    let guard = SessionGuard(count.clone());
+    (taken < max).then_some(guard)
 }
 
 pub async fn upgrade(
@@ -84,6 +113,18 @@ pub async fn upgrade(
         Err(rejection) => return rejection.into_response(),
     };
     let buffers = state.buffers;
+    // A token in the header is verified already: only a socket that will
+    // wait for its `auth` message holds a pending place.
+    let pending = match pre {
+        Some(_) => None,
+        None => match state.sessions.enter_pending() {
+            Some(pending) => Some(pending),
+            None => {
+                tracing::warn!("WS_MAX_PENDING_AUTH reached: upgrade refused");
+                return full();
+            }
+        },
+    };
     let Some(guard) = state.sessions.enter() else {
         tracing::warn!("WS_MAX_SOCKETS reached: upgrade refused");
         return full();
@@ -91,7 +132,8 @@ pub async fn upgrade(
     configure(ws, buffers).on_upgrade(move |socket| async move {
         let _guard = guard;
         let (sink, stream) = socket.split();
-        let end = session::run(state.session.clone(), sink, stream, pre).await;
+        let authenticated = move || drop(pending);
+        let end = session::run_then(state.session.clone(), sink, stream, pre, authenticated).await;
         match end {
             End::Closed(close) => state.metrics.closed(close),
             End::Gone => {
