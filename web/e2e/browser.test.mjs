@@ -253,7 +253,7 @@ test("a screen whose socket cannot connect polls the change feed, then goes back
   await context.close();
 });
 
-test("an expired token: the gateway closes with 4402, the page asks for a fresh one, then resumes", { skip, timeout: TIMEOUT }, async () => {
+test("an expired token: the gateway closes with 4402, the page signs out and forgets the list, a fresh token starts afresh", { skip, timeout: TIMEOUT }, async () => {
   const context = await browser.newContext();
   const sent = [];
   const d = await screen(context, shortToken(8));
@@ -279,6 +279,9 @@ test("an expired token: the gateway closes with 4402, the page asks for a fresh 
   const auths = sent.slice(mark).filter((m) => m.type === "auth");
   assert.ok(auths.length > 0, `no auth sent: ${JSON.stringify(sent)}`);
   assert.equal(auths[0].resume, undefined);
+  // And it follows live from there.
+  await rest("POST", "/api/tasks", { title: "After signing in again" });
+  await shownOnce(d, "After signing in again");
   assertInOrderOnce(await applied(d), "screen D");
   await context.close();
 });
