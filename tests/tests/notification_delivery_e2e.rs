@@ -302,28 +302,9 @@ async fn a_send_a_crash_interrupted_is_unknown_listed_and_resent_only_by_an_admi
     assert!(sent.is_some(), "{}", env.state(&dead_key).await);
 }
 
-/// The admin retry through notification's own router, with its state
-/// client on the real daprd and its scheduler client on a closed port:
-/// the scheduler does not take the job.
-#[tokio::test]
-#[ignore = "needs the local stack: ./scripts/test runs it"]
-async fn an_admin_retry_the_scheduler_does_not_take_leaves_the_delivery_failed() {
-    let env = env();
-    let user = unique_user();
-    let reminder_id = Uuid::now_v7();
-    let fire_at = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("time");
-    let key = format!(
-        "delivery|{}|{}|email",
-        reminder_id.simple(),
-        fire_at.timestamp_millis()
-    );
-    let record = json!({
-        "reminder_id": reminder_id, "task_id": Uuid::now_v7(), "user_id": user, "fire_at": fire_at,
-        "target": {"channel": "email"}, "title": "Failed", "status": "failed",
-        "attempts": 4, "last_error": "451", "updated_at": Utc::now()
-    });
-    env.put_state(&key, &record).await;
-
+/// notification's own router, with its state client on the real daprd and
+/// its scheduler client on a closed port: the scheduler takes no job.
+fn in_process_router(env: &Env) -> axum::Router {
     let closed = "http://127.0.0.1:9";
     let timeout = Duration::from_secs(5);
     let pool = service::db::pool(&env.stack.database_url, 1).expect("pool");
@@ -345,33 +326,91 @@ async fn an_admin_retry_the_scheduler_does_not_take_leaves_the_delivery_failed()
         record_ttl: Duration::from_secs(3600),
         link_base: "http://x".into(),
         allow_private_endpoints: false,
+        tasks: notification::TaskTracker::new(),
     };
-    let router = notification::app(
+    notification::app(
         state,
         dapr_http::AppToken::new(Some("app-token"), None),
         Vec::new(),
         telemetry::metrics::Metrics::new("test"),
         timeout * 2,
+    )
+}
+
+/// A delivery record of `user`'s reminder, written as a trigger leaves it.
+async fn put_record(
+    env: &Env,
+    user: &str,
+    reminder_id: Uuid,
+    fire_at: DateTime<Utc>,
+    status: &str,
+) -> String {
+    let key = format!(
+        "delivery|{}|{}|email",
+        reminder_id.simple(),
+        fire_at.timestamp_millis()
     );
+    let record = json!({
+        "reminder_id": reminder_id, "task_id": Uuid::now_v7(), "user_id": user, "fire_at": fire_at,
+        "target": {"channel": "email"}, "title": "Failed", "status": status,
+        "attempts": 4, "last_error": "451", "updated_at": Utc::now()
+    });
+    env.put_state(&key, &record).await;
+    key
+}
+
+/// The view of a live reminder firing at `fire_at`.
+async fn put_live_view(env: &Env, user: &str, reminder_id: Uuid, fire_at: DateTime<Utc>) {
+    let view = json!({
+        "reminder_id": reminder_id, "task_id": Uuid::now_v7(), "user_id": user, "sequence": 1,
+        "fire_at": fire_at, "occurrence_due_at": null, "channels": ["email"],
+        "title": "Failed", "cancelled": false
+    });
+    env.put_state(&format!("view|{reminder_id}"), &view).await;
+}
+
+async fn admin_retry(
+    router: &axum::Router,
+    reminder_id: Uuid,
+    fire_at: DateTime<Utc>,
+) -> (StatusCode, String) {
     let id = format!(
         "{}.{}.email",
         reminder_id.simple(),
         fire_at.timestamp_millis()
     );
+    let request = axum::http::Request::post(format!("/api/notifications/failed/{id}/retry"))
+        .header(
+            "authorization",
+            format!("Bearer {}", auth::testing::token_for("ops", true)),
+        )
+        .body(Body::empty())
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("response");
+    let kind = response.headers()["content-type"]
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
+    (response.status(), kind)
+}
+
+fn now_millis() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).expect("time")
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn an_admin_retry_the_scheduler_does_not_take_leaves_the_delivery_failed() {
+    let env = env();
+    let user = unique_user();
+    let reminder_id = Uuid::now_v7();
+    let fire_at = now_millis();
+    let key = put_record(&env, &user, reminder_id, fire_at, "failed").await;
+    put_live_view(&env, &user, reminder_id, fire_at).await;
+    let router = in_process_router(&env);
     for _ in 0..2 {
-        let request = axum::http::Request::post(format!("/api/notifications/failed/{id}/retry"))
-            .header(
-                "authorization",
-                format!("Bearer {}", auth::testing::token_for("ops", true)),
-            )
-            .body(Body::empty())
-            .expect("request");
-        let response = router.clone().oneshot(request).await.expect("response");
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let kind = response.headers()["content-type"]
-            .to_str()
-            .unwrap_or_default()
-            .to_owned();
+        let (status, kind) = admin_retry(&router, reminder_id, fire_at).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(kind, "application/problem+json");
         // Failed again, by its ETag: listed, and retryable (a second
         // retry is not refused as "not failed").
@@ -379,4 +418,61 @@ async fn an_admin_retry_the_scheduler_does_not_take_leaves_the_delivery_failed()
         assert_eq!(now["status"], "failed", "{now}");
         assert_eq!(now["attempts"], 4, "{now}");
     }
+}
+
+/// A firing whose reminder is gone (cancelled or moved: no live view) is
+/// not retried by an admin: 409, the record unchanged.
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn an_admin_retry_of_a_firing_whose_reminder_is_gone_is_refused() {
+    let env = env();
+    let user = unique_user();
+    let reminder_id = Uuid::now_v7();
+    let fire_at = now_millis();
+    let key = put_record(&env, &user, reminder_id, fire_at, "failed").await;
+    let router = in_process_router(&env);
+    let (status, kind) = admin_retry(&router, reminder_id, fire_at).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(kind, "application/problem+json");
+    // Moved: the view now holds a later firing.
+    put_live_view(
+        &env,
+        &user,
+        reminder_id,
+        fire_at + chrono::Duration::hours(1),
+    )
+    .await;
+    let (status, _) = admin_retry(&router, reminder_id, fire_at).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let now = env.state(&key).await;
+    assert_eq!(now["status"], "failed", "{now}");
+}
+
+/// A retry job that finds its reminder gone settles the `retrying` record
+/// as skipped: nothing would ever take it again.
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn a_retry_whose_reminder_is_gone_settles_as_skipped() {
+    let env = env();
+    let user = unique_user();
+    let reminder_id = Uuid::now_v7();
+    let fire_at = now_millis();
+    let key = put_record(&env, &user, reminder_id, fire_at, "retrying").await;
+    let job = format!(
+        "/job/retry-{}-{}-email-4",
+        reminder_id.simple(),
+        fire_at.timestamp_millis()
+    );
+    let request = axum::http::Request::post(job)
+        .header("dapr-api-token", "app-token")
+        .body(Body::empty())
+        .expect("request");
+    let response = in_process_router(&env)
+        .oneshot(request)
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let now = env.state(&key).await;
+    assert_eq!(now["status"], "skipped", "{now}");
+    assert_eq!(now["last_error"], "reminder cancelled or moved", "{now}");
 }

@@ -21,6 +21,7 @@ use crate::history;
 use crate::jobs::{JobName, one_shot};
 use crate::push::{check_endpoint, ua_auth, ua_public_key};
 use crate::store::{Device, NotificationSettings};
+use crate::view::ReminderView;
 
 pub const MAX_ENDPOINT_LEN: usize = 2048;
 const MAX_EMAIL_LEN: usize = 320;
@@ -197,7 +198,8 @@ pub async fn failed(
 /// `POST /api/notifications/failed/{id}/retry` (admins): a failed or
 /// unknown delivery goes back to `retrying` and its retry job is due now.
 /// Retrying an unknown one is the admin's decision that a second message
-/// is better than none. If the scheduler does not take the job, the
+/// is better than none. A firing whose reminder was cancelled or moved
+/// since is not retried (409). If the scheduler does not take the job, the
 /// record is put back as it was and the answer is 503.
 pub async fn retry(
     State(state): State<AppState>,
@@ -216,6 +218,14 @@ pub async fn retry(
     let previous = found.value.status;
     if !matches!(previous, Status::Failed | Status::Unknown) {
         return Err(ApiError::NotFailed);
+    }
+    // The retry job would find the firing gone and send nothing.
+    let view = state
+        .state
+        .get::<ReminderView>(&ReminderView::key(found.value.reminder_id))
+        .await?;
+    if !view.is_some_and(|v| v.value.is_live_firing(found.value.fire_at)) {
+        return Err(ApiError::FiringGone);
     }
     let mut record = found.value;
     record.status = Status::Retrying;

@@ -43,6 +43,7 @@ pub(crate) fn state() -> AppState {
         record_ttl: Duration::from_secs(60),
         link_base: "http://x".into(),
         allow_private_endpoints: false,
+        tasks: crate::TaskTracker::new(),
     }
 }
 

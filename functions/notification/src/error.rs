@@ -26,12 +26,18 @@ pub enum ApiError {
     UnknownJob(String),
     #[error("the delivery is not failed")]
     NotFailed,
+    /// An admin retry of a firing whose reminder was cancelled or moved.
+    #[error("the reminder was cancelled or moved")]
+    FiringGone,
     /// A job trigger found a delivery `sending`: daprd offers it again.
     #[error("a delivery of this job is in flight")]
     DeliveryInFlight,
     /// The Dapr scheduler did not take a job; nothing changed.
     #[error("scheduler unavailable: {0}")]
     Scheduler(String),
+    /// A firing's deliveries ended abnormally (their task panicked).
+    #[error("delivery task failed: {0}")]
+    Internal(String),
     #[error(transparent)]
     Store(StoreError),
     #[error(transparent)]
@@ -70,6 +76,10 @@ impl IntoResponse for ApiError {
                 StatusCode::CONFLICT,
                 "only a failed or unknown delivery can be retried",
             ),
+            ApiError::FiringGone => Problem::new(
+                StatusCode::CONFLICT,
+                "the reminder was cancelled or moved since; this firing is not sent again",
+            ),
             ApiError::DeliveryInFlight => {
                 Problem::unavailable("a delivery of this firing is in flight; offer it again")
             }
@@ -78,6 +88,10 @@ impl IntoResponse for ApiError {
                 Problem::unavailable(
                     "the scheduler is unavailable; the delivery is unchanged, try again",
                 )
+            }
+            ApiError::Internal(error) => {
+                tracing::error!(%error, "delivery task failed");
+                Problem::internal()
             }
             ApiError::Store(error) => {
                 tracing::warn!(%error, "database unavailable");

@@ -40,6 +40,8 @@ use telemetry::metrics::Metrics;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use tokio_util::task::TaskTracker;
+
 use crate::email::EmailSender;
 use crate::push::PushSender;
 use crate::state::StateClient;
@@ -77,6 +79,9 @@ pub struct AppState {
     pub record_ttl: Duration,
     pub link_base: String,
     pub allow_private_endpoints: bool,
+    /// Each firing's deliveries run on a task of their own, tracked here,
+    /// so shutdown waits for them ([`trigger`]).
+    pub tasks: TaskTracker,
 }
 
 impl AppState {

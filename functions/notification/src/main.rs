@@ -70,6 +70,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let metrics = Metrics::new("todo_notification");
+    let tasks = tokio_util::task::TaskTracker::new();
     let app_state = AppState {
         store: Store::new(pool.clone()),
         state,
@@ -83,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
         record_ttl: config.record_ttl,
         link_base: config.link_base.clone(),
         allow_private_endpoints: config.push.allow_private,
+        tasks: tasks.clone(),
     };
     let checks: Vec<Box<dyn service::health::ReadinessCheck>> = vec![Box::new(PostgresCheck(pool))];
     service::server::bind_and_serve(
@@ -98,5 +100,18 @@ async fn main() -> anyhow::Result<()> {
         common.shutdown_grace,
     )
     .await?;
+    // Requests are over (answered, or cut at the grace); the deliveries
+    // they started still run to their recorded outcome, up to one more
+    // grace (a send is bounded by its own deadline).
+    tasks.close();
+    if tokio::time::timeout(common.shutdown_grace, tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            in_flight = tasks.len(),
+            "deliveries still running at shutdown; their records age into unknown"
+        );
+    }
     Ok(())
 }

@@ -228,12 +228,32 @@ fn classify(
             headers
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs),
+                .and_then(|v| retry_after(v, chrono::Utc::now())),
         )),
         other => Err(PushError::Failed(format!("push service answered {other}"))),
     }
 }
+
+/// A push service's `Retry-After` (RFC 9110 §10.2.3: delay-seconds or an
+/// HTTP-date), at most [`MAX_RETRY_AFTER`]: the value comes from a server
+/// we do not control, and a delay beyond any retry schedule would only
+/// park the delivery (or overflow the time it is added to).
+pub fn retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let value = value.trim();
+    let wait = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        // IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT") is RFC 2822
+        // syntax with the obsolete zone name GMT, which chrono accepts.
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+            (at.to_utc() - now).to_std().unwrap_or_default()
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// The longest a 429's `Retry-After` is honoured.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 #[cfg(test)]
 mod outcome_tests;

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -29,7 +29,7 @@ use crate::email::Content;
 use crate::error::ApiError;
 use crate::history;
 use crate::jobs::{JobName, one_shot};
-use crate::push::{PushError, Subscription};
+use crate::push::{MAX_RETRY_AFTER, PushError, Subscription};
 use crate::state::StateError;
 use crate::view::{ReminderView, too_late};
 
@@ -78,6 +78,13 @@ pub async fn run_job(
         .await?;
     let Some(view) = view.map(|v| v.value).filter(|v| v.is_live_firing(fire_at)) else {
         tracing::info!(%reminder_id, %fire_at, "firing cancelled or superseded; nothing sent");
+        if let Some(target) = &only {
+            skip_gone_retry(
+                &state,
+                &DeliveryRecord::key_of(reminder_id, fire_at, target),
+            )
+            .await?;
+        }
         return Ok(Json(TriggerReport {
             skipped: Some("cancelled or superseded"),
             ..Default::default()
@@ -99,13 +106,22 @@ pub async fn run_job(
     };
     // One reminder's targets go out together, a few at a time, so a slow
     // push service does not hold the email (or the other devices) back.
-    // Each delivery runs to its end before the first error is answered:
-    // none is cut off between its claim and the record of its outcome.
-    let outcomes: Vec<_> = futures::stream::iter(targets)
-        .map(|target| deliver(&state, &view, target, attempt))
-        .buffer_unordered(SEND_CONCURRENCY)
-        .collect()
-        .await;
+    // The fan-out runs on its own task: hyper drops a handler's future
+    // when its request goes away (daprd restarting, a client timeout, the
+    // shutdown grace ending), which would cut a delivery between its claim
+    // and the record of its outcome (left `sending`, later `unknown`).
+    // A spawned task runs on; main waits for it at shutdown.
+    let work = {
+        let state = state.clone();
+        async move {
+            futures::stream::iter(targets)
+                .map(|target| deliver(&state, &view, target, attempt))
+                .buffer_unordered(SEND_CONCURRENCY)
+                .collect::<Vec<_>>()
+                .await
+        }
+    };
+    let outcomes = detached(&state.tasks, work).await?;
     let mut report = TriggerReport::default();
     for outcome in outcomes {
         match outcome? {
@@ -122,6 +138,43 @@ pub async fn run_job(
         return Err(ApiError::DeliveryInFlight);
     }
     Ok(Json(report))
+}
+
+/// A retry whose firing is gone (the reminder cancelled or moved since):
+/// no job will ever take its `retrying` record again, so it is settled as
+/// skipped, by its ETag (a record that moved on since is left alone).
+async fn skip_gone_retry(state: &AppState, key: &str) -> Result<(), ApiError> {
+    let Some(found) = state.state.get::<DeliveryRecord>(key).await? else {
+        return Ok(());
+    };
+    if found.value.status != Status::Retrying {
+        return Ok(());
+    }
+    let mut record = found.value;
+    record.status = Status::Skipped;
+    record.last_error = Some("reminder cancelled or moved".into());
+    record.updated_at = Utc::now();
+    match state
+        .state
+        .replace(key, &record, &found.etag, state.record_ttl)
+        .await
+    {
+        Err(StateError::Conflict) => Ok(()),
+        other => Ok(other?),
+    }
+}
+
+/// Runs `work` on a task of its own, tracked by `tasks`, and waits for it.
+/// Dropping the returned future leaves the task running to its end.
+async fn detached<T, F>(tasks: &crate::TaskTracker, work: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    tasks
+        .spawn(work)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// Records each target of a firing that arrived too late as missed (a
@@ -225,16 +278,16 @@ async fn deliver(
             )))
         });
     let next_try = settle(state, &mut record, outcome).await;
-    save_outcome(state, &key, &record).await?;
+    // The job first, then the record: a `retrying` record is never saved
+    // without the job that will pick it up. No job, no retry: say so where
+    // admins look instead of leaving the record waiting for ever.
     if let Some(delay) = next_try
         && let Err(reason) = schedule_retry(state, &record, delay).await
     {
-        // No job, no retry: say so where admins look instead of leaving
-        // the record waiting for ever.
         record.status = Status::Failed;
         record.last_error = Some(format!("retry not scheduled: {reason}"));
-        save_outcome(state, &key, &record).await?;
     }
+    save_outcome(state, &key, &record).await?;
     if matches!(record.status, Status::Failed | Status::Unknown) {
         history::publish_failed(state, &record).await;
     }
@@ -369,14 +422,8 @@ async fn settle(
         Err(SendFailure::Permanent(m)) => (Status::Failed, Some(m), None),
         Err(SendFailure::Unknown(m)) => (Status::Unknown, Some(m), None),
         Err(SendFailure::Retry(m, after)) => {
-            // attempts counts the one that just failed: the k-th failure
-            // waits the k-th delay; a Retry-After longer than that wins.
-            match state.retry_delays.get(record.attempts as usize - 1) {
-                Some(delay) => (
-                    Status::Retrying,
-                    Some(m),
-                    Some((*delay).max(after.unwrap_or_default())),
-                ),
+            match retry_delay(&state.retry_delays, record.attempts, after) {
+                Some(delay) => (Status::Retrying, Some(m), Some(delay)),
                 None => (Status::Failed, Some(m), None),
             }
         }
@@ -387,6 +434,20 @@ async fn settle(
     record.status = status;
     record.last_error = error;
     next
+}
+
+/// How long before the next attempt, if any is left. `attempts` counts
+/// the one that just failed: the k-th failure waits the k-th delay; a
+/// push service's Retry-After longer than that wins, up to
+/// [`MAX_RETRY_AFTER`] (it is the push service's value, not ours).
+fn retry_delay(delays: &[Duration], attempts: u32, after: Option<Duration>) -> Option<Duration> {
+    let delay = delays.get((attempts as usize).checked_sub(1)?)?;
+    Some((*delay).max(after.unwrap_or_default().min(MAX_RETRY_AFTER)))
+}
+
+/// When a retry `delay` from `now` is due; `None` past chrono's range.
+fn retry_due(now: DateTime<Utc>, delay: Duration) -> Option<DateTime<Utc>> {
+    now.checked_add_signed(chrono::Duration::from_std(delay).ok()?)
 }
 
 /// Records the outcome over the claim this trigger holds. The record is
@@ -419,7 +480,8 @@ async fn schedule_retry(
         target: record.target.clone(),
         attempt: record.attempts,
     };
-    let due = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+    let due = retry_due(Utc::now(), delay)
+        .ok_or_else(|| format!("a retry {} s away is out of range", delay.as_secs()))?;
     let spec = one_shot(due, serde_json::json!({"reminder_id": record.reminder_id}));
     state
         .dapr
@@ -430,3 +492,6 @@ async fn schedule_retry(
             error.to_string()
         })
 }
+
+#[cfg(test)]
+mod tests;

@@ -254,3 +254,39 @@ fn gone_and_rate_limits_are_told_apart() {
     ));
     assert!(classify(reqwest::StatusCode::CREATED, &headers).is_ok());
 }
+
+#[test]
+fn a_huge_retry_after_is_capped_and_an_http_date_is_read() {
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T12:00:00Z")
+        .unwrap()
+        .to_utc();
+    // u64::MAX seconds once overflowed the retry's due time (a panic).
+    assert_eq!(
+        super::retry_after("18446744073709551615", now),
+        Some(super::MAX_RETRY_AFTER)
+    );
+    assert_eq!(
+        super::retry_after(" 120 ", now),
+        Some(Duration::from_secs(120))
+    );
+    assert_eq!(
+        super::retry_after("Mon, 30 Nov 2026 12:01:30 GMT", now),
+        Some(Duration::from_secs(90))
+    );
+    assert_eq!(
+        super::retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now),
+        Some(super::MAX_RETRY_AFTER)
+    );
+    // A date already past: no wait beyond the retry schedule's own.
+    assert_eq!(
+        super::retry_after("Sun, 06 Nov 1994 08:49:37 GMT", now),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(super::retry_after("soon", now), None);
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::RETRY_AFTER, "99999999999".parse().unwrap());
+    assert!(matches!(
+        classify(reqwest::StatusCode::TOO_MANY_REQUESTS, &headers),
+        Err(PushError::RetryAfter(Some(d))) if d == super::MAX_RETRY_AFTER
+    ));
+}
