@@ -120,6 +120,59 @@ async fn the_tokens_email_claim_is_the_address_without_settings() {
     assert!(mail[0].0.contains("Call the plumber"), "{mail:?}");
 }
 
+/// A reminder whose events carry no claim (made by a token without one,
+/// as the recurring function's next occurrence is) goes to the last
+/// claim notification saw for the user.
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn a_reminder_without_the_claim_goes_to_the_last_claim_seen() {
+    let _mail = MAIL.read().await;
+    let env = env();
+    let user = unique_user();
+    let address = format!("{user}@claim.example.test");
+    let now = Utc::now().timestamp();
+    let mut claims = json!({"sub": user, "iat": now, "exp": now + 3600, "email": address});
+    for (claim, var) in [("iss", "JWT_ISSUER"), ("aud", "JWT_AUDIENCE")] {
+        if let Ok(value) = std::env::var(var) {
+            claims[claim] = Value::String(value);
+        }
+    }
+    let token = auth::testing::sign(&claims, &env.stack.jwt_secret);
+    // A reminder far off, made with the claim: notification sees it.
+    let later = Utc::now() + chrono::Duration::days(2);
+    let response = env
+        .stack
+        .http
+        .post(format!("{}/api/tasks", env.stack.task_api))
+        .bearer_auth(token)
+        .json(&json!({
+            "title": "Renew the passport",
+            "due_at": later + chrono::Duration::hours(1),
+            "reminders": [{"at": later, "channels": ["email"]}]
+        }))
+        .send()
+        .await
+        .expect("task-api reachable");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let seen = eventually(WAIT, || async {
+        let claim = env.state(&format!("email|{user}")).await;
+        (claim["email"] == address.as_str()).then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "the claim was not remembered");
+
+    // Then one made by a token without the claim, due in 2 s.
+    let at = Utc::now() + chrono::Duration::seconds(2);
+    env.stack
+        .create_task(
+            &user,
+            &json!({"title": "Feed the cat", "due_at": at + chrono::Duration::hours(1), "reminders": [{"at": at, "channels": ["email"]}]}),
+        )
+        .await;
+    let mail = one_mail(&env, &address).await;
+    assert!(mail[0].0.contains("Feed the cat"), "{mail:?}");
+}
+
 #[tokio::test]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn a_rescheduled_reminder_arrives_only_at_the_new_time() {

@@ -22,6 +22,7 @@ use axum::response::Response;
 use contracts::{Event, ReminderEventData, Topic};
 use dapr_http::{DeliveredBy, Outcome, Subscription, decode_delivery, reply};
 
+use crate::claims;
 use crate::jobs::one_shot;
 use crate::state::StateError;
 use crate::trigger::record_missed;
@@ -108,6 +109,9 @@ async fn apply_event(
                 Err(StateError::Conflict) => continue,
                 other => other?,
             }
+        }
+        if let Some(email) = &data.email {
+            claims::remember(state, &data.user_id, email).await;
         }
         for job in &applied.delete {
             state.state.delete_job(&job.render()).await?;

@@ -13,6 +13,7 @@
 //!   API; [`error`] is the one mapping to problem+json.
 
 pub mod api;
+pub mod claims;
 pub mod config;
 pub mod delivery;
 pub mod email;

@@ -361,7 +361,13 @@ async fn send(state: &AppState, view: &ReminderView, target: &Target) -> Result<
                 .settings(&view.user_id)
                 .await
                 .map_err(|e| SendFailure::Retry(e.to_string(), None))?;
-            let Some(address) = settings.email.or_else(|| view.email.clone()) else {
+            let remembered = match settings.email.or_else(|| view.email.clone()) {
+                Some(address) => Some(address),
+                None => crate::claims::last(state, &view.user_id)
+                    .await
+                    .map_err(|e| SendFailure::Retry(e.to_string(), None))?,
+            };
+            let Some(address) = remembered else {
                 return Err(SendFailure::Skip("no email address for the user".into()));
             };
             let Some(email) = &state.email else {

@@ -113,7 +113,12 @@ pub fn apply(current: Option<&ReminderView>, data: &ReminderEventData, scheduled
         if stale {
             return Applied::nothing();
         }
-        let view = ReminderView::from_event(data, false);
+        let mut view = ReminderView::from_event(data, false);
+        // An event without the claim (a change by a token without one, the
+        // recurring function's successor) does not erase the address.
+        if view.email.is_none() {
+            view.email = current.and_then(|c| c.email.clone());
+        }
         let delete = current
             .filter(|c| !c.cancelled && c.fire_at != data.fire_at)
             .map(ReminderView::job)
@@ -227,6 +232,19 @@ mod tests {
         .unwrap();
         assert_eq!(view.title, "new");
         assert!(view.is_live_firing(t(100)));
+    }
+
+    #[test]
+    fn an_event_without_the_email_claim_keeps_the_address() {
+        let id = Uuid::from_u128(8);
+        let mut first = event(id, 1, 100, "a");
+        first.email = Some("a@example.test".into());
+        let view = fold(&[(first, true), (event(id, 2, 200, "b"), true)]).unwrap();
+        assert_eq!(view.email.as_deref(), Some("a@example.test"));
+        let mut changed = event(id, 3, 200, "b");
+        changed.email = Some("b@example.test".into());
+        let view = apply(Some(&view), &changed, true).view.unwrap();
+        assert_eq!(view.email.as_deref(), Some("b@example.test"));
     }
 
     #[test]
