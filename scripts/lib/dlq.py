@@ -32,6 +32,11 @@ import urllib.request
 DAPR_ADDED = ("topic", "pubsubname", "traceid", "traceparent", "tracestate")
 DROPPED = DAPR_ADDED + ("pushtoken",)
 KNATIVE_KAFKA_EVENT = "dev.knative.kafka.event"
+# Reports that sit on a dead-letter topic without being dead letters:
+# notification publishes each delivery that failed to reminders-dlq for
+# admins (functions/notification/src/history.rs). Replaying one would send
+# nothing; it is skipped (and notification acknowledges one that arrives).
+REPORTS = ("com.todo.notification.failed",)
 CLIENT_CONFIG = os.environ.get("KAFKA_CLIENT_CONFIG")
 
 
@@ -153,6 +158,11 @@ def list_records(topic, last):
     print(f"{total} record(s) listed from {dlq}", file=sys.stderr)
 
 
+def replayable(event):
+    """Whether a parsed event is a dead letter to send again, not a report."""
+    return event is not None and event.get("type") not in REPORTS
+
+
 def replay(topic):
     dlq, group = f"{topic}-dlq", f"todo-dlq-replay-{topic}"
     begin, end, done = offsets(dlq, -2), offsets(dlq, -1), committed(group, dlq)
@@ -162,7 +172,9 @@ def replay(topic):
         position = start
         for key, value in read(dlq, partition, start, end[partition] - start):
             event, key = parse(value, key)
-            if event is not None:
+            if event is not None and not replayable(event):
+                print(f"skipped report {event.get('id')} ({event.get('type')})", file=sys.stderr)
+            elif event is not None:
                 try:
                     publish(topic, key, event)
                 except (urllib.error.URLError, OSError) as error:

@@ -125,5 +125,34 @@ class PublishBodyTest(unittest.TestCase):
         self.assertEqual(sent["traceparent"], ORIGINAL["traceparent"])
 
 
+class ReplayTest(unittest.TestCase):
+    def test_a_failed_delivery_report_is_skipped_and_passed_over(self):
+        report = dict(ORIGINAL, id="r-1", type="com.todo.notification.failed", source="notification")
+        reminder = dict(ORIGINAL, id="e-1", type="com.todo.reminder.scheduled")
+        records = [("u-1", json.dumps(report)), ("u-1", json.dumps(reminder))]
+        published, moved = [], []
+        patched = {
+            "offsets": lambda topic, time: {0: 0 if time == -2 else len(records)},
+            "committed": lambda group, topic: {},
+            "read": lambda topic, partition, start, count: records[start:start + count],
+            "publish": lambda topic, key, event: published.append(event["id"]) or 204,
+            "kafka": lambda *args: moved.append(args[args.index("--to-offset") + 1]) or (0, ""),
+        }
+        originals = {name: getattr(dlq, name) for name in patched}
+        for name, function in patched.items():
+            setattr(dlq, name, function)
+        try:
+            with self.assertRaises(SystemExit) as exit:
+                dlq.replay("reminders")
+        finally:
+            for name, function in originals.items():
+                setattr(dlq, name, function)
+        self.assertEqual(exit.exception.code, 0)
+        self.assertEqual(published, ["e-1"])
+        self.assertEqual(moved, ["2"], "the position moves past the report too")
+        self.assertFalse(dlq.replayable(report))
+        self.assertTrue(dlq.replayable(reminder))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -134,3 +134,26 @@ async fn job_triggers_need_the_app_token() {
     let response = router().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND, "not one of ours");
 }
+
+/// `./scripts/dlq replay reminders` sends notification's own reports of
+/// failed deliveries to `reminders`: acknowledged (not dropped, which
+/// would dead-letter them back), and nothing is applied (no daprd here).
+#[tokio::test]
+async fn a_replayed_failed_delivery_report_is_acknowledged() {
+    let event = serde_json::json!({
+        "specversion": "1.0",
+        "id": Uuid::now_v7().to_string(),
+        "source": "notification",
+        "type": "com.todo.notification.failed",
+        "datacontenttype": "application/json",
+        "data": {"reminder_id": Uuid::now_v7(), "status": "failed"}
+    });
+    let request = Request::post(crate::REMINDERS_ROUTE)
+        .header("dapr-api-token", "app-token")
+        .header("content-type", "application/cloudevents+json")
+        .body(Body::from(event.to_string()))
+        .unwrap();
+    let response = router().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(body(response).await.contains("SUCCESS"));
+}

@@ -16,7 +16,7 @@ const FAILED_INDEX: &str = "failed|index";
 const FAILED_LEN: usize = 1_000;
 /// Tries of an index update that keeps losing its ETag race.
 const PUSH_TRIES: u32 = 8;
-const FAILED_EVENT: &str = "com.todo.notification.failed";
+pub(crate) const FAILED_EVENT: &str = "com.todo.notification.failed";
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Index {

@@ -23,6 +23,7 @@ use contracts::{Event, ReminderEventData, Topic};
 use dapr_http::{DeliveredBy, Outcome, Subscription, decode_delivery, reply};
 
 use crate::claims;
+use crate::history;
 use crate::jobs::one_shot;
 use crate::state::StateError;
 use crate::trigger::record_missed;
@@ -53,6 +54,17 @@ pub async fn reminder_event(
     let outcome = match &received.event {
         Event::ReminderScheduled(data) => handle(&state, data, true).await,
         Event::ReminderCancelled(data) => handle(&state, data, false).await,
+        // notification's own report of a failed delivery, on reminders-dlq:
+        // a `./scripts/dlq replay reminders` brings it here. Dropped, it
+        // would be dead-lettered back; it is nothing to apply, so it is
+        // acknowledged.
+        Event::Unknown { event_type } if event_type == history::FAILED_EVENT => {
+            tracing::info!(
+                event_type,
+                "a failed-delivery report replayed to reminders; acknowledged, nothing to do"
+            );
+            Outcome::Success
+        }
         other => Outcome::Drop(format!(
             "{} does not belong on reminders",
             event_name(other, &received.event_type)
