@@ -253,43 +253,54 @@ pub async fn credentials(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Content {
     pub title: String,
-    /// "Tue 1 Dec 2026 09:30 (Europe/Paris)", or the firing time in UTC.
+    /// "Due" for the occurrence's due time; "Reminder at" for the firing
+    /// time of a task without a due date.
+    pub label: &'static str,
+    /// "Tue 1 Dec 2026 09:30 +01:00 (Europe/Paris)", or in UTC.
     pub when: String,
     pub link: String,
 }
 
 impl Content {
     pub fn of(view: &ReminderView, link_base: &str) -> Self {
+        let (label, at) = match view.occurrence_due_at {
+            Some(due) => ("Due", due),
+            None => ("Reminder at", view.fire_at),
+        };
         Self {
             title: view.title.clone(),
-            when: local_time(
-                view.occurrence_due_at.unwrap_or(view.fire_at),
-                view.time_zone.as_deref(),
-            ),
+            label,
+            when: local_time(at, view.time_zone.as_deref()),
             link: format!("{link_base}/tasks/{}", view.task_id),
         }
     }
 
     fn plain(&self) -> String {
-        format!("{}\nDue: {}\n\n{}\n", self.title, self.when, self.link)
+        format!(
+            "{}\n{}: {}\n\n{}\n",
+            self.title, self.label, self.when, self.link
+        )
     }
 
     fn html(&self) -> String {
         format!(
-            "<!doctype html><html><body><h1>{}</h1><p>Due: {}</p><p><a href=\"{}\">Open the task</a></p></body></html>",
+            "<!doctype html><html><body><h1>{}</h1><p>{}: {}</p><p><a href=\"{}\">Open the task</a></p></body></html>",
             escape(&self.title),
+            self.label,
             escape(&self.when),
             escape(&self.link)
         )
     }
 }
 
-/// The time in the task's zone; an unknown zone falls back to UTC.
+/// The time in the task's zone, with its UTC offset (the hour repeated
+/// when clocks go back reads twice otherwise); an unknown zone falls back
+/// to UTC.
 pub fn local_time(at: DateTime<Utc>, zone: Option<&str>) -> String {
     match zone.and_then(|z| z.parse::<chrono_tz::Tz>().ok()) {
         Some(tz) => format!(
             "{} ({tz})",
-            at.with_timezone(&tz).format("%a %-d %b %Y %H:%M")
+            at.with_timezone(&tz).format("%a %-d %b %Y %H:%M %:z")
         ),
         None => format!("{} (UTC)", at.format("%a %-d %b %Y %H:%M")),
     }
@@ -327,11 +338,62 @@ mod tests {
             .to_utc();
         assert_eq!(
             local_time(at, Some("Europe/Paris")),
-            "Tue 1 Dec 2026 09:30 (Europe/Paris)"
+            "Tue 1 Dec 2026 09:30 +01:00 (Europe/Paris)"
         );
         assert_eq!(
             local_time(at, Some("Not/AZone")),
             "Tue 1 Dec 2026 08:30 (UTC)"
+        );
+    }
+
+    #[test]
+    fn the_hour_repeated_when_clocks_go_back_reads_apart() {
+        // 2026-10-25 in Paris: 02:30 happens at 00:30Z and again at 01:30Z.
+        let first = DateTime::parse_from_rfc3339("2026-10-25T00:30:00Z")
+            .unwrap()
+            .to_utc();
+        let second = first + chrono::Duration::hours(1);
+        assert_eq!(
+            local_time(first, Some("Europe/Paris")),
+            "Sun 25 Oct 2026 02:30 +02:00 (Europe/Paris)"
+        );
+        assert_eq!(
+            local_time(second, Some("Europe/Paris")),
+            "Sun 25 Oct 2026 02:30 +01:00 (Europe/Paris)"
+        );
+    }
+
+    #[test]
+    fn a_task_without_a_due_date_says_when_the_reminder_is() {
+        let fire_at = DateTime::parse_from_rfc3339("2026-12-01T08:30:00Z")
+            .unwrap()
+            .to_utc();
+        let mut view = ReminderView {
+            reminder_id: uuid::Uuid::from_u128(1),
+            task_id: uuid::Uuid::from_u128(2),
+            user_id: "u".into(),
+            sequence: 1,
+            fire_at,
+            occurrence_due_at: None,
+            channels: Vec::new(),
+            title: "Call".into(),
+            email: None,
+            time_zone: None,
+            cancelled: false,
+        };
+        let content = Content::of(&view, "http://x");
+        assert!(
+            content
+                .plain()
+                .contains("\nReminder at: Tue 1 Dec 2026 08:30 (UTC)\n")
+        );
+        assert!(!content.html().contains("Due"));
+        view.occurrence_due_at = Some(fire_at + chrono::Duration::hours(1));
+        let content = Content::of(&view, "http://x");
+        assert!(
+            content
+                .plain()
+                .contains("\nDue: Tue 1 Dec 2026 09:30 (UTC)\n")
         );
     }
 

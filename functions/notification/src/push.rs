@@ -160,7 +160,7 @@ impl PushSender {
         let auth = ua_auth(&to.auth).ok_or_else(|| bad("auth"))?;
         let payload = serde_json::json!({
             "title": content.title,
-            "body": format!("Due {}", content.when),
+            "body": format!("{} {}", content.label, content.when),
             "url": content.link,
         });
         // web-push-native 0.5.0 (src/lib.rs `build`, src/vapid.rs) uses

@@ -39,6 +39,7 @@ fn subscription(endpoint: &str) -> Subscription {
 fn content() -> Content {
     Content {
         title: "Pay rent".into(),
+        label: "Due",
         when: "today".into(),
         link: "http://x/tasks/1".into(),
     }
