@@ -96,21 +96,22 @@ impl PushService {
 
     /// A browser's subscription; `respond` makes its pushes answer that.
     pub async fn subscribe(&self, http: &reqwest::Client, respond: Option<u16>) -> Value {
-        http.post(format!("{}/subscriptions", self.base))
-            .json(&json!({ "respond": respond }))
-            .send()
+        self.subscribe_with(http, json!({ "respond": respond }))
             .await
-            .expect("push service reachable")
-            .json()
-            .await
-            .expect("subscription JSON")
     }
 
     /// A subscription whose pushes are answered only after `delay` (a
     /// slow push service).
     pub async fn subscribe_slow(&self, http: &reqwest::Client, delay: Duration) -> Value {
+        self.subscribe_with(http, json!({ "delay_ms": delay.as_millis() as u64 }))
+            .await
+    }
+
+    /// `options`: what scripts/lib/push_service.py's `POST /subscriptions`
+    /// takes.
+    async fn subscribe_with(&self, http: &reqwest::Client, options: Value) -> Value {
         http.post(format!("{}/subscriptions", self.base))
-            .json(&json!({ "delay_ms": delay.as_millis() as u64 }))
+            .json(&options)
             .send()
             .await
             .expect("push service reachable")
