@@ -476,3 +476,37 @@ async fn a_retry_whose_reminder_is_gone_settles_as_skipped() {
     assert_eq!(now["status"], "skipped", "{now}");
     assert_eq!(now["last_error"], "reminder cancelled or moved", "{now}");
 }
+
+/// A retry after the user turned email off sends nothing: the settings are
+/// read at each attempt, not only at the firing.
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn a_retry_after_email_was_turned_off_sends_nothing() {
+    let _mail = MAIL.read().await;
+    let env = env();
+    let user = unique_user();
+    let address = env.email_for(&user).await;
+    let (status, body) = env
+        .call(
+            reqwest::Method::PUT,
+            &user,
+            "/api/notification-settings",
+            Some(json!({"email": address, "email_enabled": false, "push_enabled": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let reminder_id = Uuid::now_v7();
+    let fire_at = now_millis();
+    put_live_view(&env, &user, reminder_id, fire_at).await;
+    let key = put_record(&env, &user, reminder_id, fire_at, "retrying").await;
+    let job = format!(
+        "retry-{}-{}-email-4",
+        reminder_id.simple(),
+        fire_at.timestamp_millis()
+    );
+    let (status, body) = env.trigger(&job).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let now = env.state(&key).await;
+    assert_eq!(now["status"], "skipped", "{now}");
+    assert!(env.mail(&address).await.is_empty());
+}

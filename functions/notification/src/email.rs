@@ -209,9 +209,15 @@ impl EmailSender {
 /// A failure once the envelope is under way: a reply code (4xx/5xx) or a
 /// refusal by lettre itself (before writing) means the message was not
 /// taken; anything else (a broken connection, a timeout, an unreadable
-/// reply) may have come after the server took it.
+/// reply) may have come after the server took it. lettre's own refusals
+/// are what the server offers (lettre 0.11.23
+/// `transport/smtp/client/async_connection.rs`, `send`: a non-ASCII address
+/// without SMTPUTF8, a non-ASCII message without 8BITMIME): the same on
+/// every retry, so permanent.
 fn after_envelope(error: &lettre::transport::smtp::Error) -> EmailError {
-    if error.is_transient() || error.is_permanent() || error.is_client() {
+    if error.is_client() {
+        EmailError::Invalid(error.to_string())
+    } else if error.is_transient() || error.is_permanent() {
         EmailError::Smtp(error.to_string())
     } else {
         EmailError::Unknown(error.to_string())

@@ -361,6 +361,13 @@ async fn send(state: &AppState, view: &ReminderView, target: &Target) -> Result<
                 .settings(&view.user_id)
                 .await
                 .map_err(|e| SendFailure::Retry(e.to_string(), None))?;
+            // Read at each attempt: a retry (or an admin's) after the user
+            // turned email off sends nothing.
+            if !settings.email_enabled {
+                return Err(SendFailure::Skip(
+                    "email is off in the user's settings".into(),
+                ));
+            }
             let remembered = match settings.email.or_else(|| view.email.clone()) {
                 Some(address) => Some(address),
                 None => crate::claims::last(state, &view.user_id)
@@ -383,6 +390,16 @@ async fn send(state: &AppState, view: &ReminderView, target: &Target) -> Result<
             let Some(push) = &state.push else {
                 return Err(SendFailure::Permanent("web push is not configured".into()));
             };
+            let settings = state
+                .store
+                .settings(&view.user_id)
+                .await
+                .map_err(|e| SendFailure::Retry(e.to_string(), None))?;
+            if !settings.push_enabled {
+                return Err(SendFailure::Skip(
+                    "push is off in the user's settings".into(),
+                ));
+            }
             let device = state
                 .store
                 .device(&view.user_id, *device_id)

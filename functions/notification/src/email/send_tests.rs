@@ -139,3 +139,14 @@ async fn failures_before_the_envelope_and_reply_codes_are_safe_to_retry() {
         "refused: {result:?}"
     );
 }
+
+/// A non-ASCII address to a server without SMTPUTF8 (the peer offers no
+/// extension): lettre refuses it before the envelope, and the same server
+/// refuses it on every retry, so it fails at once.
+#[tokio::test]
+async fn a_non_ascii_address_the_server_cannot_take_fails_at_once() {
+    let result = sender(peer(Stop::RefuseRecipient).await)
+        .send("jörg@example.test", &view())
+        .await;
+    assert!(matches!(result, Err(EmailError::Invalid(_))), "{result:?}");
+}
