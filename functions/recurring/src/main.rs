@@ -51,11 +51,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let checks: Vec<Box<dyn service::health::ReadinessCheck>> = vec![Box::new(PostgresCheck(pool))];
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let relay_task = tokio::spawn(relay.run(async move {
-        let mut rx = stop_rx;
-        let _ = rx.wait_for(|stop| *stop).await;
-    }));
+    // As in task-api: a pass in flight gets the grace period at shutdown;
+    // rows it did not mark are re-published under the same event ids on
+    // the next start.
+    let relay_task = relay.spawn();
 
     service::server::bind_and_serve(
         "recurring",
@@ -65,14 +64,6 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
-    // As in task-api: a pass in flight gets the grace period; rows it did
-    // not mark are re-published under the same event ids on the next start.
-    let _ = stop_tx.send(true);
-    if tokio::time::timeout(common.shutdown_grace, relay_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!("outbox relay still busy after the grace period; stopping it");
-    }
+    relay_task.stop(common.shutdown_grace).await;
     Ok(())
 }
