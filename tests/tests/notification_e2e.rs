@@ -309,6 +309,24 @@ async fn a_push_endpoint_belongs_to_one_user() {
         .await;
     assert_eq!(alices["items"], json!([]), "moved away from alice");
     assert_eq!(bobs["items"].as_array().map(Vec::len), Some(1));
+
+    // Another spelling of the same URL (scheme case, 127.1) is the same
+    // endpoint: it moves too, and is stored as the URL parser writes it.
+    let endpoint = shared["endpoint"].as_str().expect("endpoint");
+    let respelled = endpoint
+        .replacen("http://", "HTTP://", 1)
+        .replacen("127.0.0.1", "127.1", 1);
+    assert_ne!(respelled, endpoint, "{endpoint}");
+    let moved = json!({"endpoint": respelled, "p256dh": shared["p256dh"], "auth": shared["auth"]});
+    env.register(&alice, &moved).await;
+    let (_, bobs) = env
+        .call(reqwest::Method::GET, &bob, "/api/devices", None)
+        .await;
+    let (_, alices) = env
+        .call(reqwest::Method::GET, &alice, "/api/devices", None)
+        .await;
+    assert_eq!(bobs["items"], json!([]), "moved away from bob");
+    assert_eq!(alices["items"][0]["endpoint"], endpoint, "{alices}");
 }
 
 #[tokio::test]

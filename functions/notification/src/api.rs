@@ -76,10 +76,13 @@ pub async fn register_device(
     ApiJson(input): ApiJson<DeviceInput>,
 ) -> Result<Response, ApiError> {
     input.validate()?;
-    check_endpoint(&input.endpoint, state.allow_private_endpoints).await?;
+    let (url, _) = check_endpoint(&input.endpoint, state.allow_private_endpoints).await?;
+    // Stored as the URL parser writes it (scheme and host lowercased, the
+    // default port dropped, IPv4 normalised): two spellings of one
+    // endpoint are one device, of one user.
     let (device, new) = state
         .store
-        .register_device(&user.user_id, &input.endpoint, &input.p256dh, &input.auth)
+        .register_device(&user.user_id, url.as_str(), &input.p256dh, &input.auth)
         .await?;
     let status = if new {
         StatusCode::CREATED
