@@ -111,11 +111,18 @@ pub async fn run_job(
     // shutdown grace ending), which would cut a delivery between its claim
     // and the record of its outcome (left `sending`, later `unknown`).
     // A spawned task runs on; main waits for it at shutdown.
+    // Each delivery is a task of its own too: a bug that panics in one
+    // does not take its siblings down mid-send.
     let work = {
         let state = state.clone();
+        let view = std::sync::Arc::new(view);
         async move {
             futures::stream::iter(targets)
-                .map(|target| deliver(&state, &view, target, attempt))
+                .map(|target| {
+                    let (own, view) = (state.clone(), view.clone());
+                    let one = async move { deliver(&own, &view, target, attempt).await };
+                    detached(&state.tasks, one)
+                })
                 .buffer_unordered(SEND_CONCURRENCY)
                 .collect::<Vec<_>>()
                 .await
@@ -124,7 +131,7 @@ pub async fn run_job(
     let outcomes = detached(&state.tasks, work).await?;
     let mut report = TriggerReport::default();
     for outcome in outcomes {
-        match outcome? {
+        match outcome.and_then(|o| o)? {
             Some(Status::Sent) => report.sent += 1,
             Some(Status::Failed) => report.failed += 1,
             Some(Status::Retrying) => report.retrying += 1,
@@ -164,17 +171,19 @@ async fn skip_gone_retry(state: &AppState, key: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Runs `work` on a task of its own, tracked by `tasks`, and waits for it.
-/// Dropping the returned future leaves the task running to its end.
-async fn detached<T, F>(tasks: &crate::TaskTracker, work: F) -> Result<T, ApiError>
+/// Runs `work` on a task of its own, tracked by `tasks`, started at once;
+/// the returned future waits for it. Dropping that future leaves the task
+/// running to its end.
+fn detached<T, F>(
+    tasks: &crate::TaskTracker,
+    work: F,
+) -> impl Future<Output = Result<T, ApiError>> + use<T, F>
 where
     T: Send + 'static,
     F: Future<Output = T> + Send + 'static,
 {
-    tasks
-        .spawn(work)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
+    let handle = tasks.spawn(work);
+    async move { handle.await.map_err(|e| ApiError::Internal(e.to_string())) }
 }
 
 /// Records each target of a firing that arrived too late as missed (a
