@@ -15,11 +15,13 @@
 //! offers it again ([`crate::jobs::one_shot`]) until the record settles or
 //! ages into `unknown`.
 
+mod retry;
+
 use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::StreamExt;
 use serde::Serialize;
 
@@ -28,10 +30,11 @@ use crate::delivery::{Claim, DeliveryRecord, SEND_DEADLINE, Status, Target, clai
 use crate::email::Content;
 use crate::error::ApiError;
 use crate::history;
-use crate::jobs::{JobName, one_shot};
-use crate::push::{MAX_RETRY_AFTER, PushError, Subscription};
+use crate::jobs::JobName;
+use crate::push::{PushError, Subscription};
 use crate::state::StateError;
 use crate::view::{ReminderView, too_late};
+use retry::{retry_delay, schedule_retry, skip_gone_retry};
 
 /// Deliveries of one firing in flight at once: the email and a few
 /// devices; a user has at most 20 devices.
@@ -145,30 +148,6 @@ pub async fn run_job(
         return Err(ApiError::DeliveryInFlight);
     }
     Ok(Json(report))
-}
-
-/// A retry whose firing is gone (the reminder cancelled or moved since):
-/// no job will ever take its `retrying` record again, so it is settled as
-/// skipped, by its ETag (a record that moved on since is left alone).
-async fn skip_gone_retry(state: &AppState, key: &str) -> Result<(), ApiError> {
-    let Some(found) = state.state.get::<DeliveryRecord>(key).await? else {
-        return Ok(());
-    };
-    if found.value.status != Status::Retrying {
-        return Ok(());
-    }
-    let mut record = found.value;
-    record.status = Status::Skipped;
-    record.last_error = Some("reminder cancelled or moved".into());
-    record.updated_at = Utc::now();
-    match state
-        .state
-        .replace(key, &record, &found.etag, state.record_ttl)
-        .await
-    {
-        Err(StateError::Conflict) => Ok(()),
-        other => Ok(other?),
-    }
 }
 
 /// Runs `work` on a task of its own, tracked by `tasks`, started at once;
@@ -468,20 +447,6 @@ async fn settle(
     next
 }
 
-/// How long before the next attempt, if any is left. `attempts` counts
-/// the one that just failed: the k-th failure waits the k-th delay; a
-/// push service's Retry-After longer than that wins, up to
-/// [`MAX_RETRY_AFTER`] (it is the push service's value, not ours).
-fn retry_delay(delays: &[Duration], attempts: u32, after: Option<Duration>) -> Option<Duration> {
-    let delay = delays.get((attempts as usize).checked_sub(1)?)?;
-    Some((*delay).max(after.unwrap_or_default().min(MAX_RETRY_AFTER)))
-}
-
-/// When a retry `delay` from `now` is due; `None` past chrono's range.
-fn retry_due(now: DateTime<Utc>, delay: Duration) -> Option<DateTime<Utc>> {
-    now.checked_add_signed(chrono::Duration::from_std(delay).ok()?)
-}
-
 /// Records the outcome over the claim this trigger holds. The record is
 /// re-read for its ETag: only this trigger writes a `sending` record.
 async fn save_outcome(
@@ -499,30 +464,6 @@ async fn save_outcome(
         .replace(key, record, &current.etag, state.record_ttl)
         .await?;
     Ok(())
-}
-
-async fn schedule_retry(
-    state: &AppState,
-    record: &DeliveryRecord,
-    delay: Duration,
-) -> Result<(), String> {
-    let job = JobName::Retry {
-        reminder_id: record.reminder_id,
-        fire_at: record.fire_at,
-        target: record.target.clone(),
-        attempt: record.attempts,
-    };
-    let due = retry_due(Utc::now(), delay)
-        .ok_or_else(|| format!("a retry {} s away is out of range", delay.as_secs()))?;
-    let spec = one_shot(due, serde_json::json!({"reminder_id": record.reminder_id}));
-    state
-        .dapr
-        .schedule_job(&job.render(), &spec)
-        .await
-        .map_err(|error| {
-            tracing::error!(%error, job = %job.render(), "retry job not scheduled");
-            error.to_string()
-        })
 }
 
 #[cfg(test)]

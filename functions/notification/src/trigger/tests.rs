@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 
-use super::{retry_delay, retry_due};
+use super::retry::{retry_delay, retry_due};
 use crate::push::MAX_RETRY_AFTER;
 
 fn delays() -> Vec<Duration> {
