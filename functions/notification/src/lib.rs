@@ -8,6 +8,8 @@
 //!   and sends through [`email`] and [`push`], guarded by [`delivery`]
 //!   records; failures retry by one-shot jobs, then land in [`history`]'s
 //!   failed list and on `reminders-dlq`.
+//! - [`claims`]: the last `email` claim seen per user, the address of last
+//!   resort (a recurring task's next occurrence carries none).
 //! - [`api`]: devices, notification settings, delivery history; [`store`]
 //!   holds the devices and settings tables; [`state`] speaks daprd's state
 //!   API; [`error`] is the one mapping to problem+json.
