@@ -87,6 +87,13 @@ async fn main() -> anyhow::Result<()> {
         tasks: tasks.clone(),
     };
     let checks: Vec<Box<dyn service::health::ReadinessCheck>> = vec![Box::new(PostgresCheck(pool))];
+    // When SIGTERM came: the deliveries' wait below gets what is left of
+    // the one grace period, so the whole stop stays inside the pod's
+    // termination grace (Knative derives it from timeoutSeconds, 30 s).
+    let stop_requested = tokio::spawn(async {
+        service::server::shutdown_signal().await;
+        tokio::time::Instant::now()
+    });
     service::server::bind_and_serve(
         "notification",
         common.port,
@@ -101,10 +108,16 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     // Requests are over (answered, or cut at the grace); the deliveries
-    // they started still run to their recorded outcome, up to one more
+    // they started still run to their recorded outcome for the rest of the
     // grace (a send is bounded by its own deadline).
     tasks.close();
-    if tokio::time::timeout(common.shutdown_grace, tasks.wait())
+    let deadline = match stop_requested.is_finished() {
+        true => stop_requested
+            .await
+            .unwrap_or_else(|_| tokio::time::Instant::now()),
+        false => tokio::time::Instant::now(),
+    } + common.shutdown_grace;
+    if tokio::time::timeout_at(deadline, tasks.wait())
         .await
         .is_err()
     {
