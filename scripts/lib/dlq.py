@@ -167,6 +167,13 @@ def replay(topic):
     dlq, group = f"{topic}-dlq", f"todo-dlq-replay-{topic}"
     begin, end, done = offsets(dlq, -2), offsets(dlq, -1), committed(group, dlq)
     replayed = failed = 0
+    # Every subscriber of a topic dead-letters its own copy of a poison
+    # event to the one -dlq topic (audit and recurring both read
+    # task-events), so one event can stand there several times under one
+    # id. It is sent once: sending each copy would multiply the event, and
+    # a replayed event that is still poison comes back once per subscriber
+    # again, so replaying every copy doubled the topic on each run.
+    sent = set()
     for partition in sorted(end):
         start = max(done.get(partition, 0), begin.get(partition, 0))
         position = start
@@ -174,6 +181,8 @@ def replay(topic):
             event, key = parse(value, key)
             if event is not None and not replayable(event):
                 print(f"skipped report {event.get('id')} ({event.get('type')})", file=sys.stderr)
+            elif event is not None and event["id"] in sent:
+                print(f"skipped another copy of {event['id']}", file=sys.stderr)
             elif event is not None:
                 try:
                     publish(topic, key, event)
@@ -183,6 +192,7 @@ def replay(topic):
                     failed += 1
                     break
                 print(f"replayed {event['id']} to {topic}")
+                sent.add(event["id"])
                 replayed += 1
             else:
                 print(f"skipped (not a CloudEvent) at {dlq}:{partition}@{position}", file=sys.stderr)

@@ -126,10 +126,9 @@ class PublishBodyTest(unittest.TestCase):
 
 
 class ReplayTest(unittest.TestCase):
-    def test_a_failed_delivery_report_is_skipped_and_passed_over(self):
-        report = dict(ORIGINAL, id="r-1", type="com.todo.notification.failed", source="notification")
-        reminder = dict(ORIGINAL, id="e-1", type="com.todo.reminder.scheduled")
-        records = [("u-1", json.dumps(report)), ("u-1", json.dumps(reminder))]
+    def replay(self, records, topic):
+        """(published ids, positions recorded) of a replay over `records`
+        on partition 0."""
         published, moved = [], []
         patched = {
             "offsets": lambda topic, time: {0: 0 if time == -2 else len(records)},
@@ -143,15 +142,31 @@ class ReplayTest(unittest.TestCase):
             setattr(dlq, name, function)
         try:
             with self.assertRaises(SystemExit) as exit:
-                dlq.replay("reminders")
+                dlq.replay(topic)
         finally:
             for name, function in originals.items():
                 setattr(dlq, name, function)
         self.assertEqual(exit.exception.code, 0)
+        return published, moved
+
+    def test_a_failed_delivery_report_is_skipped_and_passed_over(self):
+        report = dict(ORIGINAL, id="r-1", type="com.todo.notification.failed", source="notification")
+        reminder = dict(ORIGINAL, id="e-1", type="com.todo.reminder.scheduled")
+        records = [("u-1", json.dumps(report)), ("u-1", json.dumps(reminder))]
+        published, moved = self.replay(records, "reminders")
         self.assertEqual(published, ["e-1"])
         self.assertEqual(moved, ["2"], "the position moves past the report too")
         self.assertFalse(dlq.replayable(report))
         self.assertTrue(dlq.replayable(reminder))
+
+    def test_each_subscribers_copy_of_one_event_is_sent_once(self):
+        # audit and recurring each dead-letter their own copy.
+        poison = dict(ORIGINAL, id="p-1")
+        other = dict(ORIGINAL, id="p-2")
+        records = [("u-1", json.dumps(poison)), ("u-1", json.dumps(poison)), ("u-1", json.dumps(other))]
+        published, moved = self.replay(records, "task-events")
+        self.assertEqual(published, ["p-1", "p-2"])
+        self.assertEqual(moved, ["3"], "the position moves past every copy")
 
 
 if __name__ == "__main__":
