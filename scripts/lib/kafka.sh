@@ -45,7 +45,14 @@ transaction.state.log.min.isr=1
 # Consumers join groups at once instead of waiting 3 s for more members.
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
-log.retention.hours=168
+# A development broker: six hours of records, in 16 MiB segments (retention
+# deletes only closed segments, and the 1 GiB default would never close),
+# checked every minute. Tests that read a topic from its beginning then
+# stay bounded however many earlier runs wrote to it; a consumer stopped
+# for longer than that starts at the newest record (daprd's initialOffset).
+log.retention.hours=6
+log.segment.bytes=16777216
+log.retention.check.interval.ms=60000
 PROPS
   kafka_write_log_config
 }
