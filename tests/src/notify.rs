@@ -349,6 +349,16 @@ impl Env {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// A new user with an email address and one push device registered on
+    /// `push`: (user, address, device subscription).
+    pub async fn user_with_device(&self, push: &PushService) -> (String, String, Value) {
+        let user = unique_user();
+        let address = self.email_for(&user).await;
+        let device = push.subscribe(&self.stack.http, None).await;
+        self.register(&user, &device).await;
+        (user, address, device)
+    }
+
     /// Moves `task`'s only reminder to `at`, by email.
     pub async fn move_reminder(&self, user: &str, task: &str, at: DateTime<Utc>) {
         let status = self

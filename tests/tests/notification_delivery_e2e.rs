@@ -45,10 +45,7 @@ async fn a_trigger_delivered_again_after_the_send_sends_nothing_new() {
     let _mail = MAIL.read().await;
     let env = env();
     let push = PushService::start().await;
-    let user = unique_user();
-    let address = env.email_for(&user).await;
-    let phone = push.subscribe(&env.stack.http, None).await;
-    env.register(&user, &phone).await;
+    let (user, address, phone) = env.user_with_device(&push).await;
     let at = Utc::now() + chrono::Duration::seconds(2);
     let task = env
         .stack
@@ -170,11 +167,8 @@ async fn a_schedule_arriving_long_after_its_firing_is_missed_not_sent() {
     let _mail = MAIL.read().await;
     let env = env();
     let push = PushService::start().await;
-    let user = unique_user();
-    let address = env.email_for(&user).await;
     // Registered now, long after the firing: not one of its targets.
-    let phone = push.subscribe(&env.stack.http, None).await;
-    env.register(&user, &phone).await;
+    let (user, address, phone) = env.user_with_device(&push).await;
     let (reminder_id, fire_at) =
         publish_old_schedule(&env, &user, chrono::Duration::hours(2)).await;
 

@@ -22,11 +22,8 @@ async fn a_reminder_due_in_2s_arrives_once_by_email_and_once_per_device() {
     let _mail = MAIL.read().await;
     let env = env();
     let push = PushService::start().await;
-    let user = unique_user();
-    let address = env.email_for(&user).await;
-    let phone = push.subscribe(&env.stack.http, None).await;
+    let (user, address, phone) = env.user_with_device(&push).await;
     let laptop = push.subscribe(&env.stack.http, None).await;
-    env.register(&user, &phone).await;
     env.register(&user, &laptop).await;
 
     let due = Utc::now() + chrono::Duration::seconds(2);
