@@ -16,9 +16,9 @@ export PATH
 export TODO_EVENTS_CACHE TODO_EVENTS_RUN
 
 # Pinned versions. See scripts/dapr-build/go.mod for why dapr is 1.18.2.
+# Kafka's version is pinned in scripts/kafka/pom.xml (its jars come from
+# Maven Central).
 : "${DAPR_VERSION:=1.18.2}"
-: "${KAFKA_VERSION:=4.1.1}"
-: "${KAFKA_SCALA_VERSION:=2.13}"
 
 # Ports. Each can be overridden from the environment.
 : "${PGPORT:=5432}"
