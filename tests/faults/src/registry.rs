@@ -1,0 +1,25 @@
+//! The workloads a run spawns, behind one list so the orchestrator does not
+//! name each module's signature. A workload module lands by adding one
+//! entry here (and its `pub mod` line in `workload/mod.rs` or `lib.rs`).
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
+use crate::{Env, Phase, Scale, Tally};
+
+/// How a workload is started: its environment, the run's scale, the seed
+/// and its own phase handle.
+pub type Runner = fn(Arc<Env>, Scale, u64, Phase) -> BoxFuture<'static, anyhow::Result<Tally>>;
+
+/// One workload of the suite.
+#[derive(Debug, Clone, Copy)]
+pub struct Workload {
+    pub name: &'static str,
+    pub run: Runner,
+}
+
+/// Every workload that has landed, in spawn order.
+pub fn workloads() -> Vec<Workload> {
+    vec![]
+}

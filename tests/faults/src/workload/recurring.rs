@@ -1,0 +1,494 @@
+//! Recurring tasks completed through the faults: every completion of a
+//! recurring task must have exactly one successor.
+//!
+//! Each series (one per [`Scale::recurring`], spread over the run's users)
+//! is created with an `Idempotency-Key` and then driven occurrence by
+//! occurrence: wait (bounded) for the pending occurrence to appear through
+//! the API, complete it with `If-Match` on its sequence, retried through
+//! outages. Some completions are sent a second time as a client does whose
+//! answer was lost (the same `If-Match`: a 412 is the right answer, a 200
+//! a double completion), and some already-advanced occurrences are
+//! reopened and completed again: recurring must see their completion and
+//! create nothing (shared/task-domain `repo/successor.rs`:
+//! `has_later_occurrence`).
+//!
+//! The check reads the database once the run is quiet: the series' rows in
+//! `tasks` (every occurrence, found by the series' unique title, so a
+//! successor forked into another series is counted too) and its
+//! `series_advances` marks (V7). A completed occurrence `k` whose `k + 1`
+//! is absent is lost; two rows of one occurrence, or an occurrence whose
+//! predecessor was never completed, are duplicated successors.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use e2e_tests::retry::{Answer, UserApi};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::{Env, Phase, Rng, Scale, Tally};
+
+/// How long one request keeps being retried: longer than any fault lasts
+/// (the longest is a 60 s database stall).
+const REQUEST_WAIT: Duration = Duration::from_secs(150);
+/// How long a step waits for recurring to create the next occurrence.
+const SUCCESSOR_WAIT: Duration = Duration::from_secs(150);
+/// After quiet, how long the check waits for the last successors.
+const SETTLE: Duration = Duration::from_secs(120);
+
+/// One occurrence row of a series, as the database has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occurrence {
+    pub occurrence: i32,
+    pub completed: bool,
+    pub series_id: Option<Uuid>,
+}
+
+/// What the check found for one series.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Completions checked.
+    pub completions: u64,
+    pub lost: u64,
+    pub duplicated: u64,
+    pub problems: Vec<String>,
+}
+
+/// Checks one series: its rows, its `series_advances` occurrences, and
+/// the occurrences the client left reopened (reopened, and the completion
+/// after it not known to have applied), whose successors exist
+/// legitimately.
+pub fn check_series(rows: &[Occurrence], advances: &[i32], reopened: &BTreeSet<i32>) -> Verdict {
+    let mut verdict = Verdict::default();
+    let mut by_occurrence: BTreeMap<i32, Vec<&Occurrence>> = BTreeMap::new();
+    for row in rows {
+        by_occurrence.entry(row.occurrence).or_default().push(row);
+    }
+    let series: BTreeSet<Option<Uuid>> = rows.iter().map(|r| r.series_id).collect();
+    if series.len() > 1 {
+        verdict
+            .problems
+            .push(format!("the series forked into {} series ids", series.len()));
+    }
+    let reached = |k: i32| by_occurrence.contains_key(&k) || advances.contains(&k);
+    for (&k, same) in &by_occurrence {
+        if same.len() > 1 {
+            verdict.duplicated += same.len() as u64 - 1;
+            verdict
+                .problems
+                .push(format!("occurrence {k} exists {} times", same.len()));
+        }
+        if k > 1 {
+            let predecessor_done = by_occurrence
+                .get(&(k - 1))
+                .is_some_and(|p| p.iter().any(|r| r.completed))
+                || reopened.contains(&(k - 1));
+            if !predecessor_done {
+                verdict.duplicated += 1;
+                verdict.problems.push(format!(
+                    "occurrence {k} exists but occurrence {} was never completed",
+                    k - 1
+                ));
+            }
+        }
+        if same.iter().any(|r| r.completed) {
+            verdict.completions += 1;
+            if !reached(k + 1) {
+                verdict.lost += 1;
+                verdict
+                    .problems
+                    .push(format!("occurrence {k} was completed and has no successor"));
+            }
+        }
+    }
+    verdict
+}
+
+/// What the client did to one series.
+#[derive(Debug, Default)]
+struct SeriesLog {
+    user: String,
+    title: String,
+    /// Occurrences reopened whose completion after is not known applied.
+    reopened: BTreeSet<i32>,
+    /// Requests whose outcome stayed unknown (no answer until the deadline).
+    unknown: u64,
+    /// Replayed completions answered 412, as they must be.
+    refused: u64,
+    problems: Vec<String>,
+}
+
+pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow::Result<Tally> {
+    let steps = (scale.ops / 200).clamp(3, 10);
+    // Spread over about ops/10 seconds, so faults land between steps.
+    let pause_ms = (scale.ops as u64 * 100 / steps as u64).max(500);
+    let drivers = (0..scale.recurring).map(|i| {
+        let env = env.clone();
+        let rng = Rng::derive(seed, &format!("recurring-{i}"));
+        tokio::spawn(async move { drive(&env, i, steps, pause_ms, rng).await })
+    });
+    let mut logs = Vec::new();
+    for driver in futures::future::join_all(drivers).await {
+        logs.push(driver.context("a recurring driver panicked")?);
+    }
+    phase.driving_done();
+    phase.wait_quiet().await;
+    check(&env, &logs).await
+}
+
+fn title(env: &Env, i: usize) -> String {
+    // Zero-padded, so no title is a substring of another (`q=` matches
+    // substrings).
+    format!("faults-{}-rec-{i:05}", env.run_id)
+}
+
+async fn drive(env: &Env, i: usize, steps: usize, pause_ms: u64, mut rng: Rng) -> SeriesLog {
+    let user = env.users[i % env.users.len().max(1)].clone();
+    let mut log = SeriesLog {
+        title: title(env, i),
+        user: user.clone(),
+        ..SeriesLog::default()
+    };
+    let api = UserApi {
+        http: env.http.clone(),
+        base: env.task_api.clone(),
+        token: env.token(&user, false),
+    };
+    pause(&mut rng, pause_ms).await;
+    let due = chrono::Utc::now() + chrono::Duration::hours(1);
+    let body = json!({
+        "title": log.title, "priority": "low", "due_at": due, "time_zone": "Europe/Paris",
+        "recurrence": {"frequency": "daily"},
+    });
+    let key = format!("{}-create", log.title);
+    let created = api
+        .call(
+            Method::POST,
+            "/api/tasks",
+            Some(&body),
+            &[("idempotency-key", key)],
+            deadline(),
+        )
+        .await;
+    let mut current = match created.status() {
+        Some(StatusCode::CREATED) => created.body().clone(),
+        _ => {
+            log.note(&created, "create");
+            return log;
+        }
+    };
+    for step in 1..=steps {
+        let k = i32::try_from(step).unwrap_or(i32::MAX);
+        if step > 1 {
+            match pending_occurrence(&api, &log.title, k).await {
+                Some(task) => current = task,
+                None => {
+                    log.problems.push(format!(
+                        "occurrence {k} did not appear within {SUCCESSOR_WAIT:?}; the series stops"
+                    ));
+                    return log;
+                }
+            }
+            if rng.below(6) == 0 {
+                complete_again(&api, &mut log, k - 1).await;
+            }
+        }
+        pause(&mut rng, pause_ms).await;
+        if !complete(&api, &mut log, &current, rng.below(4) == 0).await {
+            return log;
+        }
+    }
+    log
+}
+
+fn deadline() -> Instant {
+    Instant::now() + REQUEST_WAIT
+}
+
+async fn pause(rng: &mut Rng, pause_ms: u64) {
+    let ms = rng.next_u64() % (2 * pause_ms);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+impl SeriesLog {
+    fn note(&mut self, answer: &Answer, what: &str) {
+        match answer {
+            Answer::NoAnswer { error, tries } => {
+                self.unknown += 1;
+                tracing_line(&format!(
+                    "{}: {what}: no answer after {tries} tries ({error})",
+                    self.title
+                ));
+            }
+            Answer::Got { status, body, .. } => self
+                .problems
+                .push(format!("{}: {what}: {status} {body}", self.title)),
+        }
+    }
+}
+
+fn tracing_line(line: &str) {
+    eprintln!("recurring: {line}");
+}
+
+/// The series' pending occurrence `k`, once recurring has created it.
+async fn pending_occurrence(api: &UserApi, title: &str, k: i32) -> Option<Value> {
+    let path = format!("/api/tasks?status=pending&q={title}");
+    let until = Instant::now() + SUCCESSOR_WAIT;
+    while Instant::now() < until {
+        let answer = api.call(Method::GET, &path, None, &[], until).await;
+        let found = answer.body()["items"]
+            .as_array()
+            .and_then(|items| items.iter().find(|t| t["occurrence"] == k).cloned());
+        if found.is_some() {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    None
+}
+
+fn if_match(task: &Value) -> String {
+    format!("\"{}\"", task["sequence"].as_i64().unwrap_or_default())
+}
+
+/// Completes `task` by its sequence; `replay`: then sends the very same
+/// request again, as a client whose answer was lost does. False when the
+/// series cannot go on.
+async fn complete(api: &UserApi, log: &mut SeriesLog, task: &Value, replay: bool) -> bool {
+    let id = task["id"].as_str().unwrap_or_default();
+    let path = format!("/api/tasks/{id}/complete");
+    let headers = [("if-match", if_match(task))];
+    let answer = api
+        .call(Method::POST, &path, None, &headers, deadline())
+        .await;
+    match answer.status() {
+        Some(StatusCode::OK) => {}
+        // The retry of an attempt that committed while its answer was lost.
+        Some(StatusCode::PRECONDITION_FAILED) if answer.uncertain() => {
+            if !is_completed(api, id).await {
+                log.problems
+                    .push(format!("{}: completion refused (412), not applied", log.title));
+                return false;
+            }
+        }
+        _ => {
+            log.note(&answer, "complete");
+            return false;
+        }
+    }
+    if replay {
+        let again = api
+            .call(Method::POST, &path, None, &headers, deadline())
+            .await;
+        match again.status() {
+            Some(StatusCode::PRECONDITION_FAILED) => log.refused += 1,
+            Some(StatusCode::OK) => log
+                .problems
+                .push(format!("{}: a replayed completion applied twice", log.title)),
+            _ => log.note(&again, "replayed complete"),
+        }
+    }
+    true
+}
+
+async fn is_completed(api: &UserApi, id: &str) -> bool {
+    let answer = api
+        .call(Method::GET, &format!("/api/tasks/{id}"), None, &[], deadline())
+        .await;
+    answer.body()["status"] == "completed"
+}
+
+/// Reopens occurrence `k` (which has its successor) and completes it
+/// again: a completion of an occurrence the series is past.
+async fn complete_again(api: &UserApi, log: &mut SeriesLog, k: i32) {
+    let path = format!("/api/tasks?status=completed&q={}", log.title);
+    let found = api.call(Method::GET, &path, None, &[], deadline()).await;
+    let Some(task) = found.body()["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|t| t["occurrence"] == k).cloned())
+    else {
+        return;
+    };
+    let id = task["id"].as_str().unwrap_or_default();
+    let reopen = api
+        .call(
+            Method::POST,
+            &format!("/api/tasks/{id}/reopen"),
+            None,
+            &[("if-match", if_match(&task))],
+            deadline(),
+        )
+        .await;
+    let reopened = match reopen.status() {
+        Some(StatusCode::OK) => reopen.body().clone(),
+        _ => {
+            // Maybe reopened (no answer): its successor is legitimate.
+            log.reopened.insert(k);
+            log.note(&reopen, "reopen");
+            return;
+        }
+    };
+    log.reopened.insert(k);
+    if complete(api, log, &reopened, false).await {
+        log.reopened.remove(&k);
+    }
+}
+
+/// Waits (bounded) until no series lacks a successor, then checks each.
+async fn check(env: &Env, logs: &[SeriesLog]) -> anyhow::Result<Tally> {
+    let db = env.db().await?;
+    let until = Instant::now() + SETTLE;
+    let mut verdicts = read_all(&db, logs).await?;
+    while verdicts.iter().any(|v| v.lost > 0) && Instant::now() < until {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        verdicts = read_all(&db, logs).await?;
+    }
+    let mut tally = Tally::new("recurring");
+    for (log, verdict) in logs.iter().zip(verdicts) {
+        tally.checked += verdict.completions;
+        tally.lost += verdict.lost;
+        tally.duplicated += verdict.duplicated;
+        tally.unknown += log.unknown;
+        tally.refused += log.refused;
+        for problem in verdict.problems.iter().chain(&log.problems) {
+            tally.problems.push(format!("{} ({}): {problem}", log.title, log.user));
+        }
+    }
+    Ok(tally)
+}
+
+async fn read_all(db: &tokio_postgres::Client, logs: &[SeriesLog]) -> anyhow::Result<Vec<Verdict>> {
+    let mut out = Vec::with_capacity(logs.len());
+    for log in logs {
+        let rows = db
+            .query(
+                "SELECT occurrence, status = 'completed', series_id FROM tasks
+                 WHERE user_id = $1 AND title = $2",
+                &[&log.user, &log.title],
+            )
+            .await
+            .context("reading a series' occurrences")?;
+        let rows: Vec<Occurrence> = rows
+            .iter()
+            .map(|r| Occurrence {
+                occurrence: r.get(0),
+                completed: r.get(1),
+                series_id: r.get(2),
+            })
+            .collect();
+        let ids: Vec<Uuid> = rows.iter().filter_map(|r| r.series_id).collect();
+        let advances: Vec<i32> = db
+            .query(
+                "SELECT DISTINCT occurrence FROM series_advances WHERE series_id = ANY($1)",
+                &[&ids],
+            )
+            .await
+            .context("reading series_advances")?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        out.push(check_series(&rows, &advances, &log.reopened));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(rows: &[(i32, bool)]) -> Vec<Occurrence> {
+        rows.iter()
+            .map(|&(occurrence, completed)| Occurrence {
+                occurrence,
+                completed,
+                series_id: Some(Uuid::from_u128(7)),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_completion_with_one_successor_passes() {
+        let rows = series(&[(1, true), (2, true), (3, true), (4, false)]);
+        let verdict = check_series(&rows, &[2, 3, 4], &BTreeSet::new());
+        assert_eq!(
+            verdict,
+            Verdict {
+                completions: 3,
+                ..Verdict::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_missing_successor_is_lost() {
+        let rows = series(&[(1, true), (2, true)]);
+        let verdict = check_series(&rows, &[2], &BTreeSet::new());
+        assert_eq!((verdict.completions, verdict.lost), (2, 1));
+        assert_eq!(verdict.duplicated, 0);
+        assert!(verdict.problems[0].contains("occurrence 2"), "{verdict:?}");
+    }
+
+    #[test]
+    fn a_successor_deleted_since_is_kept_by_its_advance_mark() {
+        let rows = series(&[(1, true)]);
+        assert_eq!(check_series(&rows, &[2], &BTreeSet::new()).lost, 0);
+    }
+
+    #[test]
+    fn a_doubled_successor_is_duplicated() {
+        let rows = series(&[(1, true), (2, false), (2, false)]);
+        let verdict = check_series(&rows, &[2], &BTreeSet::new());
+        assert_eq!((verdict.duplicated, verdict.lost), (1, 0));
+    }
+
+    #[test]
+    fn a_successor_of_an_uncompleted_occurrence_is_duplicated() {
+        // Occurrence 3 exists although 2 was never completed: created by a
+        // completion that already had its successor.
+        let rows = series(&[(1, true), (2, false), (3, false)]);
+        let verdict = check_series(&rows, &[2, 3], &BTreeSet::new());
+        assert_eq!(verdict.duplicated, 1, "{verdict:?}");
+        // Unless the client itself reopened 2 after its successor came.
+        let reopened = BTreeSet::from([2]);
+        assert_eq!(check_series(&rows, &[2, 3], &reopened).duplicated, 0);
+    }
+
+    #[test]
+    fn a_forked_series_is_reported() {
+        let mut rows = series(&[(1, true), (2, false)]);
+        rows[1].series_id = Some(Uuid::from_u128(8));
+        let verdict = check_series(&rows, &[2], &BTreeSet::new());
+        assert!(verdict.problems.iter().any(|p| p.contains("forked")));
+    }
+
+    proptest::proptest! {
+        /// A healthy series of any length passes; doubling any one
+        /// occurrence row is caught as exactly one duplicate, and cutting
+        /// the series after any completion as exactly one loss.
+        #[test]
+        fn planted_faults_are_counted_exactly(n in 1i32..30, pick in 0usize..30) {
+            let mut rows: Vec<(i32, bool)> = (1..=n).map(|k| (k, true)).collect();
+            rows.push((n + 1, false));
+            let advances: Vec<i32> = (2..=n + 1).collect();
+            let none = BTreeSet::new();
+            proptest::prop_assert_eq!(check_series(&series(&rows), &advances, &none).lost, 0);
+            let i = pick % rows.len();
+            let mut doubled = rows.clone();
+            doubled.push(rows[i]);
+            let verdict = check_series(&series(&doubled), &advances, &none);
+            proptest::prop_assert_eq!((verdict.duplicated, verdict.lost), (1, 0));
+            // Cut after a completed occurrence m: its successor is lost.
+            let m = (pick as i32 % n) + 1;
+            let cut: Vec<(i32, bool)> = rows.iter().copied().filter(|r| r.0 <= m).collect();
+            let kept: Vec<i32> = advances.iter().copied().filter(|a| *a <= m).collect();
+            let verdict = check_series(&series(&cut), &kept, &none);
+            proptest::prop_assert_eq!(verdict.duplicated, 0);
+            proptest::prop_assert_eq!(verdict.lost, 1);
+        }
+    }
+}
