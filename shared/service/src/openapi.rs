@@ -7,6 +7,8 @@
 //! that with the document both ways: a documented operation the app does
 //! not serve, an operation it serves that is not documented, and a
 //! callback path (internal, daprd's) that slipped into the public document.
+//! [`example_problems`] (feature `test-util` too) holds every example of a
+//! document to its schema.
 
 use axum::Router;
 use axum::http::header;
@@ -65,6 +67,12 @@ pub fn serve(document: &'static str) -> Response {
 
 #[cfg(feature = "test-util")]
 pub use check::{PATH_PARAMETER_SAMPLE, PROBED_METHODS, drift};
+#[cfg(feature = "test-util")]
+pub use examples::{ExampleReport, example_problems};
+
+#[cfg(feature = "test-util")]
+#[path = "openapi_examples.rs"]
+mod examples;
 
 #[cfg(feature = "test-util")]
 mod check {

@@ -1,0 +1,278 @@
+//! Every example of an OpenAPI 3.1 document checked against the schema it
+//! illustrates, so an example cannot show a field the schema forbids or
+//! miss one it requires.
+//!
+//! OpenAPI 3.1 schemas are JSON Schema 2020-12 (its `$ref`s point into the
+//! document: `#/components/schemas/Task`), so the whole document is
+//! registered as one resource and each example is validated against a
+//! `$ref` to its schema's JSON pointer in it; formats (`uuid`,
+//! `date-time`, `email`) are asserted too. Examples are read from media
+//! types, parameters and headers (`example`, and `examples` whose
+//! `value`s may be `$ref`s to `#/components/examples`) and from schemas
+//! (`examples`, an array, and the older `example`).
+
+use jsonschema::Resource;
+use serde_json::Value;
+
+/// The URI the document is registered under.
+const DOCUMENT_URI: &str = "urn:todo-events:openapi";
+
+/// What [`example_problems`] found.
+#[derive(Debug, Default)]
+pub struct ExampleReport {
+    /// Examples validated.
+    pub checked: usize,
+    /// One sentence per example that does not match its schema.
+    pub problems: Vec<String>,
+}
+
+/// Validates every example of `document` against its schema.
+pub fn example_problems(document: &Value) -> ExampleReport {
+    let mut found = Vec::new();
+    collect(document, document, String::new(), &mut found);
+    let mut report = ExampleReport::default();
+    for (schema_pointer, example_at, example) in found {
+        report.checked += 1;
+        if let Err(problem) = validate(document, &schema_pointer, &example) {
+            report.problems.push(format!("{example_at}: {problem}"));
+        }
+    }
+    report
+}
+
+/// One example: where its schema is, where it is, and its value.
+type Found = (String, String, Value);
+
+fn collect(document: &Value, node: &Value, pointer: String, found: &mut Vec<Found>) {
+    match node {
+        Value::Object(map) => {
+            let is_schema = is_schema_position(&pointer);
+            if map.get("schema").is_some_and(Value::is_object) && !is_schema {
+                let schema = format!("{pointer}/schema");
+                if let Some(example) = map.get("example") {
+                    found.push((
+                        schema.clone(),
+                        format!("{pointer}/example"),
+                        example.clone(),
+                    ));
+                }
+                if let Some(Value::Object(named)) = map.get("examples") {
+                    for (name, entry) in named {
+                        let at = format!("{pointer}/examples/{}", escape(name));
+                        if let Some(value) = example_value(document, entry) {
+                            found.push((schema.clone(), at, value));
+                        }
+                    }
+                }
+            }
+            if is_schema {
+                if let Some(Value::Array(examples)) = map.get("examples") {
+                    for (i, example) in examples.iter().enumerate() {
+                        found.push((
+                            pointer.clone(),
+                            format!("{pointer}/examples/{i}"),
+                            example.clone(),
+                        ));
+                    }
+                }
+                if let Some(example) = map.get("example") {
+                    found.push((
+                        pointer.clone(),
+                        format!("{pointer}/example"),
+                        example.clone(),
+                    ));
+                }
+            }
+            for (key, value) in map {
+                // An example's own content is data, not document structure.
+                if matches!(key.as_str(), "example" | "examples" | "value") {
+                    continue;
+                }
+                collect(document, value, format!("{pointer}/{}", escape(key)), found);
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                collect(document, item, format!("{pointer}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether the object at `pointer` is a schema: the `schema` of a media
+/// type, parameter or header, a component schema, or a subschema of one.
+fn is_schema_position(pointer: &str) -> bool {
+    let parts: Vec<&str> = pointer.split('/').collect();
+    let Some(start) = parts.iter().position(|p| *p == "schema").or_else(|| {
+        parts
+            .windows(2)
+            .position(|w| w == ["components", "schemas"])
+            .map(|i| i + 2)
+    }) else {
+        return false;
+    };
+    // Below the schema root, every other step must be a keyword that
+    // holds subschemas (`properties/<name>`, `items`, `oneOf/<i>`).
+    let mut rest = parts.iter().skip(start + 1);
+    while let Some(step) = rest.next() {
+        match *step {
+            "items"
+            | "not"
+            | "additionalProperties"
+            | "contains"
+            | "if"
+            | "then"
+            | "else"
+            | "propertyNames"
+            | "unevaluatedItems"
+            | "unevaluatedProperties" => {}
+            "properties" | "patternProperties" | "$defs" | "dependentSchemas" | "oneOf"
+            | "anyOf" | "allOf" | "prefixItems" => {
+                if rest.next().is_none() {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+    parts.len() > start
+}
+
+/// An Example Object's `value`, following a `$ref` to the components.
+fn example_value(document: &Value, entry: &Value) -> Option<Value> {
+    let entry = match entry.get("$ref").and_then(Value::as_str) {
+        Some(reference) => document.pointer(reference.strip_prefix('#')?)?,
+        None => entry,
+    };
+    entry.get("value").cloned()
+}
+
+fn validate(document: &Value, schema_pointer: &str, example: &Value) -> Result<(), String> {
+    let resource = Resource::from_contents(document.clone()).map_err(|e| e.to_string())?;
+    let root = serde_json::json!({
+        "$ref": format!("{DOCUMENT_URI}#{}", percent_encode(schema_pointer))
+    });
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .with_resource(DOCUMENT_URI, resource)
+        .build(&root)
+        .map_err(|e| format!("the schema at {schema_pointer} does not compile: {e}"))?;
+    let errors: Vec<String> = validator
+        .iter_errors(example)
+        .map(|e| format!("{e} (at {})", e.instance_path))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// A JSON pointer token (RFC 6901: `~` and `/` escaped).
+fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// A JSON pointer as a URI fragment: `{id}` and the like percent-encoded
+/// (referencing decodes them again).
+fn percent_encode(pointer: &str) -> String {
+    let mut out = String::with_capacity(pointer.len());
+    for byte in pointer.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/!$&'()*+,;=:@".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn document() -> Value {
+        json!({
+            "openapi": "3.1.0",
+            "paths": {
+                "/things/{id}": {
+                    "get": {
+                        "parameters": [{
+                            "name": "id", "in": "path", "required": true,
+                            "schema": {"type": "string", "format": "uuid"},
+                            "example": "0192f0c1-0000-7000-8000-000000000000"
+                        }],
+                        "responses": {"200": {"description": "one", "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/Thing"},
+                            "examples": {
+                                "inline": {"value": {"id": "0192f0c1-0000-7000-8000-000000000000", "n": 1}},
+                                "shared": {"$ref": "#/components/examples/AThing"}
+                            }
+                        }}}}
+                    }
+                }
+            },
+            "components": {
+                "schemas": {"Thing": {
+                    "type": "object", "required": ["id"], "additionalProperties": false,
+                    "properties": {
+                        "id": {"type": "string", "format": "uuid"},
+                        "n": {"type": "integer", "minimum": 0, "examples": [0, 7]}
+                    },
+                    "examples": [{"id": "0192f0c1-0000-7000-8000-000000000001"}]
+                }},
+                "examples": {"AThing": {"value": {"id": "0192f0c1-0000-7000-8000-000000000002"}}}
+            }
+        })
+    }
+
+    #[test]
+    fn every_kind_of_example_is_checked() {
+        let report = example_problems(&document());
+        assert_eq!(report.problems, Vec::<String>::new());
+        // The parameter's, two of the response, the schema's and its property's two.
+        assert_eq!(report.checked, 6);
+    }
+
+    #[test]
+    fn a_wrong_example_is_named_where_it_is() {
+        let mut doc = document();
+        doc["components"]["examples"]["AThing"]["value"] = json!({"id": "not-a-uuid"});
+        doc["components"]["schemas"]["Thing"]["properties"]["n"]["examples"] = json!([-1]);
+        doc["paths"]["/things/{id}"]["get"]["parameters"][0]["example"] = json!(3);
+        let report = example_problems(&doc);
+        assert_eq!(report.checked, 5, "{report:?}");
+        let mut at: Vec<&str> = report
+            .problems
+            .iter()
+            .map(|p| p.split(':').next().unwrap())
+            .collect();
+        at.sort_unstable();
+        assert_eq!(
+            at,
+            [
+                "/components/schemas/Thing/properties/n/examples/0",
+                "/paths/~1things~1{id}/get/parameters/0/example",
+                "/paths/~1things~1{id}/get/responses/200/content/application~1json/examples/shared",
+            ],
+            "{report:?}"
+        );
+    }
+
+    #[test]
+    fn pointers_become_fragments() {
+        assert_eq!(
+            percent_encode("/paths/~1a~1{id}/get"),
+            "/paths/~1a~1%7Bid%7D/get"
+        );
+        assert!(is_schema_position("/components/schemas/Thing"));
+        assert!(is_schema_position("/components/schemas/Thing/properties/n"));
+        assert!(!is_schema_position("/components/schemas/Thing/properties"));
+        assert!(is_schema_position(
+            "/paths/~1a/get/responses/200/content/x/schema/items"
+        ));
+        assert!(!is_schema_position("/paths/~1a/get"));
+    }
+}
