@@ -1,6 +1,7 @@
 //! The user API: `/api/devices`, `/api/notification-settings`,
 //! `/api/notifications` (own history) and, for admins,
-//! `/api/notifications/failed` and its retry.
+//! `/api/notifications/failed` and its retry; and `GET /openapi.json`,
+//! the document that describes them ([`OPENAPI`]).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -22,6 +23,14 @@ use crate::jobs::{JobName, one_shot};
 use crate::push::{check_endpoint, ua_auth, ua_public_key};
 use crate::store::{Device, NotificationSettings};
 use crate::view::ReminderView;
+
+/// The OpenAPI 3.1 document, kept in the repo beside this crate.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> Response {
+    service::openapi::serve(OPENAPI)
+}
 
 pub const MAX_ENDPOINT_LEN: usize = 2048;
 const MAX_EMAIL_LEN: usize = 320;

@@ -12,7 +12,8 @@
 //!   resort (a recurring task's next occurrence carries none).
 //! - [`api`]: devices, notification settings, delivery history; [`store`]
 //!   holds the devices and settings tables; [`state`] speaks daprd's state
-//!   API; [`error`] is the one mapping to problem+json.
+//!   API; [`error`] is the one mapping to problem+json. `openapi.json`
+//!   describes the API (served at `/openapi.json`).
 
 pub mod api;
 pub mod claims;
@@ -39,6 +40,7 @@ use axum::routing::{delete, get, post};
 use dapr_http::DaprClient;
 use dapr_http::callback::AppToken;
 use service::health::ReadinessCheck;
+use service::openapi::RouteTable;
 use telemetry::metrics::Metrics;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -113,27 +115,15 @@ pub fn app(
     metrics: Metrics,
     api_timeout: Duration,
 ) -> Router {
-    let callbacks = Router::new()
-        .route("/dapr/subscribe", get(ingest::subscriptions))
-        .route(REMINDERS_ROUTE, post(ingest::reminder_event))
-        .route(JOB_ROUTE, post(trigger::run_job))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app_token,
-            dapr_http::require_app_token,
-        ));
-    let api = Router::new()
-        .route(
-            "/api/devices",
-            post(api::register_device).get(api::list_devices),
-        )
-        .route("/api/devices/{id}", delete(api::delete_device))
-        .route(
-            "/api/notification-settings",
-            get(api::get_settings).put(api::put_settings),
-        )
-        .route("/api/notifications", get(api::my_notifications))
-        .route("/api/notifications/failed", get(api::failed))
-        .route("/api/notifications/failed/{id}/retry", post(api::retry))
+    let callbacks =
+        callback_routes()
+            .into_router()
+            .route_layer(axum::middleware::from_fn_with_state(
+                app_token,
+                dapr_http::require_app_token,
+            ));
+    let api = api_routes()
+        .into_router()
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             api_timeout,
@@ -146,5 +136,37 @@ pub fn app(
     service::problem_errors::layer(all)
 }
 
+/// The callbacks daprd and Knative call (subscriptions, pushes, job
+/// triggers): internal, not in `openapi.json`.
+pub fn callback_routes() -> RouteTable<AppState> {
+    RouteTable::new()
+        .route("/dapr/subscribe", get(ingest::subscriptions))
+        .route(REMINDERS_ROUTE, post(ingest::reminder_event))
+        .route(JOB_ROUTE, post(trigger::run_job))
+}
+
+/// The user API and its document (`openapi.json`, beside this crate,
+/// served at `/openapi.json`). The health routes are documented there
+/// too; a test holds the document to what [`app`] serves, both ways
+/// ([`service::openapi::drift`]).
+pub fn api_routes() -> RouteTable<AppState> {
+    RouteTable::new()
+        .route(
+            "/api/devices",
+            post(api::register_device).get(api::list_devices),
+        )
+        .route("/api/devices/{id}", delete(api::delete_device))
+        .route(
+            "/api/notification-settings",
+            get(api::get_settings).put(api::put_settings),
+        )
+        .route("/api/notifications", get(api::my_notifications))
+        .route("/api/notifications/failed", get(api::failed))
+        .route("/api/notifications/failed/{id}/retry", post(api::retry))
+        .route("/openapi.json", get(api::openapi))
+}
+
 #[cfg(test)]
 mod app_tests;
+#[cfg(test)]
+mod openapi_tests;
