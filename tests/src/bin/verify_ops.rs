@@ -2,7 +2,8 @@
 //! 10,000, none": runs N concurrent creates, updates (some conditional),
 //! completes, reopens and deletes over many users against task-api, then
 //! checks end to end that nothing was lost or duplicated (see
-//! `e2e_tests::verify`). Prints a Markdown report; exits non-zero on any
+//! `e2e_tests::verify`). Processes may be killed meanwhile: lost answers
+//! are retried like a real client's (`Idempotency-Key`, `If-Match`). Prints a Markdown report; exits non-zero on any
 //! error, loss, duplicate or gap.
 //!
 //! ```text
@@ -13,7 +14,10 @@
 //! Flags: `--url` (default `TASK_API_URL` or http://127.0.0.1:8080; loopback
 //! only), `--database-url` (default `DATABASE_URL` or the local stack's),
 //! `--ops N` (10000), `--concurrency N` (32), `--users N` (40),
-//! `--settle SECONDS` (180, the bound on each wait). Needs
+//! `--settle SECONDS` (180, the bound on each wait), `--retry-for SECONDS`
+//! (300: how long a lost answer is retried, e.g. through a task-api
+//! restart; what stays unknown is reported, accepted by the checker as
+//! applied once or not at all). Needs
 //! `JWT_HS256_SECRET` (and `JWT_AUDIENCE`/`JWT_ISSUER` if task-api checks
 //! them).
 
@@ -46,6 +50,7 @@ fn parse_args() -> anyhow::Result<Config> {
             "--concurrency" => config.concurrency = value.parse()?,
             "--users" => config.users = value.parse()?,
             "--settle" => config.settle = Duration::from_secs(value.parse()?),
+            "--retry-for" => config.retry_for = Duration::from_secs(value.parse()?),
             other => bail!("unknown flag {other}"),
         }
     }

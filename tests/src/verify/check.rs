@@ -2,12 +2,19 @@
 //! database shows, from the task table through the outbox to the audit
 //! log. Pure functions over the recorded outcomes and one [`Snapshot`], so
 //! the checker itself is tested here with rows made by hand.
+//!
+//! Each `task-events` row is first matched to the operation that made it
+//! ([`attribute`]): an accepted change must have made exactly one, a
+//! refused one none, and one whose answer was lost ([`Verdict::Unknown`])
+//! one or none — never two. The operations found applied are then what
+//! the task table, both topics' sequences, the user streams and the audit
+//! log must agree with.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
 
-use super::db::Snapshot;
+use super::db::{OutboxRow, Snapshot};
 use super::drive::{Outcome, Verdict};
 use super::plan::Op;
 
@@ -16,19 +23,35 @@ const TASK_UPDATES: &str = "task-updates";
 /// How many problem descriptions a report keeps.
 const KEEP: usize = 20;
 
-/// What the checks found. Every count must be zero for a pass.
+/// Whose rows the run's users hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Only this run wrote for its users: every row of theirs must come
+    /// from one of its operations.
+    Exclusive,
+    /// Other workloads write for the same users (the fault suite): only
+    /// this run's tasks are compared, and the users' stream offsets.
+    Shared,
+}
+
+/// What the checks found. Every count but `unknown*` must be zero.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Findings {
     /// Accepted changes (or their events) missing somewhere downstream.
     pub lost: usize,
-    /// Changes or events present more often than accepted.
+    /// Changes or events present more often than accepted: an operation
+    /// applied twice, a refused one applied, rows no operation made.
     pub duplicated: usize,
     /// Numbers missing inside a task's sequences or a user's offsets.
     pub gaps: usize,
     /// Outbox rows the relay never marked sent.
     pub unpublished: usize,
-    /// Other disagreements: event types, current sequences, deleted rows.
+    /// Other disagreements: current sequences, deleted rows, offsets.
     pub mismatched: usize,
+    /// Operations whose outcome stayed unknown to the client.
+    pub unknown: usize,
+    /// Of those, how many the database shows applied (once).
+    pub unknown_applied: usize,
     /// The first few problems, in words.
     pub problems: Vec<String>,
 }
@@ -45,30 +68,146 @@ impl Findings {
     }
 }
 
-/// What the responses say one task went through.
+/// What one task went through, as the responses and the outbox settle it.
 #[derive(Debug, Default)]
-struct Accepted {
+struct Applied {
     user: String,
+    /// Changes the database must show: accepted ones, unknown ones found
+    /// applied, and the extra ones already counted as duplicated.
     changes: i64,
     deleted: bool,
     /// Sequences returned to clients.
     returned: Vec<i64>,
-    /// Expected `task-events` types, counted.
-    types: BTreeMap<&'static str, i64>,
 }
 
-fn accepted(outcomes: &[Outcome], users: &[String]) -> HashMap<Uuid, Accepted> {
-    let mut tasks: HashMap<Uuid, Accepted> = HashMap::new();
-    for o in outcomes {
-        let (Verdict::Changed, Some(id)) = (&o.verdict, o.task_id) else {
+/// The operation a `task-events` row of one task stands for.
+fn matches(o: &Outcome, row: &OutboxRow) -> bool {
+    match row.event_type.as_str() {
+        "com.todo.task.created" => o.op == Op::Create,
+        "com.todo.task.completed" => o.op == Op::Complete,
+        "com.todo.task.deleted" => o.op == Op::Delete,
+        "com.todo.task.updated" if row.title_changed => {
+            matches!(o.op, Op::Update | Op::UpdateIfMatch)
+                && row.title.as_deref() == Some(o.title.as_str())
+        }
+        "com.todo.task.updated" => o.op == Op::Reopen,
+        _ => false,
+    }
+}
+
+/// Each outcome's task: its own, or for a create whose answer was lost,
+/// the task whose `created` event carries its title. A create title (unique
+/// in the run) on two tasks is a create applied twice.
+fn task_ids(
+    f: &mut Findings,
+    outcomes: &[Outcome],
+    users: &[String],
+    db: &Snapshot,
+) -> Vec<Option<Uuid>> {
+    let mut created: HashMap<(&str, &str), Vec<Uuid>> = HashMap::new();
+    for r in &db.outbox {
+        if r.topic == TASK_EVENTS
+            && r.event_type == "com.todo.task.created"
+            && let (Some(title), Some(task)) = (r.title.as_deref(), r.task_id)
+        {
+            created
+                .entry((r.user_id.as_str(), title))
+                .or_default()
+                .push(task);
+        }
+    }
+    outcomes
+        .iter()
+        .map(|o| {
+            if o.op != Op::Create {
+                return o.task_id;
+            }
+            let made = created
+                .get(&(users[o.user].as_str(), o.title.as_str()))
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if made.len() > 1 {
+                f.duplicated += made.len() - 1;
+                f.note(format!(
+                    "create {:?}: {} tasks {made:?}",
+                    o.title,
+                    made.len()
+                ));
+            }
+            o.task_id.or_else(|| made.first().copied())
+        })
+        .collect()
+}
+
+/// Matches every `task-events` row of the run's tasks to its operation,
+/// counts what applied per task, and flags operations applied twice,
+/// refused ones applied and rows no operation made (each once: the later
+/// checks expect those extra changes).
+fn attribute(
+    f: &mut Findings,
+    outcomes: &[Outcome],
+    users: &[String],
+    db: &Snapshot,
+) -> HashMap<Uuid, Applied> {
+    let ids = task_ids(f, outcomes, users, db);
+    let mut by_task: HashMap<Uuid, Vec<usize>> = HashMap::new();
+    for (n, id) in ids.iter().enumerate() {
+        if let Some(id) = id {
+            by_task.entry(*id).or_default().push(n);
+        }
+    }
+    let mut made = vec![0usize; outcomes.len()];
+    let mut tasks: HashMap<Uuid, Applied> = HashMap::new();
+    for row in db.outbox.iter().filter(|r| r.topic == TASK_EVENTS) {
+        let Some((task, ops)) = row.task_id.and_then(|t| Some((t, by_task.get(&t)?))) else {
             continue;
         };
+        match ops.iter().find(|n| matches(&outcomes[**n], row)) {
+            Some(n) => made[*n] += 1,
+            None => {
+                // A change all the same: the other checks count with it.
+                tasks.entry(task).or_default().changes += 1;
+                f.duplicated += 1;
+                f.note(format!(
+                    "event {} ({}): made by no operation of its task",
+                    row.event_id, row.event_type
+                ));
+            }
+        }
+    }
+    for (n, o) in outcomes.iter().enumerate() {
+        let Some(id) = ids[n] else { continue };
         let t = tasks.entry(id).or_default();
         t.user.clone_from(&users[o.user]);
-        t.changes += 1;
-        t.deleted |= o.op == Op::Delete;
-        t.returned.extend(o.sequence);
-        *t.types.entry(o.op.event_type()).or_default() += 1;
+        let applied = match &o.verdict {
+            Verdict::Changed => {
+                t.returned.extend(o.sequence);
+                true
+            }
+            Verdict::Refused => false,
+            Verdict::Unknown(_) | Verdict::Error(_) => made[n] > 0,
+        };
+        if o.is_unknown() {
+            f.unknown += 1;
+            f.unknown_applied += usize::from(applied);
+        }
+        let allowed = usize::from(applied || matches!(o.verdict, Verdict::Changed));
+        if made[n] > allowed {
+            f.duplicated += made[n] - allowed;
+            f.note(format!(
+                "task {id}: {} ({:?}) made {} events",
+                o.op.name(),
+                o.verdict,
+                made[n]
+            ));
+        }
+        if applied {
+            t.deleted |= o.op == Op::Delete;
+        }
+        // What the database must show: an accepted change once even if its
+        // event is missing (the sequence checks count that as lost), and
+        // every application found, so a duplicate is counted here only.
+        t.changes += made[n].max(usize::from(o.verdict == Verdict::Changed)) as i64;
     }
     tasks
 }
@@ -89,23 +228,22 @@ fn against_range(mut seen: Vec<i64>, expected: i64) -> (usize, usize, usize) {
 }
 
 /// Runs every check.
-pub fn check(outcomes: &[Outcome], users: &[String], db: &Snapshot) -> Findings {
+pub fn check(outcomes: &[Outcome], users: &[String], db: &Snapshot, scope: Scope) -> Findings {
     let mut f = Findings::default();
-    let tasks = accepted(outcomes, users);
+    let tasks = attribute(&mut f, outcomes, users, db);
     responses(&mut f, &tasks);
-    task_rows(&mut f, &tasks, db);
-    outbox(&mut f, &tasks, db);
-    streams(&mut f, outcomes, users, db);
-    audit(&mut f, &tasks, db);
+    task_rows(&mut f, &tasks, db, scope);
+    outbox(&mut f, &tasks, db, scope);
+    streams(&mut f, &tasks, users, db, scope);
+    audit(&mut f, &tasks, db, scope);
     f
 }
 
 /// No two clients were given the same sequence for one task.
-fn responses(f: &mut Findings, tasks: &HashMap<Uuid, Accepted>) {
+fn responses(f: &mut Findings, tasks: &HashMap<Uuid, Applied>) {
     for (id, t) in tasks {
-        let expected_returned = t.changes - i64::from(t.deleted);
         let (_, dup, _) = against_range(t.returned.clone(), t.changes);
-        if dup > 0 || t.returned.len() as i64 != expected_returned {
+        if dup > 0 {
             f.duplicated += dup;
             f.note(format!(
                 "task {id}: responses returned sequences {:?} for {} changes",
@@ -116,7 +254,7 @@ fn responses(f: &mut Findings, tasks: &HashMap<Uuid, Accepted>) {
 }
 
 /// The task table holds each surviving task at its last sequence.
-fn task_rows(f: &mut Findings, tasks: &HashMap<Uuid, Accepted>, db: &Snapshot) {
+fn task_rows(f: &mut Findings, tasks: &HashMap<Uuid, Applied>, db: &Snapshot, scope: Scope) {
     let rows: HashMap<Uuid, i64> = db.tasks.iter().copied().collect();
     for (id, t) in tasks {
         match (rows.get(id), t.deleted) {
@@ -125,7 +263,7 @@ fn task_rows(f: &mut Findings, tasks: &HashMap<Uuid, Accepted>, db: &Snapshot) {
                 f.mismatched += 1;
                 f.note(format!("task {id}: deleted, but its row is still there"));
             }
-            (None, false) => {
+            (None, false) if t.changes > 0 => {
                 f.lost += 1;
                 f.note(format!("task {id}: accepted, but no row"));
             }
@@ -136,26 +274,31 @@ fn task_rows(f: &mut Findings, tasks: &HashMap<Uuid, Accepted>, db: &Snapshot) {
                     f.duplicated += (seq - t.changes) as usize;
                 }
                 f.note(format!(
-                    "task {id}: sequence {seq} after {} accepted changes",
+                    "task {id}: sequence {seq} after {} applied changes",
                     t.changes
                 ));
             }
             _ => {}
         }
     }
-    for (id, _) in rows.iter().filter(|(id, _)| !tasks.contains_key(id)) {
-        f.duplicated += 1;
-        f.note(format!("task {id}: a row no accepted create made"));
+    if scope == Scope::Exclusive {
+        for (id, _) in rows.iter().filter(|(id, _)| !tasks.contains_key(id)) {
+            f.duplicated += 1;
+            f.note(format!("task {id}: a row no create made"));
+        }
     }
 }
 
-/// Each accepted change has exactly one event per topic, numbered
-/// 1..=changes, of the right type, and every row was sent.
-fn outbox(f: &mut Findings, tasks: &HashMap<Uuid, Accepted>, db: &Snapshot) {
+/// Each applied change has exactly one event per topic, numbered
+/// 1..=changes, and every row was sent.
+fn outbox(f: &mut Findings, tasks: &HashMap<Uuid, Applied>, db: &Snapshot, scope: Scope) {
     let mut per_task: HashMap<(Uuid, &str), Vec<i64>> = HashMap::new();
-    let mut types: HashMap<Uuid, BTreeMap<&str, i64>> = HashMap::new();
     let mut ids = HashSet::new();
+    let mine = |r: &OutboxRow| r.task_id.is_some_and(|t| tasks.contains_key(&t));
     for row in &db.outbox {
+        if scope == Scope::Shared && !mine(row) {
+            continue;
+        }
         if !row.sent {
             f.unpublished += 1;
             f.note(format!(
@@ -176,13 +319,6 @@ fn outbox(f: &mut Findings, tasks: &HashMap<Uuid, Accepted>, db: &Snapshot) {
                 .or_default()
                 .push(seq);
         }
-        if row.topic == TASK_EVENTS {
-            *types
-                .entry(task)
-                .or_default()
-                .entry(row.event_type.as_str())
-                .or_default() += 1;
-        }
     }
     for (id, t) in tasks {
         for topic in [TASK_EVENTS, TASK_UPDATES] {
@@ -198,28 +334,28 @@ fn outbox(f: &mut Findings, tasks: &HashMap<Uuid, Accepted>, db: &Snapshot) {
                 ));
             }
         }
-        let want: BTreeMap<&str, i64> = t.types.iter().map(|(k, v)| (*k, *v)).collect();
-        let got = types.remove(id).unwrap_or_default();
-        if got != want {
-            f.mismatched += 1;
-            f.note(format!("task {id}: event types {got:?}, accepted {want:?}"));
-        }
     }
     for ((id, topic), seen) in per_task {
         f.duplicated += seen.len();
         f.note(format!(
-            "task {id}: {} {topic} events for no accepted change",
+            "task {id}: {} {topic} events for no operation",
             seen.len()
         ));
     }
 }
 
-/// Each user's `task-updates` offsets are exactly 1..=last_offset, one per
-/// accepted change.
-fn streams(f: &mut Findings, outcomes: &[Outcome], users: &[String], db: &Snapshot) {
-    let mut changes = vec![0i64; users.len()];
-    for o in outcomes.iter().filter(|o| o.verdict == Verdict::Changed) {
-        changes[o.user] += 1;
+/// Each user's `task-updates` offsets are exactly 1..=last_offset; with
+/// the users to itself, one per applied change.
+fn streams(
+    f: &mut Findings,
+    tasks: &HashMap<Uuid, Applied>,
+    users: &[String],
+    db: &Snapshot,
+    scope: Scope,
+) {
+    let mut changes: HashMap<&str, i64> = HashMap::new();
+    for t in tasks.values() {
+        *changes.entry(t.user.as_str()).or_default() += t.changes;
     }
     let last: HashMap<&str, i64> = db.streams.iter().map(|(u, n)| (u.as_str(), *n)).collect();
     let mut offsets: HashMap<&str, Vec<i64>> = HashMap::new();
@@ -236,13 +372,13 @@ fn streams(f: &mut Findings, outcomes: &[Outcome], users: &[String], db: &Snapsh
             }
         }
     }
-    for (u, user) in users.iter().enumerate() {
+    for user in users {
         let last_offset = last.get(user.as_str()).copied().unwrap_or(0);
-        if last_offset != changes[u] {
+        let mine = changes.get(user.as_str()).copied().unwrap_or(0);
+        if scope == Scope::Exclusive && last_offset != mine {
             f.mismatched += 1;
             f.note(format!(
-                "user {user}: last_offset {last_offset} after {} accepted changes",
-                changes[u]
+                "user {user}: last_offset {last_offset} after {mine} applied changes"
             ));
         }
         let seen = offsets.remove(user.as_str()).unwrap_or_default();
@@ -258,18 +394,24 @@ fn streams(f: &mut Findings, outcomes: &[Outcome], users: &[String], db: &Snapsh
     }
 }
 
-/// The audit log holds every `task-events` row of the outbox exactly once,
-/// nothing else, and each task's audited sequences are 1..=current.
-fn audit(f: &mut Findings, tasks: &HashMap<Uuid, Accepted>, db: &Snapshot) {
+/// The audit log holds every `task-events` row of the outbox exactly once
+/// and nothing else (so nothing for a refused change: [`attribute`] found
+/// no event for one), and each task's audited sequences are 1..=current.
+fn audit(f: &mut Findings, tasks: &HashMap<Uuid, Applied>, db: &Snapshot, scope: Scope) {
+    let shared = scope == Scope::Shared;
     let events: HashSet<&str> = db
         .outbox
         .iter()
         .filter(|r| r.topic == TASK_EVENTS)
+        .filter(|r| !shared || r.task_id.is_some_and(|t| tasks.contains_key(&t)))
         .map(|r| r.event_id.as_str())
         .collect();
     let mut audited: HashMap<&str, usize> = HashMap::new();
     let mut per_task: HashMap<Uuid, Vec<i64>> = HashMap::new();
     for row in &db.audit {
+        if shared && !tasks.contains_key(&row.task_id) {
+            continue;
+        }
         *audited.entry(row.event_id.as_str()).or_default() += 1;
         per_task.entry(row.task_id).or_default().push(row.sequence);
         if !events.contains(row.event_id.as_str()) {

@@ -20,6 +20,10 @@ pub struct OutboxRow {
     pub sequence: Option<i64>,
     pub stream_offset: Option<i64>,
     pub sent: bool,
+    /// The task's title after the change (`data.task.title`).
+    pub title: Option<String>,
+    /// Whether the change wrote the title (`data.changed` holds "title").
+    pub title_changed: bool,
 }
 
 /// One audit row of a run's user.
@@ -114,7 +118,9 @@ pub async fn snapshot(db: &Client, users: &[String]) -> anyhow::Result<Snapshot>
         .query(
             "SELECT event_id::text, topic, event_type, partition_key,
                     (payload->'data'->>'task_id')::uuid, (payload->'data'->>'sequence')::bigint,
-                    stream_offset, sent_at IS NOT NULL
+                    stream_offset, sent_at IS NOT NULL,
+                    payload->'data'->'task'->>'title',
+                    coalesce(payload->'data'->'changed' ? 'title', false)
              FROM outbox WHERE partition_key = ANY($1)",
             &[&users],
         )
@@ -130,6 +136,8 @@ pub async fn snapshot(db: &Client, users: &[String]) -> anyhow::Result<Snapshot>
             sequence: r.get(5),
             stream_offset: r.get(6),
             sent: r.get(7),
+            title: r.get(8),
+            title_changed: r.get(9),
         })
         .collect();
     let audit = db

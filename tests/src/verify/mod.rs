@@ -2,14 +2,19 @@
 //! task-api, every outcome recorded, then — with bounded waits for the
 //! outbox relay and the audit function — a comparison of what clients were
 //! told with the task table, the outbox, the user streams and the audit log.
-//! Used by the `verify_ops` tool (10,000 operations) and by
-//! `tests/tests/ops_no_loss.rs` (300, on every test run).
+//! Used by the `verify_ops` tool (10,000 operations), by
+//! `tests/tests/ops_no_loss.rs` (300, on every test run) and by the fault
+//! suite's task-operation workload (`tests/faults`), which kills processes
+//! while the operations run: a lost answer is retried the way a real
+//! client would ([`retry`]) and, if still unknown, accepted by the checker
+//! as applied once or not at all.
 
 pub mod check;
 pub mod db;
 pub mod drive;
 pub mod plan;
 mod report;
+pub mod retry;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +22,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::sync::Semaphore;
 
-pub use check::Findings;
-pub use drive::Outcome;
+pub use check::{Findings, Scope};
+pub use drive::{Outcome, Verdict};
 pub use report::Report;
 
 /// One run's settings.
@@ -35,6 +40,9 @@ pub struct Config {
     pub users: usize,
     /// The bound on each wait (outbox drained, audit caught up).
     pub settle: Duration,
+    /// How long one operation's lost answers are retried: a restart of
+    /// task-api (or of its database) must fit.
+    pub retry_for: Duration,
 }
 
 impl Config {
@@ -48,6 +56,7 @@ impl Config {
             concurrency: 32,
             users: 40,
             settle: Duration::from_secs(180),
+            retry_for: Duration::from_secs(300),
         }
     }
 }
@@ -66,14 +75,40 @@ fn token(user: &str, secret: &str) -> anyhow::Result<String> {
     Ok(crate::user_token(user, false, secret))
 }
 
-/// Runs the operations, waits for the events to settle and checks them.
-/// An unreachable task-api or database is an error, not a clean report.
+/// Operations sent and answered, not yet checked.
+pub struct Driven {
+    pub run_id: String,
+    pub users: Vec<String>,
+    pub outcomes: Vec<Outcome>,
+    pub ops_time: Duration,
+    started: Instant,
+}
+
+/// Runs the operations, waits for the events to settle and checks them,
+/// for users of its own. An unreachable task-api or database is an error,
+/// not a clean report.
 pub async fn run(config: &Config) -> anyhow::Result<Report> {
+    let run_id = uuid::Uuid::new_v4().simple().to_string();
+    let users: Vec<String> = (0..config.users)
+        .map(|n| format!("ops-{run_id}-{n}"))
+        .collect();
+    let chains = plan::plan(config.ops, users.len());
+    let driven = drive_ops(config, &run_id, users, chains).await?;
+    settle(config, driven, Scope::Exclusive).await
+}
+
+/// Runs `chains` (from [`plan::plan`], in any order) as `users` (titles
+/// and idempotency keys tagged with `run_id`) and records every outcome.
+pub async fn drive_ops(
+    config: &Config,
+    run_id: &str,
+    users: Vec<String>,
+    chains: Vec<plan::Chain>,
+) -> anyhow::Result<Driven> {
     ensure_loopback(&config.task_api)?;
-    if config.concurrency == 0 || config.users == 0 {
+    if config.concurrency == 0 || users.is_empty() {
         bail!("concurrency and users must be at least 1");
     }
-    let db = db::connect(&config.database_url).await?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(config.concurrency)
         .timeout(Duration::from_secs(30))
@@ -83,11 +118,6 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
         .await
         .and_then(|r| r.error_for_status())
         .with_context(|| format!("task-api at {} is not healthy", config.task_api))?;
-
-    let run_id = uuid::Uuid::new_v4().simple().to_string();
-    let users: Vec<String> = (0..config.users)
-        .map(|n| format!("ops-{run_id}-{n}"))
-        .collect();
     let tokens = users
         .iter()
         .map(|u| token(u, &config.jwt_secret))
@@ -97,33 +127,46 @@ pub async fn run(config: &Config) -> anyhow::Result<Report> {
         url: config.task_api.clone(),
         tokens,
         permits: Arc::new(Semaphore::new(config.concurrency)),
+        tag: format!("ops-{run_id}"),
+        retry_for: config.retry_for,
     });
-
-    let chains = plan::plan(config.ops, config.users);
     let started = Instant::now();
     let outcomes = drive::run(target, chains, 2 * config.concurrency).await;
-    let ops_time = started.elapsed();
+    Ok(Driven {
+        run_id: run_id.to_owned(),
+        users,
+        outcomes,
+        ops_time: started.elapsed(),
+        started,
+    })
+}
 
-    let changed = outcomes
+/// Waits (bounded) for the relay and the audit function to catch up, then
+/// checks what `driven` did against the database.
+pub async fn settle(config: &Config, driven: Driven, scope: Scope) -> anyhow::Result<Report> {
+    let db = db::connect(&config.database_url).await?;
+    let users = &driven.users;
+    let known = driven
+        .outcomes
         .iter()
-        .filter(|o| o.verdict == drive::Verdict::Changed)
+        .filter(|o| o.verdict == Verdict::Changed)
         .count() as i64;
     let deadline = tokio::time::Instant::now() + config.settle;
-    let published = db::wait_published(&db, &users, 2 * changed, deadline).await?;
-    let published_after = started.elapsed();
+    let published = db::wait_published(&db, users, 2 * known, deadline).await?;
+    let published_after = driven.started.elapsed();
     let deadline = tokio::time::Instant::now() + config.settle;
-    let audited = db::wait_audited(&db, &users, deadline).await?;
-    let audited_after = started.elapsed();
+    let audited = db::wait_audited(&db, users, deadline).await?;
+    let audited_after = driven.started.elapsed();
 
-    let snapshot = db::snapshot(&db, &users).await?;
-    let findings = check::check(&outcomes, &users, &snapshot);
+    let snapshot = db::snapshot(&db, users).await?;
+    let findings = check::check(&driven.outcomes, users, &snapshot, scope);
     Ok(Report::new(report::Parts {
-        run_id,
+        run_id: driven.run_id,
         config: config.clone(),
-        outcomes,
+        outcomes: driven.outcomes,
         snapshot,
         findings,
-        ops_time,
+        ops_time: driven.ops_time,
         published: published.then_some(published_after),
         audited: audited.then_some(audited_after),
     }))

@@ -31,6 +31,12 @@ pub struct Report {
     pub refused: usize,
     pub errors: usize,
     pub server_errors: usize,
+    /// Answers lost and never settled (accepted applied once or not).
+    pub unknown: usize,
+    /// Operations sent more than once because an answer was lost.
+    pub retried: usize,
+    /// Planned operations never sent (their chain's create stayed unknown).
+    pub not_run: usize,
 }
 
 impl std::fmt::Debug for Report {
@@ -57,6 +63,9 @@ impl Report {
             refused: count(|v| *v == Verdict::Refused),
             errors: count(|v| matches!(v, Verdict::Error(_))),
             server_errors: parts.outcomes.iter().filter(|o| o.is_5xx()).count(),
+            unknown: count(|v| matches!(v, Verdict::Unknown(_))),
+            retried: parts.outcomes.iter().filter(|o| o.attempts > 1).count(),
+            not_run: parts.config.ops.saturating_sub(parts.outcomes.len()),
             parts,
         }
     }
@@ -65,13 +74,35 @@ impl Report {
         &self.parts.findings
     }
 
-    /// Every operation answered, nothing lost, duplicated or out of order,
-    /// and both waits finished in time.
+    /// Operations recorded (sent, or given up as unknown).
+    pub fn ops(&self) -> usize {
+        self.parts.outcomes.len()
+    }
+
+    /// Whether the outbox drained and the audit log caught up in time.
+    pub fn settled(&self) -> bool {
+        self.parts.published.is_some() && self.parts.audited.is_some()
+    }
+
+    /// The first few wrong answers, `(operation: error, count)`.
+    pub fn error_lines(&self) -> Vec<String> {
+        let mut lines: BTreeMap<String, usize> = BTreeMap::new();
+        for o in &self.parts.outcomes {
+            if let Verdict::Error(e) = &o.verdict {
+                *lines.entry(format!("{}: {e}", o.op.name())).or_default() += 1;
+            }
+        }
+        lines
+            .into_iter()
+            .take(10)
+            .map(|(e, n)| format!("{n} × {e}"))
+            .collect()
+    }
+
+    /// Every operation run and answered or unknown, nothing lost,
+    /// duplicated or out of order, and both waits finished in time.
     pub fn passed(&self) -> bool {
-        self.errors == 0
-            && self.parts.findings.clean()
-            && self.parts.published.is_some()
-            && self.parts.audited.is_some()
+        self.errors == 0 && self.not_run == 0 && self.parts.findings.clean() && self.settled()
     }
 
     pub fn markdown(&self) -> String {
@@ -85,14 +116,21 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| ops | changes | refused (412) | errors | 5xx | lost | duplicated | gaps | unpublished | mismatched | wall s | ops/s |"
+            "| ops | changes | refused (412) | unknown (applied) | retried | not run | errors | 5xx | lost | duplicated | gaps | unpublished | mismatched | wall s | ops/s |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
         let _ = writeln!(
             out,
-            "| {ops} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        let _ = writeln!(
+            out,
+            "| {ops} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0} |",
             self.changes,
             self.refused,
+            self.unknown,
+            f.unknown_applied,
+            self.retried,
+            self.not_run,
             self.errors,
             self.server_errors,
             f.lost,
@@ -144,7 +182,7 @@ impl Report {
 
     fn per_operation(&self) -> String {
         let mut out = String::from(
-            "| operation | sent | changed | refused | errors | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|\n",
+            "| operation | sent | changed | refused | unknown | errors | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|---|\n",
         );
         for op in Op::ALL {
             let mine: Vec<&Outcome> = self.parts.outcomes.iter().filter(|o| o.op == op).collect();
@@ -153,11 +191,12 @@ impl Report {
             let n = |v: &dyn Fn(&Verdict) -> bool| mine.iter().filter(|o| v(&o.verdict)).count();
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {:.1} | {:.1} |",
+                "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} |",
                 op.name(),
                 mine.len(),
                 n(&|v| *v == Verdict::Changed),
                 n(&|v| *v == Verdict::Refused),
+                n(&|v| matches!(v, Verdict::Unknown(_))),
                 n(&|v| matches!(v, Verdict::Error(_))),
                 ms(&h, 0.5),
                 ms(&h, 0.99),
@@ -169,8 +208,15 @@ impl Report {
     fn problems(&self, out: &mut String) {
         let mut errors: BTreeMap<String, usize> = BTreeMap::new();
         for o in &self.parts.outcomes {
-            if let Verdict::Error(e) = &o.verdict {
-                *errors.entry(format!("{}: {e}", o.op.name())).or_default() += 1;
+            match &o.verdict {
+                Verdict::Error(e) => {
+                    *errors.entry(format!("{}: {e}", o.op.name())).or_default() += 1;
+                }
+                Verdict::Unknown(e) => {
+                    let line = format!("{} unknown (not an error): {e}", o.op.name());
+                    *errors.entry(line).or_default() += 1;
+                }
+                _ => {}
             }
         }
         if errors.is_empty() && self.parts.findings.problems.is_empty() {
