@@ -11,10 +11,17 @@
 //! users), [`Scale`], [`Phase`] (driving → quiet) and [`Tally`] (what one
 //! workload checked).
 
+pub mod cli;
 pub mod env;
+pub mod faults;
 pub mod phase;
+pub mod probe;
+pub mod quiet;
 pub mod registry;
+pub mod report;
 pub mod rng;
+pub mod run;
+pub mod schedule;
 pub mod workload;
 
 use std::fmt;

@@ -1,0 +1,216 @@
+//! One run of the suite: check the stack, spawn every workload, inject the
+//! seed's faults one at a time while they drive, restore every process,
+//! mark the phase quiet, collect the tallies, run the quiet checks and
+//! build the report.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::faults::{Fault, Injection, Injector};
+use crate::report::Report;
+use crate::schedule::{self, Mode};
+use crate::{Env, Phase, Scale, Tally, quiet, registry};
+
+/// What a run is asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub mode: Mode,
+    pub seed: u64,
+    /// The fault kinds admitted (all when `None`).
+    pub only: Option<Vec<Fault>>,
+    /// The command line that replays this run.
+    pub replay: String,
+}
+
+impl Options {
+    pub fn scale(&self) -> Scale {
+        match self.mode {
+            Mode::Short => Scale::SHORT,
+            Mode::Full => Scale::FULL,
+        }
+    }
+
+    /// The pause after each fault, so the load runs between faults too.
+    fn gap(&self) -> Duration {
+        match self.mode {
+            Mode::Short => Duration::from_secs(5),
+            Mode::Full => Duration::from_secs(15),
+        }
+    }
+
+    /// The bound on the workloads' own checks once the run is quiet.
+    fn collect_within(&self) -> Duration {
+        match self.mode {
+            Mode::Short => Duration::from_secs(240),
+            Mode::Full => Duration::from_secs(1_200),
+        }
+    }
+}
+
+type Running = Vec<(&'static str, JoinHandle<anyhow::Result<Tally>>)>;
+
+/// Runs the suite. An unreachable or unhealthy stack is an error (the run
+/// fails with its reason), never a pass.
+pub async fn run(options: &Options) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let scale = options.scale();
+    let env = Arc::new(Env::from_env(&run_id(), scale.users)?);
+    env.check_reachable().await?;
+    let injector = Injector::new(env.clone());
+    injector
+        .wait_healthy(Instant::now() + Duration::from_secs(30))
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("the stack is not healthy before the run (./scripts/dev status)")?;
+    let faults = schedule::plan(options.mode, options.seed, |f| {
+        options.only.as_ref().is_none_or(|only| only.contains(&f))
+    });
+    say(
+        started,
+        &format!(
+            "run {}: seed {}, {} faults: {}",
+            env.run_id,
+            options.seed,
+            faults.len(),
+            faults
+                .iter()
+                .map(|f| f.label())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    let phase = Phase::new();
+    let running = spawn_workloads(&env, scale, options.seed, &phase);
+    if running.is_empty() {
+        bail!("no workload is registered (tests/faults/src/registry.rs): nothing would be checked");
+    }
+    // A little load before the first fault.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let injections = inject_all(&injector, &faults, &phase, options.gap(), started).await;
+    let mut problems = vec![];
+    say(started, "restoring every process");
+    if let Err(e) = injector.restore().await {
+        problems.push(format!("restore: {e}"));
+    }
+    phase.mark_quiet();
+    say(started, "quiet: collecting the workloads' checks");
+    let mut tallies = collect(running, options.collect_within()).await;
+    let mut users = env.users.clone();
+    users.push(format!("faults-{}-probe", env.run_id));
+    tallies.push(quiet::outbox_drained(&env, &users, Duration::from_secs(120)).await);
+    Ok(Report {
+        seed: options.seed,
+        mode: options.mode,
+        run_id: env.run_id.clone(),
+        scale,
+        tallies,
+        injections,
+        problems,
+        replay: options.replay.clone(),
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Spawns every registered workload with its own phase handle; a workload
+/// that ends (even by failing) stops counting as driving.
+fn spawn_workloads(env: &Arc<Env>, scale: Scale, seed: u64, phase: &Phase) -> Running {
+    registry::workloads()
+        .into_iter()
+        .map(|w| {
+            let own = phase.for_workload(w.name);
+            let watcher = phase.clone();
+            let future = (w.run)(env.clone(), scale, seed, own);
+            let handle = tokio::spawn(async move {
+                let result = future.await;
+                watcher.ended(w.name);
+                result
+            });
+            (w.name, handle)
+        })
+        .collect()
+}
+
+/// Injects `faults` one at a time, with `gap` between them.
+async fn inject_all(
+    injector: &Injector,
+    faults: &[Fault],
+    phase: &Phase,
+    gap: Duration,
+    started: Instant,
+) -> Vec<Injection> {
+    let mut done = Vec::with_capacity(faults.len());
+    for (n, fault) in faults.iter().enumerate() {
+        let under_load = phase.any_driving();
+        say(
+            started,
+            &format!("fault {}/{}: {}", n + 1, faults.len(), fault.label()),
+        );
+        let injection = injector.inject(*fault, under_load).await;
+        say(started, &describe(&injection));
+        if !injection.problems.is_empty() {
+            // Whatever the fault left down is started again before the next.
+            if let Err(e) = injector.restore().await {
+                say(started, &format!("restore after {}: {e}", fault.label()));
+            }
+        }
+        done.push(injection);
+        tokio::time::sleep(gap).await;
+    }
+    done
+}
+
+fn describe(i: &Injection) -> String {
+    let secs =
+        |d: Option<Duration>| d.map_or("—".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()));
+    let mut line = format!(
+        "{}: ready {}, recovered {}",
+        i.fault.label(),
+        secs(i.ready),
+        secs(i.recovered)
+    );
+    if !i.problems.is_empty() {
+        line.push_str(&format!(" — {}", i.problems.join("; ")));
+    }
+    line
+}
+
+/// Awaits every workload for at most `within` in all; one that fails,
+/// panics or overruns gets a failed tally.
+async fn collect(running: Running, within: Duration) -> Vec<Tally> {
+    let deadline = Instant::now() + within;
+    let mut tallies = Vec::with_capacity(running.len());
+    for (name, handle) in running {
+        let abort = handle.abort_handle();
+        let tally = match tokio::time::timeout_at(deadline, handle).await {
+            Ok(Ok(Ok(tally))) => tally,
+            Ok(Ok(Err(error))) => Tally::failed(name, format!("{error:#}")),
+            Ok(Err(join)) => Tally::failed(name, format!("panicked: {join}")),
+            Err(_) => {
+                abort.abort();
+                Tally::failed(
+                    name,
+                    format!("still running {within:?} after the quiet phase began"),
+                )
+            }
+        };
+        tallies.push(tally);
+    }
+    tallies
+}
+
+/// A run id unique across runs (a replay of a seed gets new users).
+fn run_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    format!("{millis:x}")
+}
+
+fn say(started: Instant, line: &str) {
+    eprintln!("faults [{:>6.1} s] {line}", started.elapsed().as_secs_f64());
+}

@@ -1,0 +1,139 @@
+//! Which faults a run injects, in which order: one at a time, a random
+//! order drawn from the printed seed, so `--seed N` replays a run's faults
+//! exactly.
+//!
+//! - short (CI): one function kill, one daprd kill and one of Kafka or
+//!   PostgreSQL, shuffled;
+//! - full: every kind [`FULL_ROUNDS`] times, each round shuffled on its
+//!   own so every kind recurs across the whole run.
+
+use crate::faults::{Class, Fault};
+use crate::rng::Rng;
+
+/// How many times the full run injects each kind.
+pub const FULL_ROUNDS: usize = 3;
+
+/// The run's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Short,
+    Full,
+}
+
+impl Mode {
+    pub fn flag(self) -> &'static str {
+        match self {
+            Mode::Short => "--short",
+            Mode::Full => "--full",
+        }
+    }
+}
+
+/// The faults of a run with `seed`, keeping only the kinds `allowed`
+/// admits (a development run on a shared stack leaves the shared ones
+/// out). A short run whose class has no allowed kind skips that class.
+pub fn plan(mode: Mode, seed: u64, allowed: impl Fn(Fault) -> bool) -> Vec<Fault> {
+    let mut rng = Rng::derive(seed, "schedule");
+    let kinds: Vec<Fault> = Fault::all().into_iter().filter(|f| allowed(*f)).collect();
+    match mode {
+        Mode::Short => short(&mut rng, &kinds),
+        Mode::Full => full(&mut rng, &kinds),
+    }
+}
+
+fn short(rng: &mut Rng, kinds: &[Fault]) -> Vec<Fault> {
+    let of = |pred: &dyn Fn(Fault) -> bool| -> Vec<Fault> {
+        kinds.iter().copied().filter(|f| pred(*f)).collect()
+    };
+    let groups = [
+        of(&|f| f.class() == Class::Function),
+        of(&|f| f.class() == Class::Sidecar),
+        of(&|f| matches!(f, Fault::Kafka | Fault::Postgres)),
+    ];
+    let mut picked: Vec<Fault> = groups
+        .iter()
+        .filter_map(|group| rng.pick(group).copied())
+        .collect();
+    rng.shuffle(&mut picked);
+    picked
+}
+
+fn full(rng: &mut Rng, kinds: &[Fault]) -> Vec<Fault> {
+    let mut all = Vec::with_capacity(kinds.len() * FULL_ROUNDS);
+    for _ in 0..FULL_ROUNDS {
+        let mut round = kinds.to_vec();
+        rng.shuffle(&mut round);
+        // No kind twice in a row across rounds: a second kill of a process
+        // that just came back tests the same thing twice.
+        if round.len() > 1 && all.last() == round.first() {
+            round.swap(0, 1);
+        }
+        all.extend(round);
+    }
+    all
+}
+
+/// A seed when none is given: the clock's nanoseconds, mixed.
+pub fn fresh_seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    Rng::new(nanos ^ u64::from(std::process::id())).next_u64() >> 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn everything(_: Fault) -> bool {
+        true
+    }
+
+    proptest! {
+        #[test]
+        fn the_same_seed_replays_the_same_faults(seed: u64) {
+            prop_assert_eq!(plan(Mode::Full, seed, everything), plan(Mode::Full, seed, everything));
+            prop_assert_eq!(plan(Mode::Short, seed, everything), plan(Mode::Short, seed, everything));
+        }
+
+        #[test]
+        fn the_full_run_covers_every_kind_each_round(seed: u64) {
+            let faults = plan(Mode::Full, seed, everything);
+            let mut counts: HashMap<Fault, usize> = HashMap::new();
+            for f in &faults {
+                *counts.entry(*f).or_default() += 1;
+            }
+            prop_assert_eq!(counts.len(), Fault::all().len());
+            prop_assert!(counts.values().all(|n| *n == FULL_ROUNDS));
+            prop_assert!(faults.windows(2).all(|w| w[0] != w[1]));
+        }
+
+        #[test]
+        fn the_short_run_has_a_function_a_daprd_and_kafka_or_postgres(seed: u64) {
+            let faults = plan(Mode::Short, seed, everything);
+            prop_assert_eq!(faults.len(), 3);
+            prop_assert!(faults.iter().any(|f| f.class() == Class::Function));
+            prop_assert!(faults.iter().any(|f| f.class() == Class::Sidecar));
+            prop_assert!(faults.iter().any(|f| matches!(f, Fault::Kafka | Fault::Postgres)));
+        }
+
+        #[test]
+        fn a_filter_leaves_out_what_it_refuses(seed: u64) {
+            let local = |f: Fault| !f.shared();
+            let short = plan(Mode::Short, seed, local);
+            prop_assert_eq!(short.len(), 2);
+            prop_assert!(plan(Mode::Full, seed, local).iter().all(|f| !f.shared()));
+        }
+    }
+
+    #[test]
+    fn different_seeds_give_different_orders() {
+        let orders: std::collections::HashSet<Vec<Fault>> = (0..20)
+            .map(|seed| plan(Mode::Full, seed, everything))
+            .collect();
+        assert!(orders.len() > 15, "{}", orders.len());
+    }
+}
