@@ -11,7 +11,9 @@
 //! ```
 //! Needs the environment `./scripts/test` sets (`TODO_EVENTS_STACK=1`,
 //! `JWT_HS256_SECRET`, `TASK_API_URL`, `NOTIFICATION_URL`). Prints a
-//! Markdown report.
+//! Markdown report. `--window SECONDS` (60) spreads the due times over a
+//! shorter or longer span (a smoke-sized run); `--json PATH` also writes the
+//! figures as JSON (`scripts/bench`).
 
 use std::time::Duration;
 
@@ -27,6 +29,9 @@ struct Args {
     users: usize,
     /// Seconds from start to the first due time: the creates must be done.
     lead: i64,
+    /// Seconds over which the due times are spread.
+    window: i64,
+    json: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -34,18 +39,24 @@ fn parse_args() -> anyhow::Result<Args> {
         reminders: 1000,
         users: 50,
         lead: 45,
+        window: 60,
+        json: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value: usize = it
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?
+        let raw = it.next().with_context(|| format!("{flag} needs a value"))?;
+        if flag == "--json" {
+            args.json = Some(raw);
+            continue;
+        }
+        let value: usize = raw
             .parse()
             .with_context(|| format!("{flag} needs a number"))?;
         match flag.as_str() {
             "--reminders" => args.reminders = value.max(1),
             "--users" => args.users = value.clamp(1, 1000),
             "--lead" => args.lead = value as i64,
+            "--window" => args.window = value.clamp(1, 3600) as i64,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -64,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
         env.email_for(user).await;
     }
     let start = Utc::now() + chrono::Duration::seconds(args.lead);
-    let spread_ms = 60_000 / args.reminders as i64;
+    let spread_ms = args.window * 1000 / args.reminders as i64;
     let created = futures::stream::iter(0..args.reminders)
         .map(|i| {
             let (env, user) = (&env, &users[i % users.len()]);
@@ -81,8 +92,11 @@ async fn main() -> anyhow::Result<()> {
     if ready > start {
         bail!("creating {created} tasks took past the first due time; raise --lead");
     }
-    eprintln!("{created} reminders due from {start} over one minute; waiting");
-    tokio::time::sleep(Duration::from_secs(args.lead as u64 + 60 + 20)).await;
+    eprintln!(
+        "{created} reminders due from {start} over {} s; waiting",
+        args.window
+    );
+    tokio::time::sleep(Duration::from_secs((args.lead + args.window) as u64 + 20)).await;
 
     let mut lateness = Lateness::new();
     let mut missing = 0usize;
@@ -112,6 +126,20 @@ async fn main() -> anyhow::Result<()> {
         ms(lateness.quantile(0.99)),
         ms(lateness.quantile(1.0)),
     );
+    if let Some(path) = &args.json {
+        let report = json!({
+            "tool": "bench_notification",
+            "settings": {"reminders": args.reminders, "users": args.users,
+                         "lead_s": args.lead, "window_s": args.window},
+            "sent": lateness.len(),
+            "not_sent": missing,
+            "sent_early": lateness.early,
+            "lateness_ms": {"min": lateness.quantile(0.0), "p50": lateness.quantile(0.5),
+                            "p99": lateness.quantile(0.99), "max": lateness.quantile(1.0)},
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {path}"))?;
+    }
     Ok(())
 }
 

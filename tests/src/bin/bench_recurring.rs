@@ -11,7 +11,7 @@
 //! ```
 //! Needs the environment `./scripts/test` sets (`TODO_EVENTS_STACK=1`,
 //! `JWT_HS256_SECRET`, `TASK_API_URL`, `DATABASE_URL`). Prints a Markdown
-//! report.
+//! report; `--json PATH` also writes the figures as JSON (`scripts/bench`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +29,7 @@ struct Args {
     users: usize,
     tasks: usize,
     concurrency: usize,
+    json: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -36,12 +37,16 @@ fn parse_args() -> anyhow::Result<Args> {
         users: 100,
         tasks: 10,
         concurrency: 16,
+        json: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value: usize = it
-            .next()
-            .with_context(|| format!("{flag} needs a value"))?
+        let raw = it.next().with_context(|| format!("{flag} needs a value"))?;
+        if flag == "--json" {
+            args.json = Some(raw);
+            continue;
+        }
+        let value: usize = raw
             .parse()
             .with_context(|| format!("{flag} needs a number"))?;
         match flag.as_str() {
@@ -167,6 +172,19 @@ async fn main() -> anyhow::Result<()> {
             ids.len() - rows.len(),
             ids.len()
         );
+    }
+    if let Some(path) = &args.json {
+        let report = json!({
+            "tool": "bench_recurring",
+            "settings": {"users": args.users, "tasks": args.tasks, "concurrency": args.concurrency},
+            "completions": sent.len(),
+            "successors": rows.len(),
+            "per_s": sent.len() as f64 / completing.as_secs_f64(),
+            "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99),
+                           "max": histogram.max() as f64 / 1000.0},
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {path}"))?;
     }
     Ok(())
 }

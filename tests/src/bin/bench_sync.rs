@@ -22,7 +22,8 @@
 //! ```
 //! (needs `./scripts/dev up`; the gateway's pid is read from the stack's
 //! pid file under `TODO_EVENTS_RUN`, default `/var/tmp/todo-events`; the
-//! outbox from `DATABASE_URL`.)
+//! outbox from `DATABASE_URL`.) `--json PATH` also writes the figures as
+//! JSON once the run is known clean (`scripts/bench`).
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -49,6 +50,7 @@ struct Args {
     hot_writers: usize,
     /// Each writer's pause after a write (0: as fast as the API answers).
     pause: Duration,
+    json: Option<String>,
 }
 
 fn arg(name: &str, default: usize) -> anyhow::Result<usize> {
@@ -70,6 +72,7 @@ impl Args {
             hot_writes: arg("--hot-writes", 1000)?,
             hot_writers: arg("--hot-writers", 4)?.max(1),
             pause: Duration::from_millis(arg("--pause-ms", 0)? as u64),
+            json: std::env::args().skip_while(|a| a != "--json").nth(1),
         };
         if args.users == 0 || args.users > args.sockets {
             bail!("--users must be 1 to --sockets");
@@ -254,6 +257,12 @@ fn histogram() -> Histogram<u64> {
     Histogram::new(3).unwrap_or_else(|_| unreachable!("3 significant digits are valid"))
 }
 
+/// p50/p99/max of a histogram of µs, in ms, for `--json`.
+fn ms_json(h: &Histogram<u64>) -> serde_json::Value {
+    let q = |q| h.value_at_quantile(q) as f64 / 1000.0;
+    serde_json::json!({"p50": q(0.5), "p99": q(0.99), "max": h.max() as f64 / 1000.0})
+}
+
 fn ms(h: &Histogram<u64>) -> String {
     let q = |q| h.value_at_quantile(q) as f64 / 1000.0;
     format!(
@@ -264,13 +273,14 @@ fn ms(h: &Histogram<u64>) -> String {
     )
 }
 
-/// Waits for `expected` deliveries of `writes`, then prints the phase.
+/// Waits for `expected` deliveries of `writes`, then prints the phase and
+/// returns its figures (for `--json`).
 async fn report(
     phase: &str,
     writes: &[Write],
     rx: &mut mpsc::UnboundedReceiver<Delivery>,
     sockets_of: &HashMap<String, usize>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<serde_json::Value> {
     let by_task: HashMap<&str, &Write> = writes.iter().map(|w| (w.task.as_str(), w)).collect();
     let expected: usize = writes.iter().map(|w| sockets_of[&w.user]).sum();
     let (mut latency, mut first_receive) = (histogram(), HashMap::new());
@@ -320,7 +330,14 @@ async fn report(
         "  publish answered → first socket (Kafka fetch, daprd push, fan-out): {}",
         ms(&to_socket)
     );
-    Ok(())
+    Ok(serde_json::json!({
+        "name": phase, "writes": writes.len(), "expected": expected, "delivered": got,
+        "seconds": seconds, "writes_per_s": writes.len() as f64 / seconds,
+        "deliveries_per_s": got as f64 / seconds, "latency_ms": ms_json(&latency),
+        "breakdown_ms": {"call_to_transaction": ms_json(&to_tx),
+                         "transaction_to_published": ms_json(&to_sent),
+                         "published_to_first_socket": ms_json(&to_socket)},
+    }))
 }
 
 #[tokio::main]
@@ -377,7 +394,7 @@ async fn main() -> anyhow::Result<()> {
         s.user(n)
     })
     .await?;
-    report(
+    let spread = report(
         &format!("spread over {} users, {} writers", args.users, args.writers),
         &spread,
         &mut rx,
@@ -390,7 +407,7 @@ async fn main() -> anyhow::Result<()> {
         |s, _| s.user(0),
     )
     .await?;
-    report(
+    let hot = report(
         &format!(
             "one hot user ({} sockets), {} writers",
             sockets_of[&setup.user(0)],
@@ -401,7 +418,8 @@ async fn main() -> anyhow::Result<()> {
         &sockets_of,
     )
     .await?;
-    println!("gateway RSS after: {} KiB", gateway_rss_kib()?);
+    let after = gateway_rss_kib()?;
+    println!("gateway RSS after: {after} KiB");
     if stack_pid("app-sync-gateway")? != gateway_pid {
         bail!("the gateway restarted during the run: not a clean measurement");
     }
@@ -410,6 +428,22 @@ async fn main() -> anyhow::Result<()> {
         bail!(
             "{closed} sockets ended during the run (the gateway restarted?): not a clean measurement"
         );
+    }
+    if let Some(path) = &args.json {
+        let report = serde_json::json!({
+            "tool": "bench_sync",
+            "settings": {"sockets": args.sockets, "users": args.users, "sources": args.sources,
+                         "writes": args.writes, "writers": args.writers,
+                         "hot_writes": args.hot_writes, "hot_writers": args.hot_writers,
+                         "pause_ms": args.pause.as_millis() as u64},
+            "binaries": {"sync-gateway": binary("app-sync-gateway"),
+                         "task-api": binary("app-task-api")},
+            "idle": {"rss_before_kib": before, "rss_idle_kib": idle, "rss_after_kib": after,
+                     "kib_per_socket": idle.saturating_sub(before) as f64 / args.sockets as f64},
+            "phases": [spread, hot],
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {path}"))?;
     }
     Ok(())
 }

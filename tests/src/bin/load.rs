@@ -8,7 +8,8 @@
 //! ```
 //! Flags: `--url` (default `TASK_API_URL` or http://127.0.0.1:8080; loopback
 //! only), `--concurrency N` (16), `--duration SECONDS` per phase (20),
-//! `--requests N` (bound per phase; default unbounded), `--users N` (50).
+//! `--requests N` (bound per phase; default unbounded), `--users N` (50),
+//! `--json PATH` (also write the figures as JSON, for `scripts/bench`).
 //! Needs `JWT_HS256_SECRET` (and `JWT_AUDIENCE`/`JWT_ISSUER` if task-api
 //! checks them) and `DATABASE_URL` (default the local stack's). Prints a
 //! Markdown report.
@@ -29,6 +30,7 @@ struct Args {
     duration: Duration,
     requests: Option<u64>,
     users: usize,
+    json: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -38,6 +40,7 @@ fn parse_args() -> anyhow::Result<Args> {
         duration: Duration::from_secs(20),
         requests: None,
         users: 50,
+        json: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -48,6 +51,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--duration" => args.duration = Duration::from_secs(value.parse()?),
             "--requests" => args.requests = Some(value.parse()?),
             "--users" => args.users = value.parse()?,
+            "--json" => args.json = Some(value),
             other => bail!("unknown flag {other}"),
         }
     }
@@ -89,6 +93,18 @@ impl Phase {
             q(0.99),
             self.latency_us.max() as f64 / 1000.0
         )
+    }
+
+    fn json(&self, name: &str) -> Value {
+        let q = |p: f64| self.latency_us.value_at_quantile(p) as f64 / 1000.0;
+        json!({
+            "name": name,
+            "ok": self.ok,
+            "failed": self.failed,
+            "seconds": self.elapsed.as_secs_f64(),
+            "per_s": self.ok as f64 / self.elapsed.as_secs_f64(),
+            "latency_ms": {"p50": q(0.50), "p99": q(0.99), "max": self.latency_us.max() as f64 / 1000.0},
+        })
     }
 }
 
@@ -258,6 +274,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let drained = load_started.elapsed();
     let published = published as u64;
+    let drained_after = drained.saturating_sub(load_ended.duration_since(load_started));
 
     println!("| phase | ok | failed | req/s | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|---|");
@@ -268,7 +285,7 @@ async fn main() -> anyhow::Result<()> {
         "events published: {published} of {expected} expected in {:.1} s from the first request: {:.0} events/s; outbox drained {:.1} s after the last request (the last event sent {lag:.2} s after the last commit)",
         drained.as_secs_f64(),
         published as f64 / drained.as_secs_f64(),
-        (drained.saturating_sub(load_ended.duration_since(load_started))).as_secs_f64()
+        drained_after.as_secs_f64()
     );
     println!(
         "settings: concurrency {}, {} users, {} s per phase{}",
@@ -279,5 +296,20 @@ async fn main() -> anyhow::Result<()> {
             .map(|n| format!(", at most {n} requests per phase"))
             .unwrap_or_default()
     );
+    if let Some(path) = &args.json {
+        let report = json!({
+            "tool": "load",
+            "settings": {"concurrency": args.concurrency, "users": args.users,
+                         "duration_s": args.duration.as_secs(), "requests": args.requests},
+            "phases": [creates.json("create"), updates.json("update")],
+            "events": {"published": published, "expected": expected,
+                       "seconds": drained.as_secs_f64(),
+                       "per_s": published as f64 / drained.as_secs_f64(),
+                       "drained_after_s": drained_after.as_secs_f64(),
+                       "last_sent_after_commit_s": lag},
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {path}"))?;
+    }
     Ok(())
 }

@@ -1,0 +1,183 @@
+"""Unit tests of the benchmark report's renderer (scripts/tools/bench_report.py)
+and of scripts/bench's argument check. Run by ./scripts/test:
+
+    python3 -m unittest discover -s scripts/tools -p 'bench_report_test.py'
+"""
+
+import json
+import os
+import subprocess
+import tempfile
+import unittest
+
+import bench_report
+from bench_report_sections import SLOTS, ms, verdict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BENCH = os.path.join(HERE, "..", "bench")
+
+# One figures file per slot, shaped as each tool writes it.
+FIGURES = {
+    "sync": {"settings": {"sockets": 1000, "users": 100},
+             "idle": {"rss_before_kib": 8340, "rss_idle_kib": 23872, "kib_per_socket": 15.5},
+             "phases": [{"name": "spread", "writes": 300, "expected": 3000, "delivered": 3000,
+                         "writes_per_s": 18.0, "deliveries_per_s": 181.0,
+                         "latency_ms": {"p50": 9.04, "p99": 30.2, "max": 47.0},
+                         "breakdown_ms": {"transaction_to_published": {"p50": 7.2},
+                                          "published_to_first_socket": {"p50": 0.8}}}]},
+    "recurring": {"settings": {"concurrency": 1}, "completions": 1000, "successors": 1000,
+                  "per_s": 41.0, "latency_ms": {"p50": 61.2, "p90": 108.0, "p99": 99.5, "max": 263.2}},
+    "notification": {"settings": {"reminders": 1000, "window_s": 60}, "sent": 1000, "not_sent": 0,
+                     "sent_early": 0, "lateness_ms": {"min": 5, "p50": 10, "p99": 38, "max": 97}},
+    "load": {"settings": {"concurrency": 4},
+             "phases": [{"name": "create", "ok": 5923, "failed": 0, "per_s": 394.2,
+                         "latency_ms": {"p50": 8.8, "p99": 31.0, "max": 74.4}}],
+             "events": {"published": 11846, "expected": 11846, "per_s": 788.0, "drained_after_s": 0.1}},
+    "ingest": {"events": 20000, "published_s": 6.74, "published_per_s": 2967.0, "stored_s": 21.9,
+               "stored_per_s": 913.0},
+    "startup": {"profile": "release", "functions": [{"name": "task-api", "ready_ms": 16.3, "rss_mib": 9.7},
+                                                    {"name": "audit", "ready_ms": 12.0, "rss_mib": 10.2}]},
+    "cpu": {"creates": 1000, "rate_per_s": 50, "window_s": 24.0,
+            "processes": [{"name": "app-task-api", "raw_ms": 4000, "idle_ms": 100, "net_ms": 3900,
+                           "net_ms_per_create": 3.9}],
+            "total": {"raw_ms": 17000, "idle_ms": 1000, "net_ms_per_create": 16.0},
+            "outside_task_api": {"net_ms_per_create": 12.1}, "restarted": []},
+    "fanout": {"workload": {"sockets": 1000, "users": 100},
+               "gateway": {"delivered": 3000, "latency_ms": {"p50": 9.1, "p99": 30.2}, "kib_per_socket": 15.0},
+               "centrifugo": {"delivered": 3000, "latency_ms": {"p50": 8.0, "p99": 25.0}, "kib_per_socket": 50.0},
+               "ratio": {"p50": 1.14, "p99": 1.21, "kib_per_socket": 0.3}},
+}
+
+
+class Run:
+    """A run directory as scripts/bench leaves it."""
+
+    def __init__(self, test, mode="full"):
+        tmp = tempfile.TemporaryDirectory()
+        test.addCleanup(tmp.cleanup)
+        self.dir = tmp.name
+        bench_report.main(["start", self.dir, "--mode", mode, "--repo", HERE,
+                           "--version", "daprd=1.18.2", "--setup", "cargo build --release --bins"])
+        bench_report.main(["finish", self.dir])
+        self.seq = 0
+
+    def add(self, slot, figures=None, exit_code=0, output="", skipped=None, command=None):
+        self.seq += 1
+        base = os.path.join(self.dir, f"{self.seq:02d}-{slot}")
+        with open(base + ".log", "w") as f:
+            f.write(output)
+        if figures is not None:
+            with open(base + ".json", "w") as f:
+                json.dump(figures, f)
+        args = ["meta", self.dir, "--seq", str(self.seq), "--slot", slot, "--label", f"{slot} run",
+                "--log", base + ".log"]
+        args += ["--skipped", skipped] if skipped else ["--exit", str(exit_code), "--seconds", "3"]
+        bench_report.main(args + ["--command", command or f"$CARGO_TARGET_DIR/release/{slot} --json x.json"])
+
+    def render(self):
+        return bench_report.render(self.dir)
+
+
+class RenderTest(unittest.TestCase):
+    def test_every_figure_beside_its_target_with_its_command(self):
+        run = Run(self)
+        for slot, figures in FIGURES.items():
+            run.add(slot, figures)
+        page = run.render()
+        summary = page.split("## Each figure beside its target")[1].split("\n## ")[0]
+        self.assertIn("p50 9.0 ms, p99 30.2 ms | **not met**", summary)           # 30.2 > 25 ms
+        self.assertIn("15.5 KiB | met", summary)                                  # ≤ 16 KiB
+        self.assertIn("p50 61.2 ms, p99 99.5 ms | met", summary)                  # ≤ 100 ms
+        self.assertIn("p50 10 ms, p99 38 ms | met", summary)                      # ≤ 1 s, signed ints
+        self.assertIn("16.3 ms; 9.7 MiB | met", summary)
+        self.assertIn("12.0 ms; 10.2 MiB | **not met**", summary)                 # RSS over 10 MiB
+        self.assertIn("16.0 ms (12.1 ms outside task-api) | **not met**", summary)  # > 5 ms
+        self.assertIn("913 events/s", summary)
+        self.assertIn("create 394/s; 788 events/s published", summary)
+        self.assertIn("p50 ×1.14, p99 ×1.21, memory per socket ×0.30", summary)
+        self.assertNotIn("not measured", page)
+        for slot in FIGURES:
+            self.assertIn(f"$CARGO_TARGET_DIR/release/{slot} --json x.json", page)
+        self.assertIn("| cores |", page)
+        self.assertIn("| kernel |", page)
+        self.assertIn("daprd 1.18.2", page)
+        self.assertIn("cargo build --release --bins", page)
+        self.assertIn("[benchmarks-notes.md](benchmarks-notes.md)", page)
+        self.assertNotIn("smoke-sized", page)
+
+    def test_a_failed_tool_shows_its_reason_and_never_its_stale_figures(self):
+        run = Run(self)
+        # A figures file left from a failed attempt must not be shown.
+        run.add("recurring", {"latency_ms": {"p99": 12345.6}}, exit_code=1,
+                output="creating\nError: 3 of 1000 successors missing after 120 s\n")
+        page = run.render()
+        self.assertNotIn("12,346", page)
+        self.assertIn("not measured in this run (the command exited with status 1: "
+                      "`Error: 3 of 1000 successors missing after 120 s`)", page)
+        self.assertIn("**Not measured in this run.**", page)
+
+    def test_slots_without_a_run_or_left_out_say_why(self):
+        run = Run(self)
+        run.add("cpu", skipped="left out of this run (--only sync)")
+        run.add("fanout", exit_code=0)  # exited 0 but wrote nothing
+        page = run.render()
+        self.assertIn("left out of this run (--only sync)", page)
+        self.assertIn("the command wrote no figures", page)
+        self.assertIn("no command was run for it", page)  # sync and the others
+        self.assertEqual(page.count("## "), 2 + len(SLOTS))  # machine, summary, one per slot
+
+    def test_missing_keys_render_as_dashes(self):
+        run = Run(self)
+        run.add("fanout", {"workload": {"sockets": 10}, "gateway": {}, "extra": [1, 2]})
+        run.add("cpu", {"processes": [{"name": "x"}]})
+        page = run.render()
+        self.assertIn("p50 ×—, p99 ×—", page)
+        self.assertIn("CPU per task create, whole stack (net of idle) | ≤ 5 ms (issue 13, release builds) | "
+                      "— (— outside task-api) | —", page)
+
+    def test_quick_runs_say_so(self):
+        run = Run(self, mode="quick")
+        self.assertIn("smoke-sized", run.render())
+
+
+class HelpersTest(unittest.TestCase):
+    def test_verdict_at_the_limit_is_met(self):
+        self.assertEqual(verdict("write_to_socket_p99", 25.0), "met")
+        self.assertEqual(verdict("write_to_socket_p99", 25.01), "**not met**")
+        self.assertEqual(verdict("write_to_socket_p99", None), "—")
+
+    def test_ms_keeps_a_negative_lateness(self):
+        self.assertEqual(ms(-3), "-3 ms")
+        self.assertEqual(ms(-3.25), "-3.2 ms")
+        self.assertEqual(ms(1234.5), "1,234 ms")
+        self.assertEqual(ms("x"), "—")
+
+    def test_parse_ingest_reads_the_bench_lines(self):
+        text = ("     Running benches/ingest_throughput.rs\n"
+                "published 5000 events with 32 publishers in 1.80s (2775/s)\n"
+                "all 5000 stored in audit_logs after 5.31s: 941 events stored per second end to end\n")
+        figures = bench_report.parse_ingest(text)
+        self.assertEqual(figures["events"], 5000)
+        self.assertEqual(figures["stored_per_s"], 941.0)
+        self.assertEqual(figures["published_s"], 1.80)
+        self.assertIsNone(bench_report.parse_ingest(text.splitlines()[1]))
+
+
+class BenchArgumentsTest(unittest.TestCase):
+    def bench(self, *args):
+        return subprocess.run(["bash", BENCH, *args], capture_output=True, text=True, timeout=30)
+
+    def test_help(self):
+        done = self.bench("--help")
+        self.assertEqual(done.returncode, 0)
+        self.assertIn("usage: scripts/bench", done.stdout)
+
+    def test_bad_arguments_are_refused_before_anything_runs(self):
+        for args in (["--bogus"], ["--only", "sync,nope"], ["--profile", "fast"]):
+            done = self.bench(*args)
+            self.assertEqual(done.returncode, 2, args)
+            self.assertIn("scripts/bench:", done.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
