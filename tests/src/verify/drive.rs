@@ -118,7 +118,8 @@ async fn call(
     known: Option<i64>,
     title: String,
 ) -> Outcome {
-    let key = format!("{} {}", target.tag, chain.index);
+    // Visible ASCII only (no spaces): task-api refuses other keys.
+    let key = format!("{}-{}", target.tag, chain.index);
     let call = Call {
         user: chain.user,
         op,
