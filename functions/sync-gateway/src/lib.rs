@@ -13,6 +13,8 @@
 //! - [`token`]: verified tokens and their expiry.
 //! - [`config`]: the settings and their defaults.
 //! - [`web`]: the browser client's page at `/` and its `/config.json`.
+//! - [`openapi`]: `openapi.json`, the HTTP surface's document, served at
+//!   `/openapi.json`.
 //!
 //! The gateway owns no table and keeps no state an event must reach:
 //! every replica sees every event (a consumer group per replica) and
@@ -22,6 +24,7 @@ pub mod config;
 mod ends;
 pub mod feed;
 pub mod hub;
+pub mod openapi;
 pub mod protocol;
 pub mod push;
 pub mod session;
@@ -35,6 +38,7 @@ use dapr_http::AppToken;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use service::openapi::RouteTable;
 use telemetry::metrics::Metrics;
 use tower_http::trace::TraceLayer;
 
@@ -124,18 +128,18 @@ impl GatewayMetrics {
 /// The whole HTTP surface: the push callbacks behind daprd's app token (or
 /// the Knative push token), the WebSocket route, health and metrics.
 /// Sockets live for hours, so no request timeout applies to the upgrade.
-/// `main` merges the page ([`web::routes`]) beside it.
+/// [`router`] adds the page.
 pub fn app(state: AppState, app_token: AppToken, metrics: Metrics) -> Router {
-    let callbacks = Router::new()
-        .route("/dapr/subscribe", get(push::subscriptions))
-        .route(push::TASK_UPDATES_ROUTE, post(push::task_update))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app_token,
-            dapr_http::require_app_token,
-        ));
+    let callbacks =
+        callback_routes()
+            .into_router()
+            .route_layer(axum::middleware::from_fn_with_state(
+                app_token,
+                dapr_http::require_app_token,
+            ));
     let routes = Router::new()
         .merge(callbacks)
-        .route("/ws/tasks", get(ws::upgrade))
+        .merge(public_routes().into_router())
         .with_state(state);
     let app = service::http_metrics::instrument(routes, &metrics)
         .layer(TraceLayer::new_for_http())
@@ -145,6 +149,38 @@ pub fn app(state: AppState, app_token: AppToken, metrics: Metrics) -> Router {
     service::problem_errors::layer(app)
 }
 
+/// What `main` serves (before its CORS layer): [`app`] and the page
+/// ([`web::routes`]). The page's routes bring their own fallback (its
+/// static files), so bare errors are made problem documents again after
+/// the merge.
+pub fn router(
+    state: AppState,
+    app_token: AppToken,
+    metrics: Metrics,
+    web: &web::WebConfig,
+) -> Router {
+    service::problem_errors::layer(app(state, app_token, metrics).merge(web::routes(web)))
+}
+
+/// The callbacks daprd and Knative call: internal, not in `openapi.json`.
+pub fn callback_routes() -> RouteTable<AppState> {
+    RouteTable::new()
+        .route("/dapr/subscribe", get(push::subscriptions))
+        .route(push::TASK_UPDATES_ROUTE, post(push::task_update))
+}
+
+/// The socket and the document (`openapi.json`), which also describes the
+/// health routes and the page ([`openapi::PAGE_ROUTES`],
+/// [`openapi::FALLBACK_PATHS`]); a test holds it to what [`router`]
+/// serves, both ways ([`service::openapi::drift`]).
+pub fn public_routes() -> RouteTable<AppState> {
+    RouteTable::new()
+        .route("/ws/tasks", get(ws::upgrade))
+        .route("/openapi.json", get(openapi::serve))
+}
+
+#[cfg(test)]
+mod openapi_tests;
 #[cfg(test)]
 mod session_edge_tests;
 #[cfg(test)]

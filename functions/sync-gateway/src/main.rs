@@ -11,9 +11,8 @@ use sync_gateway::config::Config;
 use sync_gateway::feed::TaskApiFeed;
 use sync_gateway::hub::Hub;
 use sync_gateway::session::Context;
-use sync_gateway::web;
 use sync_gateway::ws::Sessions;
-use sync_gateway::{AppState, GatewayMetrics, app};
+use sync_gateway::{AppState, GatewayMetrics, router};
 use telemetry::metrics::Metrics;
 use tokio::net::TcpListener;
 
@@ -61,10 +60,12 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop_tx.send(true);
     };
     let grace = common.shutdown_grace;
-    let app = app(state, config.callbacks.clone(), metrics).merge(web::routes(&config.web));
-    // The page's routes bring their own fallback: bare errors made problem
-    // documents again after the merge.
-    let router = common.cors.apply(service::problem_errors::layer(app));
+    let router = common.cors.apply(router(
+        state,
+        config.callbacks.clone(),
+        metrics,
+        &config.web,
+    ));
     service::server::serve(listener, router, shutdown, grace).await?;
     // Upgraded sockets are no longer the HTTP server's: wait for their
     // close frames ourselves, within the same grace.
