@@ -11,6 +11,7 @@
 //! the stack.
 
 pub mod notify;
+pub mod retry;
 pub mod verify;
 pub mod ws;
 

@@ -70,9 +70,10 @@ pub fn check_series(rows: &[Occurrence], advances: &[i32], reopened: &BTreeSet<i
     }
     let series: BTreeSet<Option<Uuid>> = rows.iter().map(|r| r.series_id).collect();
     if series.len() > 1 {
-        verdict
-            .problems
-            .push(format!("the series forked into {} series ids", series.len()));
+        verdict.problems.push(format!(
+            "the series forked into {} series ids",
+            series.len()
+        ));
     }
     let reached = |k: i32| by_occurrence.contains_key(&k) || advances.contains(&k);
     for (&k, same) in &by_occurrence {
@@ -271,8 +272,10 @@ async fn complete(api: &UserApi, log: &mut SeriesLog, task: &Value, replay: bool
         // The retry of an attempt that committed while its answer was lost.
         Some(StatusCode::PRECONDITION_FAILED) if answer.uncertain() => {
             if !is_completed(api, id).await {
-                log.problems
-                    .push(format!("{}: completion refused (412), not applied", log.title));
+                log.problems.push(format!(
+                    "{}: completion refused (412), not applied",
+                    log.title
+                ));
                 return false;
             }
         }
@@ -287,9 +290,10 @@ async fn complete(api: &UserApi, log: &mut SeriesLog, task: &Value, replay: bool
             .await;
         match again.status() {
             Some(StatusCode::PRECONDITION_FAILED) => log.refused += 1,
-            Some(StatusCode::OK) => log
-                .problems
-                .push(format!("{}: a replayed completion applied twice", log.title)),
+            Some(StatusCode::OK) => log.problems.push(format!(
+                "{}: a replayed completion applied twice",
+                log.title
+            )),
             _ => log.note(&again, "replayed complete"),
         }
     }
@@ -298,7 +302,13 @@ async fn complete(api: &UserApi, log: &mut SeriesLog, task: &Value, replay: bool
 
 async fn is_completed(api: &UserApi, id: &str) -> bool {
     let answer = api
-        .call(Method::GET, &format!("/api/tasks/{id}"), None, &[], deadline())
+        .call(
+            Method::GET,
+            &format!("/api/tasks/{id}"),
+            None,
+            &[],
+            deadline(),
+        )
         .await;
     answer.body()["status"] == "completed"
 }
@@ -356,7 +366,9 @@ async fn check(env: &Env, logs: &[SeriesLog]) -> anyhow::Result<Tally> {
         tally.unknown += log.unknown;
         tally.refused += log.refused;
         for problem in verdict.problems.iter().chain(&log.problems) {
-            tally.problems.push(format!("{} ({}): {problem}", log.title, log.user));
+            tally
+                .problems
+                .push(format!("{} ({}): {problem}", log.title, log.user));
         }
     }
     Ok(tally)

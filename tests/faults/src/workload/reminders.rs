@@ -1,0 +1,615 @@
+//! Reminders falling due through the faults: every reminder that fell due
+//! is delivered exactly once per channel and device, or is recorded as
+//! failed and dead-lettered.
+//!
+//! Up to [`Scale::reminders`] of the run's users get an email address and
+//! one push device on a local push service (scripts/lib/push_service.py,
+//! started here). Each reminder is a task created (with an
+//! `Idempotency-Key`) with a reminder 30 s to 3 min ahead, by email and
+//! push; some are moved once (a new time and a new title, by `If-Match`)
+//! and some cancelled (the reminder removed, or the task deleted). Every
+//! title is unique to one firing, so what arrived is counted per firing:
+//! mailpit's messages by subject (`Reminder: <title>`, notification's
+//! email.rs) and the push service's decrypted payloads by `title`.
+//!
+//! The states accepted, per (firing, target), with `n` messages that
+//! arrived — notification's delivery record (functions/notification/src/
+//! delivery.rs `Status`, read from the user's history `GET
+//! /api/notifications`):
+//! - `sent` with n = 1; n = 0 is lost.
+//! - `unknown` with n ≤ 1, counted as unknown: a send whose outcome could
+//!   not be known (a timeout after the request went out, or a record left
+//!   `sending` by a crash, delivery.rs `claim`/`Abandoned`) is never sent
+//!   again by itself, so at most once is the promise.
+//! - `failed` with n ≤ 1, counted as failed and recorded: retries ran out
+//!   (trigger.rs `settle`); like `unknown` it must be on the admins'
+//!   failed list, which `history::publish_failed` fills together with its
+//!   publish to `reminders-dlq`.
+//! - `missed` (the firing reached notification past the late limit, 15
+//!   min by default, trigger.rs `record_missed`: nothing sent, nothing
+//!   dead-lettered): not lost by a crash but late beyond the promise, so
+//!   reported as a problem.
+//! - `skipped` (no address, device gone), still `sending`/`retrying`
+//!   after the settle wait, or no record at all: lost when n = 0, a
+//!   problem otherwise.
+//! - n ≥ 2 is duplicated, whatever the record says.
+//!
+//! A firing that was moved or cancelled may still have been sent when
+//! the change reached notification after its time (the view is updated
+//! by the `reminders` topic, which a fault can hold up): at most once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use e2e_tests::notify::PushService;
+use e2e_tests::retry::UserApi;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::{Env, Phase, Rng, Scale, Tally};
+
+const REQUEST_WAIT: Duration = Duration::from_secs(150);
+/// After the last firing's time (and quiet), how long deliveries may take
+/// to settle: the retries (1 s, 5 s, 25 s), a `sending` record ageing
+/// into `unknown` (60 s, delivery.rs `IN_FLIGHT_LIMIT`), daprd's re-offer.
+const SETTLE: Duration = Duration::from_secs(240);
+
+/// A delivery record's status, as notification's history shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    Sent,
+    Unknown,
+    Failed,
+    Missed,
+    Skipped,
+    /// `sending` or `retrying`: not settled.
+    Open,
+    /// No record for this firing and target.
+    Absent,
+}
+
+impl Record {
+    pub fn parse(status: &str) -> Record {
+        match status {
+            "sent" => Record::Sent,
+            "unknown" => Record::Unknown,
+            "failed" => Record::Failed,
+            "missed" => Record::Missed,
+            "skipped" => Record::Skipped,
+            _ => Record::Open,
+        }
+    }
+}
+
+/// The judgement of one (firing, target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judgement {
+    Delivered,
+    /// Moved or cancelled, sent at most once.
+    Superseded,
+    Unknown,
+    FailedRecorded,
+    Lost,
+    Duplicated,
+    /// Neither lost nor duplicated, but not what the promise allows.
+    Problem(&'static str),
+}
+
+/// Judges one (firing, target): its record, the messages that arrived for
+/// it, and whether the firing still stood at the end (not moved or
+/// cancelled).
+pub fn judge(record: Record, arrived: usize, live: bool) -> Judgement {
+    if arrived >= 2 {
+        return Judgement::Duplicated;
+    }
+    if !live {
+        return Judgement::Superseded;
+    }
+    match (record, arrived) {
+        (Record::Unknown, _) => Judgement::Unknown,
+        (Record::Failed, _) => Judgement::FailedRecorded,
+        (Record::Missed, _) => {
+            Judgement::Problem("missed: reached notification past the late limit")
+        }
+        (_, 0) => Judgement::Lost,
+        // One message (two or more returned above).
+        (Record::Sent, _) => Judgement::Delivered,
+        (Record::Skipped, _) => Judgement::Problem("delivered, but recorded as skipped"),
+        (Record::Open, _) => Judgement::Problem("delivered, but its record never settled"),
+        (Record::Absent, _) => Judgement::Problem("delivered without a delivery record"),
+    }
+}
+
+/// One user able to receive reminders.
+struct Receiver {
+    user: String,
+    address: String,
+    subscription: Value,
+    device_id: String,
+}
+
+/// One firing the run caused: a reminder at a time, under a unique title.
+#[derive(Debug, Clone)]
+struct Firing {
+    user: usize,
+    reminder_id: String,
+    fire_at: DateTime<Utc>,
+    title: String,
+    /// Still standing at the end: not moved or cancelled since.
+    live: bool,
+}
+
+pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow::Result<Tally> {
+    if env.push_python.is_none() {
+        anyhow::bail!(
+            "PUSH_PYTHON is not set: scripts/faults must export it (scripts/lib/push.sh)"
+        );
+    }
+    let push = PushService::start().await;
+    let count = scale.reminders.min(env.users.len());
+    let mut receivers = Vec::with_capacity(count);
+    for user in env.users.iter().take(count) {
+        receivers.push(receiver(&env, &push, user).await?);
+    }
+    let receivers = Arc::new(receivers);
+    let span_ms = (scale.ops as u64 * 100).max(10_000);
+    let drivers = (0..scale.reminders).map(|n| {
+        let (env, receivers) = (env.clone(), receivers.clone());
+        let rng = Rng::derive(seed, &format!("reminders-{n}"));
+        tokio::spawn(async move { drive(&env, &receivers, n, span_ms, rng).await })
+    });
+    let mut firings = Vec::new();
+    let mut tally = Tally::new("reminders");
+    for driver in futures::future::join_all(drivers).await {
+        let (made, unknown) = driver.context("a reminder driver panicked")?;
+        firings.extend(made);
+        tally.unknown += unknown;
+    }
+    phase.driving_done();
+    phase.wait_quiet().await;
+    let last = firings
+        .iter()
+        .map(|f| f.fire_at)
+        .max()
+        .unwrap_or_else(Utc::now);
+    if let Ok(wait) = (last - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+    check(&env, &push, &receivers, &firings, tally).await
+}
+
+async fn receiver(env: &Env, push: &PushService, user: &str) -> anyhow::Result<Receiver> {
+    let api = UserApi {
+        http: env.http.clone(),
+        base: env.notification.clone(),
+        token: env.token(user, false),
+    };
+    let address = format!("{user}@example.test");
+    let settings = json!({"email": address, "email_enabled": true, "push_enabled": true});
+    let until = Instant::now() + REQUEST_WAIT;
+    let put = api
+        .call(
+            Method::PUT,
+            "/api/notification-settings",
+            Some(&settings),
+            &[],
+            until,
+        )
+        .await;
+    anyhow::ensure!(
+        put.status() == Some(StatusCode::OK),
+        "settings of {user}: {put:?}"
+    );
+    let subscription = push.subscribe(&env.http, None).await;
+    let device = json!({"endpoint": subscription["endpoint"], "p256dh": subscription["p256dh"], "auth": subscription["auth"]});
+    let registered = api
+        .call(Method::POST, "/api/devices", Some(&device), &[], until)
+        .await;
+    // 200: the retry of a registration that was stored (api.rs
+    // `register_device`).
+    let device_id = registered.body()["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    anyhow::ensure!(!device_id.is_empty(), "device of {user}: {registered:?}");
+    Ok(Receiver {
+        user: user.to_owned(),
+        address,
+        subscription,
+        device_id,
+    })
+}
+
+/// Creates reminder `n`, maybe moves or cancels it; returns its firings
+/// and how many requests stayed without an answer.
+async fn drive(
+    env: &Env,
+    receivers: &[Receiver],
+    n: usize,
+    span_ms: u64,
+    mut rng: Rng,
+) -> (Vec<Firing>, u64) {
+    let user = n % receivers.len().max(1);
+    let Some(receiver) = receivers.get(user) else {
+        return (Vec::new(), 0);
+    };
+    let api = UserApi {
+        http: env.http.clone(),
+        base: env.task_api.clone(),
+        token: env.token(&receiver.user, false),
+    };
+    tokio::time::sleep(Duration::from_millis(rng.next_u64() % span_ms)).await;
+    let title = format!("faults-{}-rem-{n:05}-v0", env.run_id);
+    let fire_at = Utc::now() + ahead(&mut rng);
+    let body = task_body(&title, fire_at);
+    let key = [("idempotency-key", title.clone())];
+    let until = Instant::now() + REQUEST_WAIT;
+    let created = api
+        .call(Method::POST, "/api/tasks", Some(&body), &key, until)
+        .await;
+    if created.status() != Some(StatusCode::CREATED) {
+        eprintln!("reminders: {title}: create: {created:?}");
+        return (Vec::new(), 1);
+    }
+    let task = created.body().clone();
+    let mut firings = vec![firing(user, &task, &title)];
+    // 6 in 10 stay, 1 in 4 moves, the rest are cancelled: a change is
+    // sent well before the firing (15 s or more).
+    let roll = rng.below(20);
+    if roll < 12 {
+        return (firings, 0);
+    }
+    let lead = (fire_at - Utc::now()).num_milliseconds().max(0) as u64;
+    tokio::time::sleep(Duration::from_millis(
+        rng.next_u64() % lead.saturating_sub(15_000).max(1),
+    ))
+    .await;
+    let id = task["id"].as_str().unwrap_or_default();
+    let path = format!("/api/tasks/{id}");
+    let if_match = [("if-match", format!("\"{}\"", task["sequence"]))];
+    let until = Instant::now() + REQUEST_WAIT;
+    let answer = if roll < 17 {
+        let title = format!("faults-{}-rem-{n:05}-v1", env.run_id);
+        let moved = Utc::now() + ahead(&mut rng);
+        let patch = json!({"title": title, "reminders": task_body(&title, moved)["reminders"]});
+        let answer = api
+            .call(Method::PATCH, &path, Some(&patch), &if_match, until)
+            .await;
+        let applied = match answer.status() {
+            Some(StatusCode::OK) => Some(answer.body().clone()),
+            // Applied by an attempt whose answer was lost: read it back.
+            Some(StatusCode::PRECONDITION_FAILED) if answer.uncertain() => {
+                let read = api.call(Method::GET, &path, None, &[], until).await;
+                (read.body()["title"] == title.as_str()).then(|| read.body().clone())
+            }
+            _ => None,
+        };
+        if let Some(task) = applied {
+            firings.push(firing(user, &task, &title));
+        }
+        answer
+    } else if roll < 19 {
+        let patch = json!({"reminders": []});
+        api.call(Method::PATCH, &path, Some(&patch), &if_match, until)
+            .await
+    } else {
+        api.call(Method::DELETE, &path, None, &if_match, until)
+            .await
+    };
+    let changed = matches!(answer.status(), Some(StatusCode::OK | StatusCode::NO_CONTENT))
+        // The retry of a change that applied while its answer was lost.
+        || (matches!(answer.status(), Some(StatusCode::PRECONDITION_FAILED | StatusCode::NOT_FOUND))
+            && answer.uncertain());
+    if changed {
+        firings[0].live = false;
+    } else {
+        eprintln!("reminders: {title}: change: {answer:?}");
+    }
+    // A change of unknown outcome leaves the first firing's fate open:
+    // judged as superseded (at most once), and counted as unknown.
+    if answer.status().is_none() {
+        firings[0].live = false;
+        return (firings, 1);
+    }
+    (firings, 0)
+}
+
+/// 30 s to 3 min ahead.
+fn ahead(rng: &mut Rng) -> chrono::Duration {
+    chrono::Duration::milliseconds(30_000 + (rng.next_u64() % 150_000) as i64)
+}
+
+fn task_body(title: &str, at: DateTime<Utc>) -> Value {
+    json!({
+        "title": title,
+        "due_at": at + chrono::Duration::hours(1),
+        "time_zone": "Europe/Paris",
+        "reminders": [{"at": at, "channels": ["email", "push"]}],
+    })
+}
+
+fn firing(user: usize, task: &Value, title: &str) -> Firing {
+    let reminder = &task["reminders"][0];
+    Firing {
+        user,
+        reminder_id: reminder["id"].as_str().unwrap_or_default().to_owned(),
+        fire_at: reminder["fire_at"]
+            .as_str()
+            .or(reminder["at"].as_str())
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc())
+            .unwrap_or_default(),
+        title: title.to_owned(),
+        live: true,
+    }
+}
+
+/// What arrived and what notification recorded, per user.
+#[derive(Default)]
+struct Seen {
+    /// Messages per title, per channel ("email", "push").
+    arrived: BTreeMap<(String, &'static str), usize>,
+    /// Record status per (reminder id, fire ms, target render).
+    records: BTreeMap<(String, i64, String), Record>,
+}
+
+async fn check(
+    env: &Env,
+    push: &PushService,
+    receivers: &[Receiver],
+    firings: &[Firing],
+    mut tally: Tally,
+) -> anyhow::Result<Tally> {
+    let until = Instant::now() + SETTLE;
+    let mut verdicts = judge_all(env, push, receivers, firings).await?;
+    while verdicts.iter().any(|(_, j)| unsettled(*j)) && Instant::now() < until {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        verdicts = judge_all(env, push, receivers, firings).await?;
+    }
+    let listed = failed_list(env).await?;
+    for (what, judgement) in verdicts {
+        tally.checked += 1;
+        match judgement {
+            Judgement::Delivered | Judgement::Superseded => {}
+            Judgement::Unknown | Judgement::FailedRecorded => {
+                if judgement == Judgement::Unknown {
+                    tally.unknown += 1;
+                } else {
+                    tally.failed_recorded += 1;
+                }
+                if !listed.contains(&what.1) {
+                    tally
+                        .problems
+                        .push(format!("{}: not on the failed list", what.0));
+                }
+            }
+            Judgement::Lost => {
+                tally.lost += 1;
+                tally.problems.push(format!("{}: lost", what.0));
+            }
+            Judgement::Duplicated => {
+                tally.duplicated += 1;
+                tally
+                    .problems
+                    .push(format!("{}: delivered more than once", what.0));
+            }
+            Judgement::Problem(why) => tally.problems.push(format!("{}: {why}", what.0)),
+        }
+    }
+    Ok(tally)
+}
+
+fn unsettled(judgement: Judgement) -> bool {
+    matches!(judgement, Judgement::Lost | Judgement::Problem(_))
+}
+
+/// Every (firing, target) judged: (label, delivery id) and judgement.
+async fn judge_all(
+    env: &Env,
+    push: &PushService,
+    receivers: &[Receiver],
+    firings: &[Firing],
+) -> anyhow::Result<Vec<((String, String), Judgement)>> {
+    let users: BTreeSet<usize> = firings.iter().map(|f| f.user).collect();
+    let mut seen = BTreeMap::new();
+    for user in users {
+        let Some(receiver) = receivers.get(user) else {
+            continue;
+        };
+        seen.insert(user, observe(env, push, receiver).await?);
+    }
+    let mut out = Vec::new();
+    for firing in firings {
+        let (Some(receiver), Some(seen)) = (receivers.get(firing.user), seen.get(&firing.user))
+        else {
+            continue;
+        };
+        let reminder = firing.reminder_id.replace('-', "");
+        let ms = firing.fire_at.timestamp_millis();
+        for (channel, target) in [
+            ("email", "email".to_owned()),
+            (
+                "push",
+                format!("push-{}", receiver.device_id.replace('-', "")),
+            ),
+        ] {
+            let record = seen
+                .records
+                .get(&(reminder.clone(), ms, target.clone()))
+                .copied()
+                .unwrap_or(Record::Absent);
+            let arrived = seen
+                .arrived
+                .get(&(firing.title.clone(), channel))
+                .copied()
+                .unwrap_or(0);
+            let label = format!(
+                "{} {channel} ({}, {record:?}, {arrived} arrived)",
+                firing.title, receiver.user
+            );
+            let id = format!("{reminder}.{ms}.{target}");
+            out.push(((label, id), judge(record, arrived, firing.live)));
+        }
+    }
+    Ok(out)
+}
+
+async fn observe(env: &Env, push: &PushService, receiver: &Receiver) -> anyhow::Result<Seen> {
+    let mut seen = Seen::default();
+    let mail: Value = env
+        .http
+        .get(format!("{}/api/v1/search", env.mailpit))
+        .query(&[
+            ("query", format!("to:\"{}\"", receiver.address)),
+            ("limit", "1000".into()),
+        ])
+        .send()
+        .await
+        .context("mailpit")?
+        .json()
+        .await
+        .context("mailpit's answer")?;
+    for message in mail["messages"].as_array().into_iter().flatten() {
+        if let Some(title) = message["Subject"]
+            .as_str()
+            .and_then(|s| s.strip_prefix("Reminder: "))
+        {
+            *seen.arrived.entry((title.to_owned(), "email")).or_default() += 1;
+        }
+    }
+    for message in push.messages(&env.http, &receiver.subscription).await {
+        let plain: Value = serde_json::from_str(message["plaintext"].as_str().unwrap_or_default())
+            .unwrap_or(Value::Null);
+        if let Some(title) = plain["title"].as_str() {
+            *seen.arrived.entry((title.to_owned(), "push")).or_default() += 1;
+        }
+    }
+    let api = UserApi {
+        http: env.http.clone(),
+        base: env.notification.clone(),
+        token: env.token(&receiver.user, false),
+    };
+    let history = api
+        .call(
+            Method::GET,
+            "/api/notifications",
+            None,
+            &[],
+            Instant::now() + REQUEST_WAIT,
+        )
+        .await;
+    anyhow::ensure!(
+        history.status() == Some(StatusCode::OK),
+        "history of {}: {history:?}",
+        receiver.user
+    );
+    for item in history.body()["items"].as_array().into_iter().flatten() {
+        // The id is `<reminder>.<fire ms>.<target>` (delivery.rs `id`).
+        let id = item["id"].as_str().unwrap_or_default();
+        let mut parts = id.split('.');
+        if let (Some(r), Some(ms), Some(t)) = (parts.next(), parts.next(), parts.next()) {
+            let status = Record::parse(item["status"].as_str().unwrap_or_default());
+            seen.records.insert(
+                (r.to_owned(), ms.parse().unwrap_or_default(), t.to_owned()),
+                status,
+            );
+        }
+    }
+    Ok(seen)
+}
+
+/// The ids on the admins' failed list (`GET /api/notifications/failed`).
+async fn failed_list(env: &Env) -> anyhow::Result<BTreeSet<String>> {
+    let api = UserApi {
+        http: env.http.clone(),
+        base: env.notification.clone(),
+        token: env.token(&format!("faults-{}-admin", env.run_id), true),
+    };
+    let answer = api
+        .call(
+            Method::GET,
+            "/api/notifications/failed",
+            None,
+            &[],
+            Instant::now() + REQUEST_WAIT,
+        )
+        .await;
+    anyhow::ensure!(
+        answer.status() == Some(StatusCode::OK),
+        "failed list: {answer:?}"
+    );
+    Ok(answer.body()["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["id"].as_str().map(str::to_owned))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_message_of_a_sent_firing_is_delivered() {
+        assert_eq!(judge(Record::Sent, 1, true), Judgement::Delivered);
+    }
+
+    #[test]
+    fn a_doubled_message_is_duplicated_whatever_the_record() {
+        for record in [
+            Record::Sent,
+            Record::Unknown,
+            Record::Failed,
+            Record::Absent,
+        ] {
+            assert_eq!(judge(record, 2, true), Judgement::Duplicated);
+            assert_eq!(judge(record, 3, false), Judgement::Duplicated);
+        }
+    }
+
+    #[test]
+    fn a_firing_that_never_arrived_is_lost_unless_recorded_failed_or_unknown() {
+        for record in [Record::Sent, Record::Skipped, Record::Open, Record::Absent] {
+            assert_eq!(judge(record, 0, true), Judgement::Lost, "{record:?}");
+        }
+        assert_eq!(judge(Record::Failed, 0, true), Judgement::FailedRecorded);
+        assert_eq!(judge(Record::Unknown, 0, true), Judgement::Unknown);
+        assert_eq!(judge(Record::Unknown, 1, true), Judgement::Unknown);
+    }
+
+    #[test]
+    fn a_missed_firing_is_a_problem_not_a_pass() {
+        assert!(matches!(
+            judge(Record::Missed, 0, true),
+            Judgement::Problem(_)
+        ));
+    }
+
+    #[test]
+    fn a_moved_or_cancelled_firing_may_arrive_at_most_once() {
+        assert_eq!(judge(Record::Absent, 0, false), Judgement::Superseded);
+        assert_eq!(judge(Record::Sent, 1, false), Judgement::Superseded);
+        assert_eq!(judge(Record::Sent, 2, false), Judgement::Duplicated);
+    }
+
+    #[test]
+    fn unsettled_states_are_waited_for() {
+        assert!(unsettled(judge(Record::Open, 0, true)));
+        assert!(unsettled(judge(Record::Absent, 1, true)));
+        assert!(!unsettled(judge(Record::Sent, 1, true)));
+        assert!(!unsettled(judge(Record::Sent, 2, true)));
+    }
+
+    #[test]
+    fn record_states_parse_as_notification_writes_them() {
+        assert_eq!(Record::parse("sent"), Record::Sent);
+        assert_eq!(Record::parse("missed"), Record::Missed);
+        assert_eq!(Record::parse("sending"), Record::Open);
+        assert_eq!(Record::parse("retrying"), Record::Open);
+    }
+}
