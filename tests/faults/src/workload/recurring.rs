@@ -503,4 +503,23 @@ mod tests {
             proptest::prop_assert_eq!(verdict.lost, 1);
         }
     }
+
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "needs the local stack: ./scripts/test runs it"]
+    async fn alone_on_the_stack_every_completion_has_one_successor() {
+        let scale = Scale {
+            ops: 100,
+            users: 2,
+            sockets: 0,
+            recurring: 3,
+            reminders: 0,
+            hostile: 0,
+        };
+        let tally =
+            crate::workload::alone(2, move |env, phase| run(env, scale, 7, phase), |_| async {})
+                .await;
+        assert!(tally.passed(), "{tally:#?}");
+        // 3 series of 3 steps, each completion checked once.
+        assert!(tally.checked >= 9, "{tally:#?}");
+    }
 }

@@ -244,7 +244,7 @@ async fn drive(
     };
     tokio::time::sleep(Duration::from_millis(rng.next_u64() % span_ms)).await;
     let title = format!("faults-{}-rem-{n:05}-v0", env.run_id);
-    let fire_at = Utc::now() + ahead(&mut rng);
+    let fire_at = Utc::now() + ahead(&mut rng, span_ms);
     let body = task_body(&title, fire_at);
     let key = [("idempotency-key", title.clone())];
     let until = Instant::now() + REQUEST_WAIT;
@@ -274,7 +274,7 @@ async fn drive(
     let until = Instant::now() + REQUEST_WAIT;
     let answer = if roll < 17 {
         let title = format!("faults-{}-rem-{n:05}-v1", env.run_id);
-        let moved = Utc::now() + ahead(&mut rng);
+        let moved = Utc::now() + ahead(&mut rng, span_ms);
         let patch = json!({"title": title, "reminders": task_body(&title, moved)["reminders"]});
         let answer = api
             .call(Method::PATCH, &path, Some(&patch), &if_match, until)
@@ -318,9 +318,9 @@ async fn drive(
     (firings, 0)
 }
 
-/// 30 s to 3 min ahead.
-fn ahead(rng: &mut Rng) -> chrono::Duration {
-    chrono::Duration::milliseconds(30_000 + (rng.next_u64() % 150_000) as i64)
+/// 30 s to 3 min ahead (less in a run shorter than that).
+fn ahead(rng: &mut Rng, span_ms: u64) -> chrono::Duration {
+    chrono::Duration::milliseconds(30_000 + (rng.next_u64() % span_ms.min(150_000)) as i64)
 }
 
 fn task_body(title: &str, at: DateTime<Utc>) -> Value {
@@ -611,5 +611,27 @@ mod tests {
         assert_eq!(Record::parse("missed"), Record::Missed);
         assert_eq!(Record::parse("sending"), Record::Open);
         assert_eq!(Record::parse("retrying"), Record::Open);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "needs the local stack: ./scripts/test runs it"]
+    async fn alone_on_the_stack_each_reminder_arrives_once_per_channel_and_device() {
+        let scale = Scale {
+            ops: 100,
+            users: 3,
+            sockets: 0,
+            recurring: 0,
+            reminders: 6,
+            hostile: 0,
+        };
+        let tally = crate::workload::alone(
+            3,
+            move |env, phase| run(env, scale, 11, phase),
+            |_| async {},
+        )
+        .await;
+        assert!(tally.passed(), "{tally:#?}");
+        // Email and push of at least the six first firings.
+        assert!(tally.checked >= 12, "{tally:#?}");
     }
 }

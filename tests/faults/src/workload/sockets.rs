@@ -518,7 +518,11 @@ mod tests {
             }
         );
         // Events past the head the clients were waited for are fine.
-        assert!(check_client(&frames(&[1, 2, 3, 4, 5]), &stream(4)).problems.is_empty());
+        assert!(
+            check_client(&frames(&[1, 2, 3, 4, 5]), &stream(4))
+                .problems
+                .is_empty()
+        );
     }
 
     #[test]
@@ -531,7 +535,12 @@ mod tests {
     fn a_missing_event_is_lost() {
         let verdict = check_client(&frames(&[1, 3]), &stream(3));
         assert_eq!((verdict.duplicated, verdict.lost), (0, 1));
-        assert!(verdict.problems.iter().any(|p| p.contains("offset 3 came after 1")));
+        assert!(
+            verdict
+                .problems
+                .iter()
+                .any(|p| p.contains("offset 3 came after 1"))
+        );
     }
 
     #[test]
@@ -570,7 +579,13 @@ mod tests {
         pruned.entries.remove(&2);
         pruned.entries.remove(&3);
         let verdict = check_client(&received, &pruned);
-        assert_eq!(verdict, Verdict { checked: 4, ..Verdict::default() });
+        assert_eq!(
+            verdict,
+            Verdict {
+                checked: 4,
+                ..Verdict::default()
+            }
+        );
     }
 
     #[test]
@@ -591,7 +606,13 @@ mod tests {
             event(3),
         ];
         let verdict = check_client(&received[1..], &stream(3));
-        assert_eq!(verdict, Verdict { checked: 3, ..Verdict::default() });
+        assert_eq!(
+            verdict,
+            Verdict {
+                checked: 3,
+                ..Verdict::default()
+            }
+        );
         // The old epoch's event itself is a problem: it is not this history.
         assert_eq!(check_client(&received, &stream(3)).problems.len(), 1);
     }
@@ -612,5 +633,92 @@ mod tests {
             let verdict = check_client(&frames(&dropped), &stream(head));
             proptest::prop_assert_eq!((verdict.duplicated, verdict.lost), (0, 1));
         }
+    }
+
+    /// Changes for each user while the clients follow: creates, then an
+    /// update and a completion of each.
+    async fn changes(env: &Env, per_user: usize) {
+        for user in &env.users {
+            let api = UserApi {
+                http: env.http.clone(),
+                base: env.task_api.clone(),
+                token: env.token(user, false),
+            };
+            let until = Instant::now() + REQUEST_WAIT;
+            for n in 0..per_user {
+                let body = json!({"title": format!("sockets {n}")});
+                let created = api
+                    .call(Method::POST, "/api/tasks", Some(&body), &[], until)
+                    .await;
+                let id = created.body()["id"].as_str().expect("created").to_owned();
+                let patch = json!({"title": format!("sockets {n} again")});
+                let path = format!("/api/tasks/{id}");
+                api.call(Method::PATCH, &path, Some(&patch), &[], until)
+                    .await;
+                api.call(Method::POST, &format!("{path}/complete"), None, &[], until)
+                    .await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "needs the local stack: ./scripts/test runs it"]
+    async fn alone_on_the_stack_every_client_sees_its_stream_once_in_order() {
+        let scale = Scale {
+            ops: 100,
+            users: 2,
+            sockets: 6,
+            recurring: 0,
+            reminders: 0,
+            hostile: 0,
+        };
+        let tally = crate::workload::alone(
+            2,
+            move |env, phase| run(env, scale, 3, phase),
+            |env| async move {
+                // Long enough for the resuming clients to cut and resume.
+                changes(&env, 12).await;
+                // The checker, fed the real stream with one event doubled
+                // and one left out, counts exactly that.
+                let db = env.db().await.expect("database");
+                let user = &env.users[0];
+                let head: i64 = db
+                    .query_one(
+                        "SELECT last_offset FROM user_streams WHERE user_id = $1",
+                        &[user],
+                    )
+                    .await
+                    .expect("head")
+                    .get(0);
+                let stream = read_stream(&db, user, head).await.expect("stream");
+                assert_eq!(
+                    stream.entries.len() as i64,
+                    head,
+                    "12 creates, updates and completions"
+                );
+                let whole: Vec<Frame> = stream
+                    .entries
+                    .iter()
+                    .map(|(&offset, (task_id, sequence))| Frame::Event {
+                        epoch: stream.epoch.clone(),
+                        offset,
+                        task_id: task_id.clone(),
+                        sequence: *sequence,
+                    })
+                    .collect();
+                assert!(check_client(&whole, &stream).problems.is_empty());
+                let mut doubled = whole.clone();
+                doubled.insert(5, whole[4].clone());
+                assert_eq!(check_client(&doubled, &stream).duplicated, 1);
+                let mut dropped = whole.clone();
+                dropped.remove(7);
+                assert_eq!(check_client(&dropped, &stream).lost, 1);
+            },
+        )
+        .await;
+        assert!(tally.passed(), "{tally:#?}");
+        // 6 clients of 2 users, 36 offsets per user.
+        assert!(tally.checked >= 6 * 36, "{tally:#?}");
     }
 }
