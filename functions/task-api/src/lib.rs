@@ -7,8 +7,12 @@
 //! - [`callbacks`]: `POST /job/outbox-relay`, a relay pass for a trigger
 //!   that wakes task-api from zero, behind the app or push token.
 //! - [`retention`]: `POST /job/change-retention`, the Dapr job that prunes
-//!   the change feed, sent outbox rows and old idempotency keys; `main`
-//!   merges its router beside [`app`] and registers the job.
+//!   the change feed, sent outbox rows and old idempotency keys; [`router`]
+//!   merges its router beside [`app`], and `main` registers the job.
+//!
+//! [`router`] is everything `main` serves (before CORS), so the OpenAPI
+//! drift test probes exactly that; [`CALLBACK_PATHS`] are its internal
+//! routes, left out of `openapi.json`.
 
 pub mod callbacks;
 pub mod config;
@@ -50,7 +54,28 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-/// The whole HTTP surface; `callback_token` guards the callback routes.
+/// The routes daprd, the Dapr scheduler and Knative call (job triggers):
+/// internal, behind the callback token, not in `openapi.json`.
+pub const CALLBACK_PATHS: [&str; 2] = [callbacks::RELAY_ROUTE, retention::JOB_ROUTE];
+
+/// Everything `main` serves, before its CORS layer: [`app`] and the
+/// retention job's trigger, under the same callback token. Bare errors are
+/// made problem documents again after the merge, whose fallback (an
+/// unknown path's 404) is the merged router's own.
+pub fn router(
+    state: AppState,
+    callback_token: AppToken,
+    checks: Vec<Box<dyn ReadinessCheck>>,
+    metrics: Metrics,
+    limits: Limits,
+    retention: retention::RetentionConfig,
+) -> Router {
+    let prune = retention::router(state.repo.clone(), retention, callback_token.clone());
+    service::problem_errors::layer(app(state, callback_token, checks, metrics, limits).merge(prune))
+}
+
+/// The API, the relay trigger and health; [`router`] adds the retention
+/// job. `callback_token` guards the callback routes.
 pub fn app(
     state: AppState,
     callback_token: AppToken,

@@ -9,7 +9,7 @@ use dapr_http::DaprClient;
 use service::db::{self, PostgresCheck};
 use settings::{ProcessEnv, Settings};
 use task_api::config::Config;
-use task_api::{AppState, Limits, app};
+use task_api::{AppState, Limits, router};
 use task_domain::relay::RelayMetrics;
 use task_domain::{Relay, TaskRepository};
 use telemetry::metrics::Metrics;
@@ -61,23 +61,14 @@ async fn main() -> anyhow::Result<()> {
         dapr_jobs,
         config.retention.schedule.clone(),
     ));
-    let retention = task_api::retention::router(
-        state.repo.clone(),
-        config.retention.clone(),
+    // Every route, the retention job's included, under one CORS policy.
+    let router = common.cors.apply(router(
+        state,
         config.callback_token.clone(),
-    );
-    // Every route, the retention job's included, under one CORS policy;
-    // bare errors made problem documents again after the merge, whose
-    // fallback (an unknown path's 404) is the merged router's own.
-    let router = common.cors.apply(service::problem_errors::layer(
-        app(
-            state,
-            config.callback_token.clone(),
-            checks,
-            metrics,
-            limits,
-        )
-        .merge(retention),
+        checks,
+        metrics,
+        limits,
+        config.retention.clone(),
     ));
     service::server::bind_and_serve("task-api", common.port, router, common.shutdown_grace).await?;
 

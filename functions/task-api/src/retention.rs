@@ -38,6 +38,9 @@ pub const DEFAULT_RETENTION_SCHEDULE: &str = "@every 1h";
 pub const ENV_RETENTION_BATCH: &str = "CHANGE_RETENTION_BATCH";
 pub const DEFAULT_RETENTION_BATCH: i64 = 5_000;
 
+/// The route the Dapr scheduler triggers jobs at (daprd 1.18.2
+/// `pkg/channel/http/http_channel.go`: `/job/<name>`).
+pub const JOB_ROUTE: &str = "/job/{name}";
 /// The scheduled job's name.
 pub const RETENTION_JOB: &str = "change-retention";
 /// One-shot jobs with this prefix run the same prune.
@@ -111,7 +114,7 @@ struct Retention {
 /// is a static route and wins over the parameter.
 pub fn router(repo: TaskRepository, config: RetentionConfig, token: AppToken) -> Router {
     Router::new()
-        .route("/job/{name}", post(run_job))
+        .route(JOB_ROUTE, post(run_job))
         .route_layer(axum::middleware::from_fn_with_state(
             token,
             require_app_token,

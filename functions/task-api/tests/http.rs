@@ -1,5 +1,8 @@
-//! Handler tests with `oneshot`: every route is documented in openapi.json,
-//! and bad input gets a precise problem+json before any database work.
+//! Handler tests with `oneshot` over the router `main` serves: every route
+//! is documented in openapi.json (both ways, the callbacks marked internal),
+//! every answer a probe gets is documented with its body's schema, the
+//! examples match their schemas, and bad input gets a precise problem+json
+//! before any database work.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +16,9 @@ use base64::Engine;
 use dapr_http::DaprClient;
 use serde_json::{Value, json};
 use service::openapi::{PATH_PARAMETER_SAMPLE, PROBED_METHODS};
+use task_api::retention::RetentionConfig;
 use task_api::routes::{self, OPENAPI};
-use task_api::{AppState, Limits, app};
+use task_api::{AppState, CALLBACK_PATHS, Limits, router};
 use task_domain::relay::RelayMetrics;
 use task_domain::{Relay, RelayConfig, TaskRepository};
 use telemetry::metrics::Metrics;
@@ -24,8 +28,9 @@ const MAX_BODY: usize = 4096;
 /// The app token the callback route admits.
 const APP_TOKEN: &str = "test-app-token";
 
-/// The app over a pool that is never connected (nothing here reaches the
-/// database) and a daprd address nothing listens on.
+/// What `main` serves ([`router`]: the app and the retention trigger) over
+/// a pool that is never connected (nothing here reaches the database) and
+/// a daprd address nothing listens on.
 fn test_app(auth: auth::AuthConfig) -> Router {
     let pool = service::db::pool("postgres://todo:todo@127.0.0.1:1/none", 1).unwrap();
     let dapr = DaprClient::new("http://127.0.0.1:1", None, Duration::from_millis(100));
@@ -45,7 +50,16 @@ fn test_app(auth: auth::AuthConfig) -> Router {
         request_timeout: Duration::from_secs(5),
     };
     let callbacks = dapr_http::AppToken::new(Some(APP_TOKEN), None);
-    app(state, callbacks, Vec::new(), Metrics::new("test"), limits)
+    let no_settings = std::collections::HashMap::<&str, &str>::new();
+    let retention = RetentionConfig::from_settings(&settings::Settings::new(&no_settings)).unwrap();
+    router(
+        state,
+        callbacks,
+        Vec::new(),
+        Metrics::new("test"),
+        limits,
+        retention,
+    )
 }
 
 async fn send(app: &Router, request: Request<Body>) -> (StatusCode, String, Value) {
@@ -81,9 +95,7 @@ async fn every_route_is_served_and_documented() {
     let app = test_app(test_config());
     let mut public = routes::table().paths().to_vec();
     public.extend(service::health::PATHS);
-    // The retention job's route is merged by main, beside `app`.
-    let internal = [task_api::callbacks::RELAY_ROUTE];
-    let problems = service::openapi::drift(&app, &doc, &public, &internal).await;
+    let problems = service::openapi::drift(&app, &doc, &public, &CALLBACK_PATHS).await;
     assert!(problems.is_empty(), "openapi.json drifted: {problems:#?}");
     // Every documented operation under /api needs a token, and says so
     // before anything else.
@@ -279,4 +291,78 @@ async fn framework_errors_are_problem_documents() {
         assert_eq!(body["status"], expected.as_u16(), "{what}: {body}");
         assert!(body["title"].is_string(), "{what}: {body}");
     }
+}
+
+#[test]
+fn every_example_matches_its_schema() {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    let report = service::openapi::example_problems(&doc);
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert!(
+        report.checked >= 15,
+        "only {} examples checked",
+        report.checked
+    );
+}
+
+/// The schema of a documented answer's body, following a `$ref` to the
+/// components; `None` for an answer without a body.
+fn answer_schema(doc: &Value, path: &str, method: &str, status: u16) -> Option<String> {
+    let mut at = format!(
+        "/paths/{}/{method}/responses/{status}",
+        path.replace('/', "~1")
+    );
+    if let Some(reference) = doc.pointer(&at).and_then(|r| r["$ref"].as_str()) {
+        at = reference.trim_start_matches('#').to_owned();
+    }
+    let content = doc.pointer(&format!("{at}/content"))?.as_object()?;
+    let (media, _) = content.iter().next()?;
+    Some(format!("{at}/content/{}/schema", media.replace('/', "~1")))
+}
+
+/// Each documented `/api` operation, asked without a token and by a user
+/// with an incomplete body: the app (its database at a closed port)
+/// answers each with a status the operation documents, and the problem
+/// matches the documented schema.
+#[tokio::test]
+async fn every_answer_to_a_probe_is_documented() {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    let app = test_app(test_config());
+    let user = token_for("alice", false);
+    let mut probes = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if !path.starts_with("/api/") {
+            continue;
+        }
+        let methods = item
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(m, _)| PROBED_METHODS.contains(&m.as_str()));
+        for (method, operation) in methods {
+            let uri = path.replace("{id}", PATH_PARAMETER_SAMPLE);
+            for caller in [None, Some(&user)] {
+                let mut request = Request::builder()
+                    .method(method.to_uppercase().as_str())
+                    .uri(&uri)
+                    .header("content-type", "application/json");
+                if let Some(token) = caller {
+                    request = request.header("authorization", format!("Bearer {token}"));
+                }
+                let (status, content_type, body) =
+                    send(&app, request.body(Body::from("{}")).unwrap()).await;
+                let code = status.as_u16();
+                assert!(
+                    operation["responses"].get(code.to_string()).is_some(),
+                    "{method} {uri} answered {code}, not documented: {body}"
+                );
+                assert_eq!(content_type, "application/problem+json", "{method} {uri}");
+                let schema = answer_schema(&doc, path, method, code).unwrap();
+                service::openapi::validate_at(&doc, &schema, &body)
+                    .unwrap_or_else(|e| panic!("{method} {uri} {code}: {e}"));
+                probes += 1;
+            }
+        }
+    }
+    assert_eq!(probes, 10 * 2, "every /api operation probed by each caller");
 }
