@@ -12,10 +12,11 @@ use crate::schedule::{self, Mode};
 /// Where the report is saved unless `--report` says otherwise.
 pub const DEFAULT_REPORT: &str = "/var/tmp/todo-events/artifacts/faults-report.md";
 
-pub const USAGE: &str = "usage: faults [--short|--full] [--seed N] [--only KINDS] [--report PATH]
+pub const USAGE: &str = "usage: faults [--short|--full] [--seed N] [--each] [--only KINDS] [--report PATH]
   --short        CI's run: ~1,000 operations, a function, a daprd, Kafka or PostgreSQL (default)
   --full         10,000 operations, 200 users, 200 sockets, every fault kind 3 times
   --seed N       replay the fault order (and the workloads' choices) of seed N
+  --each         inject every admitted kind once (with --only: aim a run at some kinds)
   --only KINDS   comma-separated fault kinds or classes: app, daprd, infra, stall,
                  app-audit, daprd-task-api, kafka, scheduler, postgres, audit-db-stall, ...
   --report PATH  where the Markdown report goes (default /var/tmp/todo-events/artifacts/faults-report.md)";
@@ -32,6 +33,7 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
     let mut mode = Mode::Short;
     let mut seed = None;
     let mut only = None;
+    let mut each = false;
     let mut report = PathBuf::from(DEFAULT_REPORT);
     let mut it = args.iter();
     while let Some(arg) = it.next() {
@@ -46,6 +48,7 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
                         .map_err(|_| format!("bad seed {value:?}"))?,
                 );
             }
+            "--each" => each = true,
             "--only" => only = Some(kinds(it.next().ok_or("--only needs a list")?)?),
             "--report" => report = PathBuf::from(it.next().ok_or("--report needs a path")?),
             other => return Err(format!("unknown argument {other:?}")),
@@ -53,6 +56,9 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
     }
     let seed = seed.unwrap_or_else(schedule::fresh_seed);
     let mut replay = format!("./scripts/faults {} --seed {seed}", mode.flag());
+    if each {
+        replay.push_str(" --each");
+    }
     if let Some(list) = args
         .iter()
         .position(|a| a == "--only")
@@ -65,6 +71,7 @@ pub fn parse(args: &[String]) -> Result<Cli, String> {
             mode,
             seed,
             only,
+            each,
             replay,
         },
         report,

@@ -106,8 +106,19 @@ impl Env {
             urls.push(url);
         }
         let stack = e2e_tests::Stack::from_lookup(&lookup);
-        let [task_api, gateway, notification, audit, recurring, mailpit, t_dapr, a_dapr, r_dapr, n_dapr, g_dapr] =
-            <[String; 11]>::try_from(urls).map_err(|_| EnvError::Missing("URLS"))?;
+        let [
+            task_api,
+            gateway,
+            notification,
+            audit,
+            recurring,
+            mailpit,
+            t_dapr,
+            a_dapr,
+            r_dapr,
+            n_dapr,
+            g_dapr,
+        ] = <[String; 11]>::try_from(urls).map_err(|_| EnvError::Missing("URLS"))?;
         Ok(Env {
             task_api,
             gateway,
@@ -236,6 +247,12 @@ mod tests {
         let mut pairs = BASE.to_vec();
         pairs.push(("TASK_API_URL", "http://example.com:8080"));
         let err = Env::from_lookup(lookup(&pairs), "r", 1).expect_err("remote");
-        assert!(matches!(err, EnvError::NotLoopback { name: "TASK_API_URL", .. }));
+        assert!(matches!(
+            err,
+            EnvError::NotLoopback {
+                name: "TASK_API_URL",
+                ..
+            }
+        ));
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::{Env, Phase, Scale, Tally};
+use crate::{Env, Phase, Scale, Tally, workload};
 
 /// How a workload is started: its environment, the run's scale, the seed
 /// and its own phase handle.
@@ -21,5 +21,24 @@ pub struct Workload {
 
 /// Every workload that has landed, in spawn order.
 pub fn workloads() -> Vec<Workload> {
-    vec![]
+    vec![
+        Workload {
+            name: "recurring",
+            run: |env, scale, seed, phase| {
+                Box::pin(workload::recurring::run(env, scale, seed, phase))
+            },
+        },
+        Workload {
+            name: "reminders",
+            run: |env, scale, seed, phase| {
+                Box::pin(workload::reminders::run(env, scale, seed, phase))
+            },
+        },
+        Workload {
+            name: "sockets",
+            run: |env, scale, seed, phase| {
+                Box::pin(workload::sockets::run(env, scale, seed, phase))
+            },
+        },
+    ]
 }

@@ -22,6 +22,8 @@ pub struct Options {
     pub seed: u64,
     /// The fault kinds admitted (all when `None`).
     pub only: Option<Vec<Fault>>,
+    /// Every admitted kind once instead of the mode's plan.
+    pub each: bool,
     /// The command line that replays this run.
     pub replay: String,
 }
@@ -39,6 +41,14 @@ impl Options {
         match self.mode {
             Mode::Short => Duration::from_secs(5),
             Mode::Full => Duration::from_secs(15),
+        }
+    }
+
+    /// How long extra faults may start while workloads still drive.
+    fn fault_window(&self) -> Duration {
+        match self.mode {
+            Mode::Short => Duration::from_secs(180),
+            Mode::Full => Duration::from_secs(2_400),
         }
     }
 
@@ -66,9 +76,12 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         .await
         .map_err(anyhow::Error::msg)
         .context("the stack is not healthy before the run (./scripts/dev status)")?;
-    let faults = schedule::plan(options.mode, options.seed, |f| {
-        options.only.as_ref().is_none_or(|only| only.contains(&f))
-    });
+    let admitted = |f: Fault| options.only.as_ref().is_none_or(|only| only.contains(&f));
+    let faults = if options.each {
+        schedule::each(options.seed, admitted)
+    } else {
+        schedule::plan(options.mode, options.seed, admitted)
+    };
     say(
         started,
         &format!(
@@ -90,7 +103,14 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     }
     // A little load before the first fault.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let injections = inject_all(&injector, &faults, &phase, options.gap(), started).await;
+    let extra = schedule::extra(options.mode, options.seed, admitted);
+    let plan = Plan {
+        planned: &faults,
+        extra: Box::new(extra),
+        gap: options.gap(),
+        window: options.fault_window(),
+    };
+    let injections = inject_all(&injector, plan, &phase, started).await;
     let mut problems = vec![];
     say(started, "restoring every process");
     if let Err(e) = injector.restore().await {
@@ -134,22 +154,49 @@ fn spawn_workloads(env: &Arc<Env>, scale: Scale, seed: u64, phase: &Phase) -> Ru
         .collect()
 }
 
-/// Injects `faults` one at a time, with `gap` between them.
+/// The faults of a run: the planned ones, then extra ones while a
+/// workload still drives, within the window.
+struct Plan<'a> {
+    planned: &'a [Fault],
+    extra: Box<dyn Iterator<Item = Fault> + Send + 'a>,
+    gap: Duration,
+    /// No extra fault starts after this long from the run's start.
+    window: Duration,
+}
+
+/// Injects the plan's faults one at a time, with its gap between them:
+/// every planned one, then extra ones for as long as any workload still
+/// drives (so the load never runs its course without faults).
 async fn inject_all(
     injector: &Injector,
-    faults: &[Fault],
+    plan: Plan<'_>,
     phase: &Phase,
-    gap: Duration,
     started: Instant,
 ) -> Vec<Injection> {
-    let mut done = Vec::with_capacity(faults.len());
-    for (n, fault) in faults.iter().enumerate() {
+    let Plan {
+        planned,
+        mut extra,
+        gap,
+        window,
+    } = plan;
+    let mut done = Vec::with_capacity(planned.len());
+    for n in 0.. {
+        let fault = match planned.get(n) {
+            Some(fault) => *fault,
+            None if phase.any_driving() && started.elapsed() < window => match extra.next() {
+                Some(fault) => fault,
+                None => break,
+            },
+            None => break,
+        };
         let under_load = phase.any_driving();
-        say(
-            started,
-            &format!("fault {}/{}: {}", n + 1, faults.len(), fault.label()),
-        );
-        let injection = injector.inject(*fault, under_load).await;
+        let of = if n < planned.len() {
+            format!("/{}", planned.len())
+        } else {
+            " (extra, a workload still drives)".into()
+        };
+        say(started, &format!("fault {}{of}: {}", n + 1, fault.label()));
+        let injection = injector.inject(fault, under_load).await;
         say(started, &describe(&injection));
         if !injection.problems.is_empty() {
             // Whatever the fault left down is started again before the next.

@@ -73,6 +73,41 @@ fn full(rng: &mut Rng, kinds: &[Fault]) -> Vec<Fault> {
     all
 }
 
+/// Every admitted kind once, shuffled: a run aimed at some kinds
+/// (`--each --only infra`).
+pub fn each(seed: u64, allowed: impl Fn(Fault) -> bool) -> Vec<Fault> {
+    let mut kinds: Vec<Fault> = Fault::all().into_iter().filter(|f| allowed(*f)).collect();
+    Rng::derive(seed, "schedule").shuffle(&mut kinds);
+    kinds
+}
+
+/// The faults after the plan, for as long as a workload still drives:
+/// endless shuffled rounds from their own stream of the seed, so a replay
+/// draws the same ones in the same order. A short run repeats only the
+/// kills of one process (functions and daprds); a full run every kind.
+pub fn extra(
+    mode: Mode,
+    seed: u64,
+    allowed: impl Fn(Fault) -> bool,
+) -> impl Iterator<Item = Fault> {
+    let mut rng = Rng::derive(seed, "extra");
+    let kinds: Vec<Fault> = Fault::all()
+        .into_iter()
+        .filter(|f| allowed(*f) && (mode == Mode::Full || !f.shared()))
+        .collect();
+    let mut last = None;
+    std::iter::from_fn(move || {
+        let mut round = kinds.clone();
+        rng.shuffle(&mut round);
+        if round.len() > 1 && last == round.first().copied() {
+            round.swap(0, 1);
+        }
+        last = round.last().copied();
+        (!round.is_empty()).then_some(round)
+    })
+    .flatten()
+}
+
 /// A seed when none is given: the clock's nanoseconds, mixed.
 pub fn fresh_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
@@ -127,6 +162,26 @@ mod tests {
             prop_assert_eq!(short.len(), 2);
             prop_assert!(plan(Mode::Full, seed, local).iter().all(|f| !f.shared()));
         }
+    }
+
+    #[test]
+    fn extra_faults_replay_and_stay_local_in_a_short_run() {
+        let a: Vec<Fault> = extra(Mode::Short, 9, everything).take(40).collect();
+        let b: Vec<Fault> = extra(Mode::Short, 9, everything).take(40).collect();
+        assert_eq!(a, b);
+        assert!(a.iter().all(|f| !f.shared()));
+        assert!(a.windows(2).all(|w| w[0] != w[1]));
+        let full: Vec<Fault> = extra(Mode::Full, 9, everything).take(28).collect();
+        assert!(full.contains(&Fault::Kafka) && full.contains(&Fault::AuditDbStall));
+        assert_eq!(extra(Mode::Short, 9, |f: Fault| f.shared()).next(), None);
+    }
+
+    #[test]
+    fn each_injects_every_admitted_kind_once() {
+        let infra = each(5, |f: Fault| f.shared());
+        assert_eq!(infra.len(), 4);
+        assert_eq!(infra, each(5, |f: Fault| f.shared()));
+        assert!(infra.contains(&Fault::Scheduler) && infra.contains(&Fault::AuditDbStall));
     }
 
     #[test]
