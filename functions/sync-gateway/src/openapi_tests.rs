@@ -155,6 +155,9 @@ fn assert_documented(doc: &Value, path: &str, status: u16, headers: &HeaderMap, 
     }
 }
 
+/// Request headers of a probe.
+type Headers = Vec<(&'static str, String)>;
+
 async fn answer(app: &Router, path: &str, headers: &[(&str, String)]) -> (u16, HeaderMap, Vec<u8>) {
     let mut request = Request::get(path);
     for (name, value) in headers {
@@ -192,7 +195,7 @@ async fn every_answer_over_http_is_documented() {
     )];
     let with_page = gateway(Some(page_dir()), 10);
     let without = gateway(None, 10);
-    let cases: Vec<(&Router, &str, Vec<(&str, String)>, u16)> = vec![
+    let cases: Vec<(&Router, &str, Headers, u16)> = vec![
         (&with_page, "/", vec![], 200),
         (&with_page, "/docs", vec![], 307),
         (&with_page, "/docs/", vec![], 200),
