@@ -1,7 +1,8 @@
 # The browser client (web/) and its browser test: Node.js and npm, the
-# pinned npm packages (typescript, playwright-core: web/package-lock.json),
-# the compiled page in web/dist/, and Debian's Chromium. Sourced, not run;
-# needs common.sh.
+# pinned npm packages (typescript, playwright-core, and the /docs viewers
+# @scalar/api-reference and @asyncapi/react-component: web/package-lock.json),
+# the compiled page in web/dist/ (and the /docs pages in web/dist/docs/),
+# and Debian's Chromium. Sourced, not run; needs common.sh.
 #
 # npm's download cache lives under the cache directory, so `npm ci` on a
 # fresh clone (CI) installs from it without the network once it is warm.
@@ -24,14 +25,19 @@ node_ensure() {
 }
 
 # web_build: installs web/'s locked packages (again only when the lock file
-# changed) and compiles the client into web/dist/, the directory
-# sync-gateway serves (WEB_DIR).
+# changed), compiles the client into web/dist/, the directory sync-gateway
+# serves (WEB_DIR), and builds the /docs pages into web/dist/docs/
+# (web/scripts/build-docs.mjs: the viewers' bundles and the OpenAPI and
+# AsyncAPI documents).
 web_build() {
   node_ensure
   local stamp="$WEB_ROOT/node_modules/.package-lock.json"
   if [[ ! -f $stamp || $WEB_ROOT/package-lock.json -nt $stamp ]]; then
     say "installing web/'s npm packages (npm ci, cache $NPM_CACHE)"
-    (cd "$WEB_ROOT" && npm ci --cache "$NPM_CACHE" --prefer-offline --no-audit --no-fund --loglevel=error) >&2 \
+    # --ignore-scripts: nothing web/ uses needs an install step (the viewers
+    # are copied as prebuilt bundles), and @scarf/scarf, which the AsyncAPI
+    # component brings, would try to report the install home.
+    (cd "$WEB_ROOT" && npm ci --ignore-scripts --cache "$NPM_CACHE" --prefer-offline --no-audit --no-fund --loglevel=error) >&2 \
       || die "npm ci in web/ failed"
   fi
   (cd "$WEB_ROOT" && npm run --silent build) >&2 || die "the web client does not compile (npm run build in web/)"

@@ -17,18 +17,13 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { createHmac, randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { after, before, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+import { ARTIFACTS, GATEWAY, STACK, launchChromium, skip } from "./chromium.mjs";
 
-const STACK = process.env.TODO_EVENTS_STACK === "1";
-const skip = STACK ? false : "needs the local stack (TODO_EVENTS_STACK=1): ./scripts/test runs it";
-const GATEWAY = process.env.SYNC_GATEWAY_URL ?? "http://127.0.0.1:8090";
 const API = process.env.TASK_API_URL ?? "http://127.0.0.1:8080";
 const DEV = process.env.TODO_EVENTS_DEV ?? fileURLToPath(new URL("../../scripts/dev", import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_BIN ?? "/usr/bin/chromium";
-const ARTIFACTS = `${process.env.TODO_EVENTS_RUN ?? "/var/tmp/todo-events"}/artifacts`;
 const TIMEOUT = 120_000;
 
 let browser;
@@ -37,43 +32,13 @@ let token;
 
 before(async () => {
   if (!STACK) return;
-  checkChromiumMajor();
   token = execFileSync(DEV, ["token", user], { encoding: "utf8" }).trim();
-  // The flags this machine needs: no sandbox as root, and no background
-  // traffic to hosts the closed network refuses.
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
 });
-
-/** Debian's Chromium must be the major playwright-core was built for. */
-function checkChromiumMajor() {
-  const version = execFileSync(CHROMIUM, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-  const have = version.match(/(\d+)\./)?.[1];
-  const pkg = fileURLToPath(new URL("../node_modules/playwright-core/", import.meta.url));
-  const browsers = JSON.parse(readFileSync(`${pkg}browsers.json`, "utf8")).browsers;
-  const want = browsers.find((b) => b.name === "chromium").browserVersion.split(".")[0];
-  const pinned = JSON.parse(readFileSync(`${pkg}package.json`, "utf8")).version;
-  assert.equal(
-    have,
-    want,
-    `${version.trim()}: Debian moved Chromium to major ${have}, but playwright-core ${pinned} drives Chromium ${want}; ` +
-      `pin the playwright-core release built for Chromium ${have} in web/package.json`,
-  );
-}
 
 /** A token of the test's user that expires in `seconds`, signed with the
  * stack's dev secret (scripts/lib/jwt.py's claims). */

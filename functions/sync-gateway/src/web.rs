@@ -9,12 +9,21 @@
 //! (revalidate, so a new build shows at once), `nosniff` and a
 //! Content-Security-Policy that admits scripts from this origin only and
 //! connections to this origin (the socket) and the API's.
+//!
+//! The interface documents' pages under `/docs/` (web/docs, built into
+//! web/dist/docs by web/scripts/build-docs.mjs) come through the same
+//! `ServeDir`: it answers `/docs` with a 307 to `/docs/` and serves a
+//! directory's index.html (tower-http 0.6.11,
+//! src/services/fs/serve_dir/open_file.rs `maybe_redirect_or_append_path`,
+//! future.rs). Their viewers need a wider policy than the app, given by
+//! path prefix only ([`Policies::for_path`]), so the app page keeps its own.
 
 use std::path::{Path, PathBuf};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
@@ -40,8 +49,59 @@ struct PageConfig<'a> {
 
 #[derive(Clone)]
 struct Headers {
-    csp: HeaderValue,
+    csp: Policies,
     config: String,
+}
+
+/// The Content-Security-Policy of each kind of page.
+#[derive(Clone)]
+struct Policies {
+    /// The app at `/` and everything outside `/docs/`.
+    app: HeaderValue,
+    /// `/docs/`: the HTTP API in Scalar.
+    docs: HeaderValue,
+    /// `/docs/events.html`: the AsyncAPI React component.
+    docs_events: HeaderValue,
+}
+
+impl Policies {
+    fn new(api_url: &str) -> Self {
+        let app = app_policy(api_url);
+        // Scalar (a Vue app) and the AsyncAPI component put their styles
+        // into <style> elements at run time (vite-plugin-css-injected-by-js
+        // in Scalar's standalone bundle), which a policy without
+        // 'unsafe-inline' styles refuses; styles cannot run script.
+        let docs = format!("{app}; style-src 'self' 'unsafe-inline'");
+        // The AsyncAPI component's standalone bundle parses the document in
+        // the page with @asyncapi/parser, whose JSON-schema validator (ajv)
+        // compiles every schema with `new Function`, already while the
+        // bundle loads: without 'unsafe-eval' it stops with an EvalError
+        // (seen in Chromium; the parser-less bundle compiles at load too).
+        // Only this one page gets it; the Scalar page does not need it
+        // (web/docs/http.js turns zod's eval probe off).
+        let docs_events = format!("{docs}; script-src 'self' 'unsafe-eval'");
+        let value = |policy: &str| {
+            HeaderValue::from_str(policy).unwrap_or(HeaderValue::from_static("default-src 'self'"))
+        };
+        Self {
+            app: value(&app),
+            docs: value(&docs),
+            docs_events: value(&docs_events),
+        }
+    }
+
+    /// The policy for a request path: the wider ones by exact prefix and
+    /// file only, anything else (percent-encoded spellings included) the
+    /// app's, so a mismatch fails closed.
+    fn for_path(&self, path: &str) -> &HeaderValue {
+        if path == "/docs/events.html" {
+            &self.docs_events
+        } else if path == "/docs" || path.starts_with("/docs/") {
+            &self.docs
+        } else {
+            &self.app
+        }
+    }
 }
 
 /// `/config.json` and the files, or nothing when no page is configured.
@@ -50,7 +110,7 @@ pub fn routes(web: &WebConfig) -> Router {
         return Router::new();
     };
     let headers = Headers {
-        csp: content_security_policy(&web.api_url),
+        csp: Policies::new(&web.api_url),
         config: serde_json::to_string(&PageConfig {
             api_base: web.api_url.trim_end_matches('/'),
             ws_path: "/ws/tasks",
@@ -60,7 +120,7 @@ pub fn routes(web: &WebConfig) -> Router {
     Router::new()
         .route("/config.json", get(page_config))
         .fallback_service(ServeDir::new(dir))
-        .layer(axum::middleware::map_response_with_state(
+        .layer(axum::middleware::from_fn_with_state(
             headers.clone(),
             page_headers,
         ))
@@ -75,14 +135,16 @@ async fn page_config(State(headers): State<Headers>) -> Response {
         .into_response()
 }
 
-async fn page_headers(State(headers): State<Headers>, mut response: Response) -> Response {
+async fn page_headers(State(headers): State<Headers>, request: Request, next: Next) -> Response {
+    let csp = headers.csp.for_path(request.uri().path()).clone();
+    let mut response = next.run(request).await;
     let h = response.headers_mut();
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(header::CONTENT_SECURITY_POLICY, headers.csp);
+    h.insert(header::CONTENT_SECURITY_POLICY, csp);
     h.insert(
         HeaderName::from_static("referrer-policy"),
         HeaderValue::from_static("no-referrer"),
@@ -92,12 +154,13 @@ async fn page_headers(State(headers): State<Headers>, mut response: Response) ->
 
 /// Scripts and styles from this origin only; connections to this origin
 /// (CSP Level 3 lets 'self' match ws:/wss: of the same host) and the API.
-fn content_security_policy(api_url: &str) -> HeaderValue {
-    let api = api_origin(api_url).unwrap_or_default();
-    let policy = format!(
-        "default-src 'self'; connect-src 'self' {api}; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-    );
-    HeaderValue::from_str(policy.trim()).unwrap_or(HeaderValue::from_static("default-src 'self'"))
+fn app_policy(api_url: &str) -> String {
+    let api = api_origin(api_url)
+        .map(|origin| format!(" {origin}"))
+        .unwrap_or_default();
+    format!(
+        "default-src 'self'; connect-src 'self'{api}; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
 }
 
 /// The origin (`scheme://host[:port]`) of an absolute http(s) URL; the
@@ -209,6 +272,73 @@ mod tests {
             config,
             serde_json::json!({"api_base": "http://127.0.0.1:8080", "ws_path": "/ws/tasks"})
         );
+    }
+
+    fn csp(response: &Response) -> String {
+        response.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn docs_pages_get_their_own_policy_and_the_app_keeps_its_own() {
+        let dir = page_dir();
+        std::fs::create_dir_all(dir.join("docs")).unwrap();
+        std::fs::write(
+            dir.join("docs/index.html"),
+            "<!doctype html><title>d</title>",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("docs/events.html"),
+            "<!doctype html><title>e</title>",
+        )
+        .unwrap();
+        let router = routes(&web(Some(dir), "http://127.0.0.1:8080"));
+
+        // ServeDir sends the bare directory to its slash, then index.html.
+        let bare = get(router.clone(), "/docs").await;
+        assert_eq!(bare.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(bare.headers()[header::LOCATION], "/docs/");
+        let index = get(router.clone(), "/docs/").await;
+        assert_eq!(index.status(), StatusCode::OK);
+        let docs = csp(&index);
+        assert!(
+            docs.contains("; style-src 'self' 'unsafe-inline'"),
+            "{docs}"
+        );
+        assert!(!docs.contains("unsafe-eval"), "{docs}");
+        assert!(
+            docs.starts_with("default-src 'self'; connect-src 'self' http://127.0.0.1:8080;"),
+            "{docs}"
+        );
+
+        let events = csp(&get(router.clone(), "/docs/events.html").await);
+        assert!(
+            events.ends_with("; script-src 'self' 'unsafe-eval'"),
+            "{events}"
+        );
+        assert!(
+            events.contains("style-src 'self' 'unsafe-inline'"),
+            "{events}"
+        );
+
+        // The app, and anything that only looks like /docs, stay strict.
+        for path in [
+            "/",
+            "/app.js",
+            "/docsx",
+            "/docs%2Fevents.html",
+            "/config.json",
+        ] {
+            let policy = csp(&get(router.clone(), path).await);
+            assert!(!policy.contains("unsafe"), "{path}: {policy}");
+            assert!(
+                policy.starts_with("default-src 'self';"),
+                "{path}: {policy}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -1,0 +1,34 @@
+// The HTTP API page: Scalar's standalone bundle (vendor/, copied from
+// node_modules by scripts/build-docs.mjs) renders openapi.json.
+//
+// The bundle carries zod 4, which probes `new Function("")` once to decide
+// whether to compile its validators; the gateway's policy for this page has
+// no 'unsafe-eval', so the probe would log a CSP violation. zod reads its
+// global configuration from globalThis.__zod_globalConfig (as the bundle
+// shows: `globalThis.__zod_globalConfig ??= {}`), and `jitless: true`
+// (zod's documented `z.config({ jitless: true })`) skips the probe; it must
+// be set before the bundle runs, hence the script is added from here.
+globalThis.__zod_globalConfig = { ...globalThis.__zod_globalConfig, jitless: true };
+
+const target = document.getElementById("http-api");
+const script = document.createElement("script");
+script.src = "vendor/scalar-api-reference.js";
+script.addEventListener("load", () => {
+  globalThis.Scalar.createApiReference(target, {
+    url: target.dataset.document,
+    // Nothing from another host: system fonts instead of Scalar's font
+    // CDN, no usage reports, no MCP or agent panels (they call Scalar's
+    // services), no developer toolbar.
+    withDefaultFonts: false,
+    telemetry: false,
+    mcp: { disabled: true },
+    agent: { disabled: true },
+    showDeveloperTools: "never",
+    showOperationId: true,
+    defaultOpenAllTags: true,
+    documentDownloadType: "json",
+    hideDarkModeToggle: true,
+    forceDarkModeState: "light",
+  });
+});
+document.head.append(script);

@@ -1,0 +1,64 @@
+// Builds the /docs pages into dist/docs/ (sync-gateway serves dist/):
+//
+//   index.html, http.js     the public HTTP API (OpenAPI 3.1) in Scalar
+//   events.html, events.js  the events and the socket (AsyncAPI 3.0) in
+//                           the AsyncAPI React component
+//   docs.css                the tab bar both pages share
+//   vendor/                 the viewers' standalone bundles, copied from
+//                           node_modules (exact versions: package-lock.json)
+//   openapi.json            shared/contracts/openapi.public.json
+//   asyncapi.json           shared/contracts/asyncapi.json with its payload
+//                           schemas inlined (scripts/asyncapi/contracts.mjs)
+//
+// Nothing is fetched at run time from anywhere but the gateway. Run by
+// `npm run build` (scripts/lib/browser.sh web_build).
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { bundle, REPO_ROOT } from '../../scripts/asyncapi/contracts.mjs';
+
+const web = join(dirname(fileURLToPath(import.meta.url)), '..');
+const source = join(web, 'docs');
+const out = join(web, 'dist/docs');
+const modules = join(web, 'node_modules');
+
+/** The viewers' files: where npm put them → their name under vendor/. */
+const VENDOR = {
+  '@scalar/api-reference/dist/browser/standalone.js': 'scalar-api-reference.js',
+  '@asyncapi/react-component/browser/standalone/index.js': 'asyncapi-react.js',
+  '@asyncapi/react-component/styles/default.min.css': 'asyncapi-react.css',
+};
+
+/** The public origin's merged document (scripts/openapi-public); task-api's
+ * own only while the merged one does not exist yet. */
+const OPENAPI = [
+  'shared/contracts/openapi.public.json',
+  'functions/task-api/openapi.json',
+];
+
+function openapiSource() {
+  const found = OPENAPI.find((path) => existsSync(join(REPO_ROOT, path)));
+  if (!found) throw new Error(`no OpenAPI document for /docs: none of ${OPENAPI.join(', ')} exists`);
+  if (found !== OPENAPI[0]) console.warn(`build-docs: ${OPENAPI[0]} is missing; /docs shows ${found} alone`);
+  return join(REPO_ROOT, found);
+}
+
+function build() {
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(join(out, 'vendor'), { recursive: true });
+  for (const name of readdirSync(source)) copyFileSync(join(source, name), join(out, name));
+  for (const [from, to] of Object.entries(VENDOR)) {
+    const file = join(modules, from);
+    if (!existsSync(file)) throw new Error(`${relative(web, file)} is missing: run npm ci in web/ (the viewer's layout changed?)`);
+    copyFileSync(file, join(out, 'vendor', to));
+  }
+  copyFileSync(openapiSource(), join(out, 'openapi.json'));
+  writeFileSync(join(out, 'asyncapi.json'), `${JSON.stringify(bundle(), null, 2)}\n`);
+}
+
+try {
+  build();
+} catch (error) {
+  console.error(`build-docs: ${error.message}`);
+  process.exit(1);
+}
