@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod env;
 pub mod faults;
+pub mod hostile;
 pub mod phase;
 pub mod probe;
 pub mod quiet;

@@ -1,0 +1,267 @@
+//! The dead-letter invariant: from the run's start to its end, the -dlq
+//! topics hold only the poison the hostile workload published on purpose,
+//! and every piece of it. Kafka is read with the broker's own tools (as
+//! `scripts/dlq` does: java on the cached Kafka jars, through
+//! scripts/lib/kafka.sh's `kafka_java`): the end offsets at the start, then
+//! each partition from there to its end offsets at the end.
+//!
+//! Each subscriber of a topic dead-letters its own copy of a poison event
+//! (audit and recurring both read task-events), so one id may stand there
+//! more than once. notification publishes a report of each failed delivery
+//! to reminders-dlq (`com.todo.notification.failed`, functions/notification/
+//! src/history.rs): those are the reminders workload's business, counted
+//! apart, not foreign records.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+/// The dead-letter topics (scripts/lib/kafka.sh's KAFKA_TOPICS).
+pub const TOPICS: [&str; 3] = ["task-events-dlq", "reminders-dlq", "task-updates-dlq"];
+/// The failed-delivery report notification puts on reminders-dlq.
+pub const FAILED_REPORT: &str = "com.todo.notification.failed";
+
+/// `(topic, partition) → offset`.
+pub type Offsets = BTreeMap<(String, u32), u64>;
+
+/// One record read from a dead-letter topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub topic: String,
+    /// The CloudEvent's id and type, if the value is one.
+    pub id: Option<String>,
+    pub event_type: Option<String>,
+}
+
+/// What the dead-letter topics held after the run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Records of poison injected on purpose (copies included).
+    pub poison: usize,
+    /// Failed-delivery reports (the reminders workload's).
+    pub reports: usize,
+    /// Injected poison ids never seen on their topic's -dlq.
+    pub missing: Vec<String>,
+    /// Records nobody injected: a finding each.
+    pub foreign: Vec<String>,
+}
+
+/// Poison sent on purpose: id → (the -dlq topic it goes to, whether it
+/// must be there: daprd took the publish; a publish whose answer was lost
+/// may or may not have reached the topic).
+pub type Injected = BTreeMap<String, (String, bool)>;
+
+/// Compares the records with the poison injected.
+pub fn judge(records: &[Record], expected: &Injected) -> Verdict {
+    let mut v = Verdict::default();
+    let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for r in records {
+        let id = r.id.as_deref().unwrap_or("");
+        if expected.get(id).is_some_and(|(topic, _)| *topic == r.topic) {
+            v.poison += 1;
+            seen.insert((id, r.topic.as_str()));
+        } else if r.topic == "reminders-dlq" && r.event_type.as_deref() == Some(FAILED_REPORT) {
+            v.reports += 1;
+        } else {
+            let what = r.event_type.as_deref().unwrap_or("not a CloudEvent");
+            v.foreign.push(format!(
+                "{}: {} ({what})",
+                r.topic,
+                r.id.as_deref().unwrap_or("-")
+            ));
+        }
+    }
+    v.missing = expected
+        .iter()
+        .filter(|(id, (topic, must))| *must && !seen.contains(&(id.as_str(), topic.as_str())))
+        .map(|(id, (topic, _))| format!("{topic}: {id}"))
+        .collect();
+    v
+}
+
+/// Parses GetOffsetShell's `topic:partition:offset` lines.
+pub fn parse_offsets(out: &str) -> Offsets {
+    let mut found = Offsets::new();
+    for line in out.lines() {
+        let mut parts = line.trim().rsplitn(3, ':');
+        let (Some(offset), Some(partition), Some(topic)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if let (Ok(offset), Ok(partition)) = (offset.parse(), partition.parse()) {
+            found.insert((topic.to_owned(), partition), offset);
+        }
+    }
+    found
+}
+
+/// One record's value (a line of ConsoleConsumer's output).
+pub fn parse_record(topic: &str, line: &str) -> Record {
+    let event: Option<Value> = serde_json::from_str(line).ok();
+    let field = |k: &str| {
+        event
+            .as_ref()
+            .and_then(|e| e[k].as_str())
+            .map(str::to_owned)
+    };
+    Record {
+        topic: topic.to_owned(),
+        id: field("id"),
+        event_type: field("type"),
+    }
+}
+
+/// Runs a Kafka tool class with `args` through scripts/lib/kafka.sh.
+async fn kafka(repo: &Path, args: &[String]) -> anyhow::Result<String> {
+    let script = "source scripts/lib/common.sh && source scripts/lib/kafka.sh \
+                  && mkdir -p \"$KAFKA_DATA\" && kafka_write_log_config \
+                  && kafka_java \"$@\" --bootstrap-server \"$KAFKA_BOOTSTRAP\"";
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .arg("kafka")
+        .args(args)
+        .current_dir(repo)
+        .output()
+        .await
+        .context("running a Kafka tool")?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            args.first().map(String::as_str).unwrap_or("kafka"),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The end offsets of every dead-letter topic now.
+pub async fn end_offsets(repo: &Path) -> anyhow::Result<Offsets> {
+    let mut all = Offsets::new();
+    for topic in TOPICS {
+        let args = [
+            "org.apache.kafka.tools.GetOffsetShell",
+            "--topic",
+            topic,
+            "--time",
+            "-1",
+        ]
+        .map(str::to_owned);
+        all.extend(parse_offsets(&kafka(repo, &args).await?));
+    }
+    if all.is_empty() {
+        bail!("no offsets for {TOPICS:?}: is Kafka up?");
+    }
+    Ok(all)
+}
+
+/// Every record written to the dead-letter topics since `start`.
+pub async fn records_since(repo: &Path, start: &Offsets) -> anyhow::Result<Vec<Record>> {
+    let end = end_offsets(repo).await?;
+    let mut records = Vec::new();
+    for ((topic, partition), last) in &end {
+        let from = start
+            .get(&(topic.clone(), *partition))
+            .copied()
+            .unwrap_or(0);
+        let count = last.saturating_sub(from);
+        if count == 0 {
+            continue;
+        }
+        let args = [
+            "org.apache.kafka.tools.consumer.ConsoleConsumer".to_owned(),
+            "--topic".into(),
+            topic.clone(),
+            "--partition".into(),
+            partition.to_string(),
+            "--offset".into(),
+            from.to_string(),
+            "--max-messages".into(),
+            count.to_string(),
+            "--timeout-ms".into(),
+            "20000".into(),
+        ];
+        let out = kafka(repo, &args).await?;
+        let lines: Vec<&str> = out.lines().take(count as usize).collect();
+        if (lines.len() as u64) < count {
+            bail!(
+                "{topic}:{partition}: read {} of {count} records",
+                lines.len()
+            );
+        }
+        records.extend(lines.into_iter().map(|l| parse_record(topic, l)));
+    }
+    Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(topic: &str, id: &str, kind: &str) -> Record {
+        Record {
+            topic: topic.into(),
+            id: Some(id.into()),
+            event_type: Some(kind.into()),
+        }
+    }
+
+    #[test]
+    fn offsets_are_read_from_the_tool_output() {
+        let out = "task-events-dlq:0:12\ntask-events-dlq:2:7\n\nnoise\n";
+        let o = parse_offsets(out);
+        assert_eq!(o.len(), 2);
+        assert_eq!(o[&("task-events-dlq".to_owned(), 2)], 7);
+    }
+
+    #[test]
+    fn a_record_is_its_event_id_and_type_or_nothing() {
+        let r = parse_record("reminders-dlq", r#"{"id":"x","type":"t","data":{}}"#);
+        assert_eq!(
+            (r.id.as_deref(), r.event_type.as_deref()),
+            (Some("x"), Some("t"))
+        );
+        assert_eq!(parse_record("t", "{not json").id, None);
+    }
+
+    #[test]
+    fn only_injected_poison_and_reports_pass() {
+        let expected = Injected::from([
+            ("p1".to_owned(), ("task-events-dlq".to_owned(), true)),
+            ("p2".to_owned(), ("task-updates-dlq".to_owned(), true)),
+            // A publish whose answer was lost, never arrived: fine.
+            ("p3".to_owned(), ("reminders-dlq".to_owned(), false)),
+        ]);
+        let records = [
+            record("task-events-dlq", "p1", "com.todo.task.completed"),
+            // audit's and recurring's copies of one poison event.
+            record("task-events-dlq", "p1", "com.todo.task.completed"),
+            record("task-updates-dlq", "p2", "com.todo.task.sync"),
+            record("reminders-dlq", "r", FAILED_REPORT),
+        ];
+        let v = judge(&records, &expected);
+        assert_eq!((v.poison, v.reports), (3, 1));
+        assert!(v.missing.is_empty() && v.foreign.is_empty(), "{v:?}");
+    }
+
+    #[test]
+    fn a_stray_record_and_a_missing_poison_are_findings() {
+        let expected = Injected::from([("p1".to_owned(), ("task-events-dlq".to_owned(), true))]);
+        let records = [
+            // The right id on the wrong topic is not it.
+            record("reminders-dlq", "p1", "com.todo.task.completed"),
+            record("task-events-dlq", "someone-else", "com.todo.task.created"),
+            Record {
+                topic: "task-updates-dlq".into(),
+                id: None,
+                event_type: None,
+            },
+        ];
+        let v = judge(&records, &expected);
+        assert_eq!(v.missing, ["task-events-dlq: p1"]);
+        assert_eq!(v.foreign.len(), 3, "{v:?}");
+    }
+}
