@@ -61,7 +61,7 @@ async function watchedPage(context) {
   return { page, seen };
 }
 
-test("/docs lists every HTTP operation and every channel, from the gateway alone, without CSP violations", { skip, timeout: 120_000 }, async () => {
+test("/docs lists every HTTP operation and every channel, from the gateway alone, without CSP violations", { skip, timeout: 240_000 }, async () => {
   const openapi = await served("openapi.json");
   const asyncapi = await served("asyncapi.json");
   const operations = openapiOperations(openapi);
@@ -71,12 +71,15 @@ test("/docs lists every HTTP operation and every channel, from the gateway alone
 
   const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
   const { page, seen } = await watchedPage(context);
+  // The viewers are large bundles (Scalar 4 MB, the AsyncAPI component
+  // 3 MB with its parser): on a loaded machine they take a while.
+  page.setDefaultTimeout(60_000);
   mkdirSync(ARTIFACTS, { recursive: true });
 
   // The bare path reaches the page (ServeDir's redirect to /docs/).
   await page.goto(`${GATEWAY}/docs`);
   assert.equal(new URL(page.url()).pathname, "/docs/");
-  await page.getByRole("heading", { name: openapi.info.title }).first().waitFor({ timeout: 30_000 });
+  await page.getByRole("heading", { name: openapi.info.title }).first().waitFor();
   for (const { method, path, label } of operations) {
     const shown = await page.getByText(label, { exact: true }).count();
     assert.ok(shown > 0, `${method.toUpperCase()} ${path} ("${label}") is not listed on /docs/`);
@@ -86,7 +89,7 @@ test("/docs lists every HTTP operation and every channel, from the gateway alone
   await page.getByRole("link", { name: "Events & socket" }).click();
   await page.waitForURL(/\/docs\/events\.html$/);
   const listed = page.locator("#operations");
-  await listed.waitFor({ timeout: 30_000 });
+  await listed.waitFor();
   for (const channel of channels) {
     const shown = await listed.locator("h3").getByText(channel.address, { exact: true }).count();
     assert.ok(shown > 0, `channel ${channel.address} is not listed on /docs/events.html`);

@@ -3,6 +3,7 @@
 //   index.html, http.js     the public HTTP API (OpenAPI 3.1) in Scalar
 //   events.html, events.js  the events and the socket (AsyncAPI 3.0) in
 //                           the AsyncAPI React component
+//                           (both pages from docs/page.html, see PAGES)
 //   docs.css                the tab bar both pages share
 //   vendor/                 the viewers' standalone bundles, copied from
 //                           node_modules (exact versions: package-lock.json)
@@ -12,7 +13,7 @@
 //
 // Nothing is fetched at run time from anywhere but the gateway. Run by
 // `npm run build` (scripts/lib/browser.sh web_build).
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bundle, REPO_ROOT } from '../../scripts/asyncapi/contracts.mjs';
@@ -28,6 +29,45 @@ const VENDOR = {
   '@asyncapi/react-component/browser/standalone/index.js': 'asyncapi-react.js',
   '@asyncapi/react-component/styles/default.min.css': 'asyncapi-react.css',
 };
+
+/** The two pages, in the order of their tabs: each its own document
+ * (so the gateway can give each its own Content-Security-Policy, see
+ * functions/sync-gateway/src/web.rs), the same tab bar. */
+const PAGES = {
+  'index.html': {
+    tab: 'HTTP API',
+    href: './',
+    head: ['<link rel="stylesheet" href="docs.css">', '<script src="http.js" defer></script>'],
+    main: 'http-api',
+    document: 'openapi.json',
+  },
+  'events.html': {
+    tab: 'Events &amp; socket',
+    href: 'events.html',
+    head: [
+      '<link rel="stylesheet" href="vendor/asyncapi-react.css">',
+      '<link rel="stylesheet" href="docs.css">',
+      '<script src="vendor/asyncapi-react.js" defer></script>',
+      '<script src="events.js" defer></script>',
+    ],
+    main: 'asyncapi',
+    document: 'asyncapi.json',
+  },
+};
+
+/** docs/page.html filled in for one of PAGES. */
+function page(template, name) {
+  const { tab, head, main, document } = PAGES[name];
+  const tabs = Object.entries(PAGES).map(([other, { tab, href }]) => {
+    const current = other === name ? ' aria-current="page"' : '';
+    return `      <a href="${href}"${current}>${tab}</a>`;
+  });
+  const fields = { title: tab, head: head.map((line) => `  ${line}`).join('\n'), tabs: tabs.join('\n'), main, document };
+  return template.replace(/\{\{(\w+)\}\}/g, (_, key) => {
+    if (fields[key] === undefined) throw new Error(`docs/page.html: no value for {{${key}}}`);
+    return fields[key];
+  });
+}
 
 /** The public origin's merged document (scripts/openapi-public); task-api's
  * own only while the merged one does not exist yet. */
@@ -46,7 +86,9 @@ function openapiSource() {
 function build() {
   rmSync(out, { recursive: true, force: true });
   mkdirSync(join(out, 'vendor'), { recursive: true });
-  for (const name of readdirSync(source)) copyFileSync(join(source, name), join(out, name));
+  const template = readFileSync(join(source, 'page.html'), 'utf8');
+  for (const name of Object.keys(PAGES)) writeFileSync(join(out, name), page(template, name));
+  for (const name of readdirSync(source).filter((n) => n !== 'page.html')) copyFileSync(join(source, name), join(out, name));
   for (const [from, to] of Object.entries(VENDOR)) {
     const file = join(modules, from);
     if (!existsSync(file)) throw new Error(`${relative(web, file)} is missing: run npm ci in web/ (the viewer's layout changed?)`);
