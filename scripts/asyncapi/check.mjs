@@ -48,7 +48,7 @@ const parser = new Parser({
 
 /** Parses, prints every diagnostic, and exits on an error-severity one. */
 async function parseOrExit(what, parse) {
-    const { document: parsed, diagnostics } = await parse();
+  const { document: parsed, diagnostics } = await parse();
   const name = ['error', 'warning', 'information', 'hint'];
   const errors = diagnostics.filter((d) => d.severity === DiagnosticSeverity.Error);
   for (const d of diagnostics) {
