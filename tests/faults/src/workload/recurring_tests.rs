@@ -111,3 +111,47 @@ async fn alone_on_the_stack_every_completion_has_one_successor() {
     // 3 series of 3 steps, each completion checked once.
     assert!(tally.checked >= 9, "{tally:#?}");
 }
+
+/// Plants a successor nobody completed the way to (a copy of the
+/// series' pending occurrence one further) in a real series: the check
+/// must count exactly that one duplicate.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn on_the_stack_a_planted_extra_successor_is_caught_as_duplicated() {
+    let run_id = format!("t{}", &Uuid::new_v4().simple().to_string()[..10]);
+    let env = Env::from_env(&run_id, 1).expect("the stack's environment");
+    let logs = [drive(&env, 0, 1, 1, Rng::new(1)).await];
+    assert!(logs[0].problems.is_empty(), "{:?}", logs[0]);
+    let db = env.db().await.expect("database");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut verdicts = read_all(&db, &logs).await.expect("read");
+    while verdicts[0].lost > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        verdicts = read_all(&db, &logs).await.expect("read");
+    }
+    assert_eq!(
+        verdicts[0],
+        Verdict {
+            completions: 1,
+            ..Verdict::default()
+        }
+    );
+    let planted = db
+        .execute(
+            "INSERT INTO tasks (id, user_id, title, status, priority, due_at, time_zone,
+                                recurrence, created_at, updated_at, series_id, occurrence)
+             SELECT gen_random_uuid(), user_id, title, 'pending', priority, due_at, time_zone,
+                    recurrence, now(), now(), series_id, 3
+             FROM tasks WHERE user_id = $1 AND title = $2 AND occurrence = 2",
+            &[&logs[0].user, &logs[0].title],
+        )
+        .await
+        .expect("planted");
+    assert_eq!(planted, 1);
+    let verdicts = read_all(&db, &logs).await.expect("read");
+    assert_eq!(
+        (verdicts[0].duplicated, verdicts[0].lost),
+        (1, 0),
+        "{verdicts:?}"
+    );
+}

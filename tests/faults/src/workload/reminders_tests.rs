@@ -83,3 +83,66 @@ async fn alone_on_the_stack_each_reminder_arrives_once_per_channel_and_device() 
     // Email and push of at least the six first firings.
     assert!(tally.checked >= 12, "{tally:#?}");
 }
+
+/// Plants a second copy of a delivered reminder's mail in mailpit
+/// (its send API, `POST /api/v1/send`): the checker must count the
+/// email as duplicated and leave the push delivered.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn on_the_stack_a_planted_second_mail_is_caught_as_duplicated() {
+    let run_id = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let env = Env::from_env(&run_id, 1).expect("the stack's environment");
+    let push = PushService::start().await;
+    let receivers = [receiver(&env, &push, &env.users[0])
+        .await
+        .expect("receiver")];
+    let api = UserApi {
+        http: env.http.clone(),
+        base: env.task_api.clone(),
+        token: env.token(&env.users[0], false),
+    };
+    let title = format!("faults-{run_id}-rem-planted");
+    let body = task_body(&title, Utc::now() + chrono::Duration::seconds(5));
+    let until = Instant::now() + REQUEST_WAIT;
+    let created = api
+        .call(Method::POST, "/api/tasks", Some(&body), &[], until)
+        .await;
+    assert_eq!(created.status(), Some(StatusCode::CREATED), "{created:?}");
+    let firings = [firing(0, created.body(), &title)];
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let judged = loop {
+        let judged = judge_all(&env, &push, &receivers, &firings)
+            .await
+            .expect("judged");
+        if judged.iter().all(|(_, j)| *j == Judgement::Delivered) || Instant::now() > deadline {
+            break judged;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert!(
+        judged.iter().all(|(_, j)| *j == Judgement::Delivered),
+        "{judged:?}"
+    );
+    let planted = env
+        .http
+        .post(format!("{}/api/v1/send", env.mailpit))
+        .json(&json!({
+            "From": {"Email": "planted@example.test"},
+            "To": [{"Email": receivers[0].address}],
+            "Subject": format!("Reminder: {title}"),
+            "Text": "a planted second copy",
+        }))
+        .send()
+        .await
+        .expect("mailpit");
+    assert!(planted.status().is_success(), "{planted:?}");
+    let judged = judge_all(&env, &push, &receivers, &firings)
+        .await
+        .expect("judged");
+    let by_channel: Vec<Judgement> = judged.iter().map(|(_, j)| *j).collect();
+    assert_eq!(
+        by_channel,
+        [Judgement::Duplicated, Judgement::Delivered],
+        "{judged:?}"
+    );
+}
