@@ -15,7 +15,7 @@
 // `npm run build` (scripts/lib/browser.sh web_build).
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { bundle, REPO_ROOT } from '../../scripts/asyncapi/contracts.mjs';
 
 const web = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -56,7 +56,7 @@ const PAGES = {
 };
 
 /** docs/page.html filled in for one of PAGES. */
-function page(template, name) {
+export function page(template, name) {
   const { tab, head, main, document } = PAGES[name];
   const tabs = Object.entries(PAGES).map(([other, { tab, href }]) => {
     const current = other === name ? ' aria-current="page"' : '';
@@ -76,11 +76,11 @@ const OPENAPI = [
   'functions/task-api/openapi.json',
 ];
 
-function openapiSource() {
-  const found = OPENAPI.find((path) => existsSync(join(REPO_ROOT, path)));
+export function openapiSource(repo = REPO_ROOT) {
+  const found = OPENAPI.find((path) => existsSync(join(repo, path)));
   if (!found) throw new Error(`no OpenAPI document for /docs: none of ${OPENAPI.join(', ')} exists`);
   if (found !== OPENAPI[0]) console.warn(`build-docs: ${OPENAPI[0]} is missing; /docs shows ${found} alone`);
-  return join(REPO_ROOT, found);
+  return join(repo, found);
 }
 
 function build() {
@@ -98,9 +98,12 @@ function build() {
   writeFileSync(join(out, 'asyncapi.json'), `${JSON.stringify(bundle(), null, 2)}\n`);
 }
 
-try {
-  build();
-} catch (error) {
-  console.error(`build-docs: ${error.message}`);
-  process.exit(1);
+// Run as a script (npm run build), not when a test imports it.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  try {
+    build();
+  } catch (error) {
+    console.error(`build-docs: ${error.message}`);
+    process.exit(1);
+  }
 }
