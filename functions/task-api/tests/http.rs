@@ -305,21 +305,6 @@ fn every_example_matches_its_schema() {
     );
 }
 
-/// The schema of a documented answer's body, following a `$ref` to the
-/// components; `None` for an answer without a body.
-fn answer_schema(doc: &Value, path: &str, method: &str, status: u16) -> Option<String> {
-    let mut at = format!(
-        "/paths/{}/{method}/responses/{status}",
-        path.replace('/', "~1")
-    );
-    if let Some(reference) = doc.pointer(&at).and_then(|r| r["$ref"].as_str()) {
-        at = reference.trim_start_matches('#').to_owned();
-    }
-    let content = doc.pointer(&format!("{at}/content"))?.as_object()?;
-    let (media, _) = content.iter().next()?;
-    Some(format!("{at}/content/{}/schema", media.replace('/', "~1")))
-}
-
 /// Each documented `/api` operation, asked without a token and by a user
 /// with an incomplete body: the app (its database at a closed port)
 /// answers each with a status the operation documents, and the problem
@@ -357,7 +342,8 @@ async fn every_answer_to_a_probe_is_documented() {
                     "{method} {uri} answered {code}, not documented: {body}"
                 );
                 assert_eq!(content_type, "application/problem+json", "{method} {uri}");
-                let schema = answer_schema(&doc, path, method, code).unwrap();
+                let (schema, _) =
+                    service::openapi::answer_schema(&doc, path, method, code).unwrap();
                 service::openapi::validate_at(&doc, &schema, &body)
                     .unwrap_or_else(|e| panic!("{method} {uri} {code}: {e}"));
                 probes += 1;

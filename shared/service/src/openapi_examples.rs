@@ -172,6 +172,30 @@ pub fn validate_at(document: &Value, schema_pointer: &str, instance: &Value) -> 
     }
 }
 
+/// Where the schema of a documented answer's body is: a JSON pointer for
+/// [`validate_at`] to the schema of the first media type of `method
+/// path`'s response `status` (following a `$ref` to the components), the
+/// media type beside it; `None` when that answer is not documented or has
+/// no body.
+pub fn answer_schema(
+    document: &Value,
+    path: &str,
+    method: &str,
+    status: u16,
+) -> Option<(String, String)> {
+    let mut at = format!("/paths/{}/{method}/responses/{status}", escape(path));
+    let answer = document.pointer(&at)?;
+    if let Some(reference) = answer["$ref"].as_str() {
+        at = reference.strip_prefix('#')?.to_owned();
+    }
+    let content = document.pointer(&format!("{at}/content"))?.as_object()?;
+    let (media, _) = content.iter().next()?;
+    Some((
+        format!("{at}/content/{}/schema", escape(media)),
+        media.clone(),
+    ))
+}
+
 /// A JSON pointer token (RFC 6901: `~` and `/` escaped).
 fn escape(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
@@ -262,6 +286,30 @@ mod tests {
             ],
             "{report:?}"
         );
+    }
+
+    #[test]
+    fn answers_lead_to_their_schemas() {
+        let mut doc = document();
+        doc["components"]["responses"] = json!({"Gone": {"description": "gone", "content": {
+            "application/problem+json": {"schema": {"type": "object"}}}}});
+        doc["paths"]["/things/{id}"]["get"]["responses"]["404"] =
+            json!({"$ref": "#/components/responses/Gone"});
+        doc["paths"]["/things/{id}"]["get"]["responses"]["204"] = json!({"description": "none"});
+        let at = |status| answer_schema(&doc, "/things/{id}", "get", status);
+        assert_eq!(
+            at(200),
+            Some((
+                "/paths/~1things~1{id}/get/responses/200/content/application~1json/schema".into(),
+                "application/json".into()
+            ))
+        );
+        assert_eq!(
+            at(404).unwrap().0,
+            "/components/responses/Gone/content/application~1problem+json/schema"
+        );
+        assert_eq!(at(204), None);
+        assert_eq!(at(500), None);
     }
 
     #[test]
