@@ -53,10 +53,11 @@ use tokio::time::Instant;
 use crate::{Env, Phase, Rng, Scale, Tally};
 
 const REQUEST_WAIT: Duration = Duration::from_secs(150);
-/// After the last firing's time (and quiet), how long deliveries may take
-/// to settle: the retries (1 s, 5 s, 25 s), a `sending` record ageing
-/// into `unknown` (60 s, delivery.rs `IN_FLIGHT_LIMIT`), daprd's re-offer.
-const SETTLE: Duration = Duration::from_secs(240);
+/// After quiet, how long deliveries may take to settle: the retries
+/// (1 s, 5 s, 25 s), a `sending` record ageing into `unknown` (60 s,
+/// delivery.rs `IN_FLIGHT_LIMIT`) and daprd's re-offer; within the
+/// orchestrator's bound on a workload's checks.
+const SETTLE: Duration = Duration::from_secs(150);
 
 /// A delivery record's status, as notification's history shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,7 +157,9 @@ pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow
         receivers.push(receiver(&env, &push, user).await?);
     }
     let receivers = Arc::new(receivers);
-    let span_ms = (scale.ops as u64 * 100).max(10_000);
+    // Created over the first half of about ops/10 seconds, each due 30 s
+    // to 3 min later: the firings fall within the faults.
+    let span_ms = (scale.ops as u64 * 50).max(10_000);
     let drivers = (0..scale.reminders).map(|n| {
         let (env, receivers) = (env.clone(), receivers.clone());
         let rng = Rng::derive(seed, &format!("reminders-{n}"));
@@ -169,8 +172,8 @@ pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow
         firings.extend(made);
         tally.unknown += unknown;
     }
-    phase.driving_done();
-    phase.wait_quiet().await;
+    // The load is the firings themselves: driving lasts until the last
+    // one is due, so faults keep coming while reminders fall due.
     let last = firings
         .iter()
         .map(|f| f.fire_at)
@@ -179,6 +182,8 @@ pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow
     if let Ok(wait) = (last - Utc::now()).to_std() {
         tokio::time::sleep(wait).await;
     }
+    phase.driving_done();
+    phase.wait_quiet().await;
     check(&env, &push, &receivers, &firings, tally).await
 }
 

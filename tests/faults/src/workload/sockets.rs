@@ -14,8 +14,9 @@
 //! when it is its own plus one and asks for a resume on a gap (the
 //! protocol's rule), but records every frame as it came.
 //!
-//! Once the run is quiet, the workload waits (bounded) until every client
-//! has applied its user's head (`user_streams.last_offset`, stable for two
+//! Once the run is quiet and no workload drives any more, the workload
+//! waits (bounded) until every client
+//! has applied its user's head (`user_streams.last_offset`, stable for three
 //! reads), stops them, and checks each client's record against the user's
 //! stream in the database (task-domain's outbox rows of `task-updates`,
 //! by `stream_offset`, of the current epoch): every offset up to the head
@@ -192,8 +193,17 @@ pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow
         let task = tokio::spawn(client.run(stopped.clone()));
         clients.push((user, progress, task));
     }
+    // The clients follow what the other workloads cause: they stop only
+    // once the run is quiet and no workload drives any more (quiet can
+    // come first: the orchestrator's fault window is bounded).
     phase.driving_done();
     phase.wait_quiet().await;
+    if !phase.wait_driving_done(CATCH_UP).await {
+        eprintln!(
+            "sockets: still driving after {CATCH_UP:?}: {:?}",
+            phase.still_driving()
+        );
+    }
     let db = env.db().await?;
     let heads = wait_caught_up(&db, &clients).await?;
     let _ = stop.send(true);
@@ -245,7 +255,7 @@ async fn head_epoch(env: &Env, user: &str) -> anyhow::Result<String> {
 type Clients = Vec<(String, Arc<Progress>, tokio::task::JoinHandle<ClientLog>)>;
 
 /// Waits until every client applied its user's head, the heads unchanged
-/// over two reads; returns the heads (as they were then, whether or not
+/// over three reads; returns the heads (as they were then, whether or not
 /// every client got there in time).
 async fn wait_caught_up(
     db: &tokio_postgres::Client,
@@ -259,6 +269,7 @@ async fn wait_caught_up(
         .collect();
     let until = Instant::now() + CATCH_UP;
     let mut previous = BTreeMap::new();
+    let mut stable = 0;
     loop {
         let rows = db
             .query(
@@ -271,7 +282,10 @@ async fn wait_caught_up(
         let behind = clients.iter().any(|(user, progress, _)| {
             progress.applied.load(Ordering::Relaxed) < heads.get(user).copied().unwrap_or(0)
         });
-        if (!behind && heads == previous) || Instant::now() >= until {
+        // Unchanged for three reads 2 s apart: a successor recurring
+        // creates after the last completion has had its moment.
+        stable = if heads == previous { stable + 1 } else { 0 };
+        if (!behind && stable >= 2) || Instant::now() >= until {
             return Ok(heads);
         }
         previous = heads;
