@@ -16,6 +16,8 @@ async fn concurrent_operations_lose_and_duplicate_nothing() {
     config.concurrency = 16;
     config.users = 12;
     config.settle = Duration::from_secs(60);
+    // Nothing is killed here: a task-api away this long is a broken stack.
+    config.retry_for = Duration::from_secs(60);
     let report = run(&config)
         .await
         .unwrap_or_else(|e| panic!("the stack is not reachable: {e:#}"));

@@ -113,11 +113,7 @@ pub async fn drive_ops(
         .pool_max_idle_per_host(config.concurrency)
         .timeout(Duration::from_secs(30))
         .build()?;
-    http.get(format!("{}/healthz", config.task_api))
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .with_context(|| format!("task-api at {} is not healthy", config.task_api))?;
+    wait_healthy(&http, config).await?;
     let tokens = users
         .iter()
         .map(|u| token(u, &config.jwt_secret))
@@ -139,6 +135,27 @@ pub async fn drive_ops(
         ops_time: started.elapsed(),
         started,
     })
+}
+
+/// Waits until task-api answers `/healthz` (a fault may have it down as a
+/// run starts), for at most `config.retry_for`.
+async fn wait_healthy(http: &reqwest::Client, config: &Config) -> anyhow::Result<()> {
+    let deadline = Instant::now() + config.retry_for;
+    loop {
+        let answer = http
+            .get(format!("{}/healthz", config.task_api))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status());
+        match answer {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(e)
+                    .with_context(|| format!("task-api at {} is not healthy", config.task_api));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
 }
 
 /// Waits (bounded) for the relay and the audit function to catch up, then
