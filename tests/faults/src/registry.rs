@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::{Env, Phase, Scale, Tally, workload};
+use crate::{Env, Phase, Scale, Tally, hostile, workload};
 
 /// How a workload is started: its environment, the run's scale, the seed
 /// and its own phase handle.
@@ -22,6 +22,10 @@ pub struct Workload {
 /// Every workload that has landed, in spawn order.
 pub fn workloads() -> Vec<Workload> {
     vec![
+        Workload {
+            name: "ops",
+            run: |env, scale, seed, phase| Box::pin(workload::ops::run(env, scale, seed, phase)),
+        },
         Workload {
             name: "recurring",
             run: |env, scale, seed, phase| {
@@ -39,6 +43,10 @@ pub fn workloads() -> Vec<Workload> {
             run: |env, scale, seed, phase| {
                 Box::pin(workload::sockets::run(env, scale, seed, phase))
             },
+        },
+        Workload {
+            name: "hostile",
+            run: |env, scale, seed, phase| Box::pin(hostile::run(env, scale, seed, phase)),
         },
     ]
 }
