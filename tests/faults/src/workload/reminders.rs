@@ -154,7 +154,7 @@ pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow
     let count = scale.reminders.min(env.users.len());
     let mut receivers = Vec::with_capacity(count);
     for user in env.users.iter().take(count) {
-        receivers.push(receiver(&env, &push, user).await?);
+        receivers.push(receiver(&env, &push, user, None).await?);
     }
     let receivers = Arc::new(receivers);
     // Created over the first half of about ops/10 seconds, each due 30 s
@@ -187,7 +187,15 @@ pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow
     check(&env, &push, &receivers, &firings, tally).await
 }
 
-async fn receiver(env: &Env, push: &PushService, user: &str) -> anyhow::Result<Receiver> {
+/// Sets `user` up with an address and one device; `respond`: what the
+/// device's push service answers (scripts/lib/push_service.py), or a
+/// normal delivery.
+async fn receiver(
+    env: &Env,
+    push: &PushService,
+    user: &str,
+    respond: Option<u16>,
+) -> anyhow::Result<Receiver> {
     let api = UserApi {
         http: env.http.clone(),
         base: env.notification.clone(),
@@ -209,7 +217,7 @@ async fn receiver(env: &Env, push: &PushService, user: &str) -> anyhow::Result<R
         put.status() == Some(StatusCode::OK),
         "settings of {user}: {put:?}"
     );
-    let subscription = push.subscribe(&env.http, None).await;
+    let subscription = push.subscribe(&env.http, respond).await;
     let device = json!({"endpoint": subscription["endpoint"], "p256dh": subscription["p256dh"], "auth": subscription["auth"]});
     let registered = api
         .call(Method::POST, "/api/devices", Some(&device), &[], until)
@@ -375,7 +383,12 @@ async fn check(
         tokio::time::sleep(Duration::from_secs(3)).await;
         verdicts = judge_all(env, push, receivers, firings).await?;
     }
-    let listed = failed_list(env).await?;
+    let recorded = |j: &Judgement| matches!(j, Judgement::Unknown | Judgement::FailedRecorded);
+    let (listed, dead_lettered) = if verdicts.iter().any(|(_, j)| recorded(j)) {
+        (failed_list(env).await?, dead_letters(env).await?)
+    } else {
+        Default::default()
+    };
     for (what, judgement) in verdicts {
         tally.checked += 1;
         match judgement {
@@ -390,6 +403,14 @@ async fn check(
                     tally
                         .problems
                         .push(format!("{}: not on the failed list", what.0));
+                }
+                // The event id is `<record key>|<attempts>` (history.rs
+                // `publish_failed`); the key is the id with `|` for `.`.
+                let key = format!("delivery|{}|", what.1.replace('.', "|"));
+                if !dead_lettered.iter().any(|id| id.starts_with(&key)) {
+                    tally
+                        .problems
+                        .push(format!("{}: not on reminders-dlq", what.0));
                 }
             }
             Judgement::Lost => {
@@ -526,6 +547,26 @@ async fn observe(env: &Env, push: &PushService, receiver: &Receiver) -> anyhow::
         }
     }
     Ok(seen)
+}
+
+/// The event ids on `reminders-dlq` (`scripts/dlq list reminders`: one
+/// line per record, the id first).
+async fn dead_letters(env: &Env) -> anyhow::Result<Vec<String>> {
+    let script = env.dev_script.with_file_name("dlq");
+    let output = tokio::process::Command::new(&script)
+        .args(["list", "reminders", "5000"])
+        .output()
+        .await
+        .with_context(|| format!("running {}", script.display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "scripts/dlq list reminders: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split('\t').next().map(str::to_owned))
+        .collect())
 }
 
 /// A delivery record read from notification's state store through its

@@ -93,7 +93,7 @@ async fn on_the_stack_a_planted_second_mail_is_caught_as_duplicated() {
     let run_id = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let env = Env::from_env(&run_id, 1).expect("the stack's environment");
     let push = PushService::start().await;
-    let receivers = [receiver(&env, &push, &env.users[0])
+    let receivers = [receiver(&env, &push, &env.users[0], None)
         .await
         .expect("receiver")];
     let api = UserApi {
@@ -145,4 +145,46 @@ async fn on_the_stack_a_planted_second_mail_is_caught_as_duplicated() {
         [Judgement::Duplicated, Judgement::Delivered],
         "{judged:?}"
     );
+}
+
+/// A device whose push service answers 500 to every push: notification
+/// retries (1 s, 5 s, 25 s), then records the delivery failed. The check
+/// must count it as failed and recorded, finding it on the admins' failed
+/// list and on `reminders-dlq`, with the email delivered beside it.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn on_the_stack_a_failing_device_is_recorded_failed_and_dead_lettered() {
+    let run_id = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let env = Env::from_env(&run_id, 1).expect("the stack's environment");
+    let push = PushService::start().await;
+    let receivers = [receiver(&env, &push, &env.users[0], Some(500))
+        .await
+        .expect("receiver")];
+    let api = UserApi {
+        http: env.http.clone(),
+        base: env.task_api.clone(),
+        token: env.token(&env.users[0], false),
+    };
+    let title = format!("faults-{run_id}-rem-failing");
+    let body = task_body(&title, Utc::now() + chrono::Duration::seconds(5));
+    let until = Instant::now() + REQUEST_WAIT;
+    let created = api
+        .call(Method::POST, "/api/tasks", Some(&body), &[], until)
+        .await;
+    assert_eq!(created.status(), Some(StatusCode::CREATED), "{created:?}");
+    let firings = [firing(0, created.body(), &title)];
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let tally = check(&env, &push, &receivers, &firings, Tally::new("reminders")).await;
+    let tally = tally.expect("checked");
+    assert_eq!(
+        (
+            tally.checked,
+            tally.failed_recorded,
+            tally.lost,
+            tally.duplicated
+        ),
+        (2, 1, 0, 0),
+        "{tally:#?}"
+    );
+    assert!(tally.problems.is_empty(), "{tally:#?}");
 }
