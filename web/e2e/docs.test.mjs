@@ -76,9 +76,11 @@ test("/docs lists every HTTP operation and every channel, from the gateway alone
   page.setDefaultTimeout(60_000);
   mkdirSync(ARTIFACTS, { recursive: true });
 
-  // The bare path reaches the page (ServeDir's redirect to /docs/).
-  await page.goto(`${GATEWAY}/docs`);
+  // The bare path reaches the page (ServeDir's redirect to /docs/), under
+  // the gateway's policy (so "no violation" below means something).
+  const response = await page.goto(`${GATEWAY}/docs`);
   assert.equal(new URL(page.url()).pathname, "/docs/");
+  assert.match(response.headers()["content-security-policy"] ?? "", /^default-src 'self';/);
   await page.getByRole("heading", { name: openapi.info.title }).first().waitFor();
   for (const { method, path, label } of operations) {
     const shown = await page.getByText(label, { exact: true }).count();
@@ -86,8 +88,12 @@ test("/docs lists every HTTP operation and every channel, from the gateway alone
   }
   await page.screenshot({ path: `${ARTIFACTS}/docs.png` });
 
-  await page.getByRole("link", { name: "Events & socket" }).click();
+  const [events] = await Promise.all([
+    page.waitForResponse((r) => new URL(r.url()).pathname === "/docs/events.html"),
+    page.getByRole("link", { name: "Events & socket" }).click(),
+  ]);
   await page.waitForURL(/\/docs\/events\.html$/);
+  assert.match(events.headers()["content-security-policy"] ?? "", /^default-src 'self';/);
   const listed = page.locator("#operations");
   await listed.waitFor();
   for (const channel of channels) {
