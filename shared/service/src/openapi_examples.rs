@@ -312,6 +312,48 @@ mod tests {
         assert_eq!(at(500), None);
     }
 
+    /// The inverse of [`percent_encode`], as referencing applies it.
+    fn percent_decode(s: &str) -> Vec<u8> {
+        let bytes = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_pointer_survives_the_fragment(pointer in "(/[^/]{0,12}){0,6}") {
+            let fragment = percent_encode(&pointer);
+            proptest::prop_assert!(fragment.bytes().all(|b| b.is_ascii_graphic()));
+            let unsafe_in_fragment = ['{', '}', '#', ' ', '"', '<', '>'];
+            proptest::prop_assert!(!fragment.contains(unsafe_in_fragment), "{}", fragment);
+            proptest::prop_assert_eq!(percent_decode(&fragment), pointer.as_bytes());
+        }
+
+        /// Whatever a path is spelt with (`~`, `/`, `%`, `{`, `#`), its
+        /// example is found and held to its own schema.
+        #[test]
+        fn any_path_key_reaches_its_schema(path in "/[ -~]{0,16}", wrong in proptest::bool::ANY) {
+            let example = if wrong { json!("one") } else { json!(1) };
+            let doc = json!({"openapi": "3.1.0", "paths": {path.clone(): {"get": {"responses": {"200": {
+                "description": "n",
+                "content": {"application/json": {"schema": {"type": "integer"}, "example": example}}
+            }}}}}});
+            let report = example_problems(&doc);
+            proptest::prop_assert_eq!(report.checked, 1);
+            proptest::prop_assert_eq!(report.problems.len(), usize::from(wrong), "{:?}", report.problems);
+        }
+    }
+
     #[test]
     fn pointers_become_fragments() {
         assert_eq!(
