@@ -1,6 +1,7 @@
 //! Tests of [`super`]: the pure checker on hand-made inputs, and the
 //! workload alone on the stack.
 
+use super::check::{judge_all, unsettled};
 use super::*;
 
 #[test]
