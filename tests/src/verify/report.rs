@@ -164,7 +164,7 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "settings: {} ops, concurrency {}, {} users (ops-{}-N), wait bound {} s",
+            "settings: {} ops, concurrency {}, {} users, run {}, wait bound {} s",
             p.config.ops,
             p.config.concurrency,
             p.config.users,

@@ -277,10 +277,11 @@ impl Hostile {
         };
         println!(
             "hostile: dead-letter topics since the start: {} poison record(s) of {} injected, {} \
-             failed-delivery report(s), {} foreign, {} missing",
+             failed-delivery report(s), {} of other hostile runs, {} foreign, {} missing",
             verdict.poison,
             self.injected.len(),
             verdict.reports,
+            verdict.other_runs,
             verdict.foreign.len(),
             verdict.missing.len()
         );

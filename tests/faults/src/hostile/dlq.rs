@@ -20,6 +20,8 @@ use serde_json::Value;
 
 /// The dead-letter topics (scripts/lib/kafka.sh's KAFKA_TOPICS).
 pub const TOPICS: [&str; 3] = ["task-events-dlq", "reminders-dlq", "task-updates-dlq"];
+/// The `source` of the poison the hostile workload makes.
+pub const SOURCE: &str = "/todo-events/faults-hostile";
 /// The failed-delivery report notification puts on reminders-dlq.
 pub const FAILED_REPORT: &str = "com.todo.notification.failed";
 
@@ -33,6 +35,7 @@ pub struct Record {
     /// The CloudEvent's id and type, if the value is one.
     pub id: Option<String>,
     pub event_type: Option<String>,
+    pub source: Option<String>,
 }
 
 /// What the dead-letter topics held after the run.
@@ -42,6 +45,8 @@ pub struct Verdict {
     pub poison: usize,
     /// Failed-delivery reports (the reminders workload's).
     pub reports: usize,
+    /// Poison another hostile run injected (two runs on one stack).
+    pub other_runs: usize,
     /// Injected poison ids never seen on their topic's -dlq.
     pub missing: Vec<String>,
     /// Records nobody injected: a finding each.
@@ -64,6 +69,8 @@ pub fn judge(records: &[Record], expected: &Injected) -> Verdict {
             seen.insert((id, r.topic.as_str()));
         } else if r.topic == "reminders-dlq" && r.event_type.as_deref() == Some(FAILED_REPORT) {
             v.reports += 1;
+        } else if r.source.as_deref() == Some(SOURCE) {
+            v.other_runs += 1;
         } else {
             let what = r.event_type.as_deref().unwrap_or("not a CloudEvent");
             v.foreign.push(format!(
@@ -111,6 +118,7 @@ pub fn parse_record(topic: &str, line: &str) -> Record {
         topic: topic.to_owned(),
         id: field("id"),
         event_type: field("type"),
+        source: field("source"),
     }
 }
 
@@ -206,6 +214,7 @@ mod tests {
             topic: topic.into(),
             id: Some(id.into()),
             event_type: Some(kind.into()),
+            source: Some("/todo-events/e2e".into()),
         }
     }
 
@@ -258,10 +267,17 @@ mod tests {
                 topic: "task-updates-dlq".into(),
                 id: None,
                 event_type: None,
+                source: None,
+            },
+            // Another hostile run's poison is poison on purpose too.
+            Record {
+                source: Some(SOURCE.into()),
+                ..record("task-events-dlq", "p9", "com.todo.task.completed")
             },
         ];
         let v = judge(&records, &expected);
         assert_eq!(v.missing, ["task-events-dlq: p1"]);
         assert_eq!(v.foreign.len(), 3, "{v:?}");
+        assert_eq!(v.other_runs, 1, "{v:?}");
     }
 }

@@ -161,7 +161,7 @@ impl Consumer {
 /// `pad` bytes of filler make it oversized.
 pub fn poison(id: &str, event_type: &str, subject: &str, pad: usize) -> Value {
     json!({
-        "specversion": "1.0", "id": id, "source": "/todo-events/faults-hostile",
+        "specversion": "1.0", "id": id, "source": super::dlq::SOURCE,
         "type": event_type, "subject": subject, "datacontenttype": "application/json",
         "time": chrono::Utc::now().to_rfc3339(),
         "data": {"not": "this event's data", "filler": "x".repeat(pad)}
