@@ -320,8 +320,12 @@ impl Hostile {
     }
 
     /// Poison published through task-api's daprd onto `c`'s topic: taken
-    /// (204), then dead-lettered by the consumer; an oversized one is
-    /// refused by the publish itself or dead-lettered the same way.
+    /// (204), then dead-lettered by the consumer. An oversized one is
+    /// refused by the publish itself: daprd 1.18.2 answers 500
+    /// `ERR_PUBSUB_PUBLISH_MESSAGE` ("Attempt to produce message larger
+    /// than configured Producer.MaxMessageBytes", the pubsub's
+    /// `maxMessageBytes`, dapr/local/pubsub.yaml), seen on the local stack;
+    /// should one be taken, it is dead-lettered like the rest.
     async fn publish(&mut self, c: Consumer, oversized: bool) -> Answer {
         let id = Uuid::now_v7().to_string();
         let pad = if oversized { PUBLISH_OVERSIZED } else { 0 };
