@@ -116,13 +116,13 @@ centrifugo_down() { stop_bg bench-centrifugo; }
 # centrifugo_bench ARGS...: the whole side-by-side run. Builds Centrifugo and
 # the bench tool (release), starts Centrifugo, runs bench_fanout ARGS...
 # against the running stack and Centrifugo, and stops Centrifugo however the
-# run ends.
-centrifugo_bench() {
+# run ends. A subshell, so its EXIT trap leaves a sourcing script's own alone.
+centrifugo_bench() (
   centrifugo_ensure
   (cd "$REPO_ROOT" && cargo build --release --quiet -p e2e-tests --bin bench_fanout) \
     || die "building bench_fanout failed"
   pid_alive app-sync-gateway || die "the sync gateway is not running: ./scripts/dev up first"
-  centrifugo_up
   trap centrifugo_down EXIT
+  centrifugo_up
   "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/bench_fanout" "$@"
-}
+)

@@ -66,7 +66,7 @@ impl Args {
         if args.users == 0 || args.users > args.sockets {
             bail!("--users must be 1 to --sockets");
         }
-        if !(args.rate > 0.0) {
+        if !args.rate.is_finite() || args.rate <= 0.0 {
             bail!("--rate must be above 0");
         }
         Ok(args)
@@ -246,10 +246,11 @@ async fn collect(
     sockets_of: &HashMap<String, usize>,
     (gateway, centrifugo): (&mut Side, &mut Side),
     wait: Duration,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<(usize, Vec<i64>)> {
     let by_task: HashMap<&str, &Write> = writes.iter().map(|w| (w.task.as_str(), w)).collect();
     let expected: usize = writes.iter().map(|w| sockets_of[&w.user]).sum();
     let mut seen = HashSet::new();
+    let mut last: HashMap<(Server, &str), i64> = HashMap::new();
     let deadline = Instant::now() + wait;
     while gateway.delivered < expected || centrifugo.delivered < expected {
         let Ok(Some(d)) = tokio::time::timeout_at(deadline.into(), rx.recv()).await else {
@@ -268,8 +269,26 @@ async fn collect(
         }
         side.delivered += 1;
         side.latency.record((d.at - w.started).max(0) as u64)?;
+        let at = last.entry((d.server, w.task.as_str())).or_insert(d.at);
+        *at = (*at).max(d.at);
     }
-    Ok(expected)
+    Ok((expected, paired(writes, &last)))
+}
+
+/// Per write received on both servers: when the gateway's last socket of
+/// the user got it minus when Centrifugo's did (µs; a run that missed any
+/// delivery is refused by `check`, so "last" is the whole fan-out). Both
+/// read the same Kafka record, so this is the difference between the two
+/// consume-and-fan-out paths alone, free of the shared write path's noise.
+fn paired(writes: &[Write], last: &HashMap<(Server, &str), i64>) -> Vec<i64> {
+    writes
+        .iter()
+        .filter_map(|w| {
+            let g = last.get(&(Server::Gateway, w.task.as_str()))?;
+            let c = last.get(&(Server::Centrifugo, w.task.as_str()))?;
+            Some(g - c)
+        })
+        .collect()
 }
 
 fn sides(args: &Args, gateway: String, centrifugo: String) -> (Side, Side) {
@@ -311,7 +330,7 @@ async fn main() -> anyhow::Result<()> {
     // proves both feeds work before the measured writes start.
     let warm = write(&setup, args.users.min(20), args.rate).await?;
     let (mut wg, mut wc) = sides(&args, g_label, c_label);
-    let expected = collect(
+    let (expected, _) = collect(
         &warm,
         &mut rx,
         &sockets_of,
@@ -330,7 +349,7 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let writes = write(&setup, args.writes, args.rate).await?;
-    let expected = collect(
+    let (expected, paired) = collect(
         &writes,
         &mut rx,
         &sockets_of,
@@ -345,6 +364,7 @@ async fn main() -> anyhow::Result<()> {
         rate: args.rate,
         expected,
         seconds: started.elapsed().as_secs_f64(),
+        paired_us: paired,
     };
     report::print(&workload, &gateway, &centrifugo);
     // No JSON from a run that is not clean: scripts/bench must not print it.

@@ -64,6 +64,22 @@ pub struct Workload {
     pub rate: f64,
     pub expected: usize,
     pub seconds: f64,
+    /// Per write, gateway's last socket receive minus Centrifugo's (µs).
+    pub paired_us: Vec<i64>,
+}
+
+/// The `q` quantile (nearest rank) of signed µs values, in ms.
+pub fn signed_ms(values_us: &[i64], q: f64) -> Option<f64> {
+    let mut sorted = values_us.to_vec();
+    sorted.sort_unstable();
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).map(|v| *v as f64 / 1000.0)
+}
+
+/// The share of writes whose last socket receive came earlier on the gateway.
+fn gateway_first(values_us: &[i64]) -> Option<f64> {
+    let n = values_us.len();
+    (n > 0).then(|| values_us.iter().filter(|d| **d < 0).count() as f64 / n as f64)
 }
 
 pub fn to_json(w: &Workload, gateway: &Side, centrifugo: &Side) -> Value {
@@ -77,6 +93,12 @@ pub fn to_json(w: &Workload, gateway: &Side, centrifugo: &Side) -> Value {
             "p50": ratio(gateway.ms(0.5), centrifugo.ms(0.5)),
             "p99": ratio(gateway.ms(0.99), centrifugo.ms(0.99)),
             "kib_per_socket": ratio(gateway.kib_per_socket(), centrifugo.kib_per_socket()),
+        },
+        "paired_ms": {
+            "writes": w.paired_us.len(),
+            "p50": signed_ms(&w.paired_us, 0.5),
+            "p99": signed_ms(&w.paired_us, 0.99),
+            "gateway_first_share": gateway_first(&w.paired_us),
         },
         "feed": "both from the same task-updates records: the gateway through its daprd, \
                  Centrifugo through its own Kafka consumer (publication data mode, channel \
@@ -164,6 +186,7 @@ mod tests {
                 rate: 5.0,
                 expected: 100,
                 seconds: 2.0,
+                paired_us: vec![-3000, 1000, 2000, -1000],
             },
             &g,
             &c,
@@ -173,6 +196,18 @@ mod tests {
         assert_eq!(j["ratio"]["kib_per_socket"], 0.25);
         let p50 = j["ratio"]["p50"].as_f64().unwrap();
         assert!((p50 - 0.5).abs() < 0.01, "{p50}");
+        assert_eq!(j["paired_ms"]["p50"], -1.0);
+        assert_eq!(j["paired_ms"]["p99"], 2.0);
+        assert_eq!(j["paired_ms"]["gateway_first_share"], 0.5);
+    }
+
+    #[test]
+    fn signed_quantiles_by_nearest_rank() {
+        assert_eq!(signed_ms(&[], 0.5), None);
+        assert_eq!(signed_ms(&[5000], 0.99), Some(5.0));
+        let v: Vec<i64> = (1..=100).map(|i| i * 1000).collect();
+        assert_eq!(signed_ms(&v, 0.5), Some(50.0));
+        assert_eq!(signed_ms(&v, 0.99), Some(99.0));
     }
 
     #[test]
