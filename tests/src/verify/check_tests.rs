@@ -173,6 +173,45 @@ fn an_unknown_change_applied_twice_is_duplicated() {
     assert!(f.duplicated >= 1, "{f:?}");
 }
 
+/// Every pair of changes whose answers were lost, each applied 0, 1 or 2
+/// times: clean exactly when none applied twice, and the unknown ones found
+/// applied are counted.
+#[test]
+fn unknown_pairs_pass_unless_one_applied_twice() {
+    let (base, users, _) = consistent();
+    let changes: Vec<usize> = (0..base.len())
+        .filter(|n| base[*n].op != Op::Create && base[*n].verdict == Verdict::Changed)
+        .collect();
+    for (i, a) in changes.iter().enumerate() {
+        for b in &changes[i + 1..] {
+            for (ta, tb) in (0..3).flat_map(|x| (0..3).map(move |y| (x, y))) {
+                // The fixture's response sequences belong to the world where
+                // everything applied once; the response check has its own test.
+                let mut outcomes: Vec<Outcome> = base
+                    .iter()
+                    .map(|o| Outcome {
+                        sequence: None,
+                        ..o.clone()
+                    })
+                    .collect();
+                outcomes[*a] = unknown(outcomes[*a].clone());
+                outcomes[*b] = unknown(outcomes[*b].clone());
+                let db = rows(&outcomes, &HashMap::from([(*a, ta), (*b, tb)]));
+                let f = exclusive(&outcomes, &users, &db);
+                let case = format!("ops {a}×{ta}, {b}×{tb}: {f:?}");
+                assert_eq!(f.clean(), ta < 2 && tb < 2, "{case}");
+                assert_eq!(
+                    f.duplicated,
+                    usize::from(ta == 2) + usize::from(tb == 2),
+                    "{case}"
+                );
+                assert_eq!(f.unknown, 2, "{case}");
+                assert_eq!(f.unknown_applied, usize::from(ta > 0) + usize::from(tb > 0));
+            }
+        }
+    }
+}
+
 #[test]
 fn an_unknown_create_is_found_by_its_title() {
     let (mut outcomes, users, _) = consistent();
