@@ -119,6 +119,15 @@ class RepositoryTest(unittest.TestCase):
                     self.assertEqual(merged["paths"].get(path, {}).get("x-todo-events-function"), function,
                                      f"{function} {path}")
 
+    def test_one_problem_schema_for_the_whole_origin(self):
+        # Every function answers errors with service::problem::Problem; their
+        # documents spell it identically, so the merge keeps one `Problem`.
+        table, functions, version = op.load(ROOT)
+        bodies = {json.dumps(d["components"]["schemas"]["Problem"], sort_keys=True) for d in functions.values()}
+        self.assertEqual(len(bodies), 1, "functions/*/openapi.json define Problem differently")
+        merged = op.merge(functions, table, version)
+        self.assertEqual([n for n in merged["components"]["schemas"] if n.endswith("Problem")], ["Problem"])
+
     def test_check_flags_a_stale_file(self):
         with tempfile.TemporaryDirectory() as tmp:
             out = pathlib.Path(tmp) / "public.json"

@@ -37,7 +37,7 @@ HTTPROUTE = "knative/base/edge/httproute.yaml"
 COMPONENT_KINDS = ("schemas", "responses", "parameters", "examples", "requestBodies", "headers",
                    "securitySchemes", "links", "callbacks", "pathItems")
 REF = re.compile(r"^#/components/([A-Za-z]+)/(.+)$")
-REQUIRE_OPERATION_IDS = False
+REQUIRE_OPERATION_IDS = True
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 
@@ -199,7 +199,7 @@ def merge(functions, table, version):
             "version": version,
             "description": (
                 "Every HTTP route of the public origin, merged by `scripts/openapi-public` from the functions' "
-                "own documents (functions/<fn>/openapi.json) and the path table of the HTTPRoute "
+                "own documents (`functions/<fn>/openapi.json`) and the path table of the HTTPRoute "
                 "`todo-events` (knative/base/edge/httproute.yaml). Each operation names the function that "
                 "serves it in `x-todo-events-function`. Errors are RFC 9457 problem+json. The WebSocket "
                 "protocol of /ws/tasks and the Kafka topics are described in AsyncAPI 3.0 "

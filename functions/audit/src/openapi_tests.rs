@@ -29,6 +29,17 @@ async fn every_route_is_documented_and_every_documented_route_is_served() {
     assert!(problems.is_empty(), "openapi.json drifted: {problems:#?}");
 }
 
+#[test]
+fn every_example_matches_its_schema() {
+    let report = service::openapi::example_problems(&document());
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert!(
+        report.checked >= 6,
+        "only {} examples checked",
+        report.checked
+    );
+}
+
 #[tokio::test]
 async fn the_document_is_served_as_json() {
     let request = Request::get("/openapi.json").body(Body::empty()).unwrap();
