@@ -69,13 +69,15 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let started = Instant::now();
     let scale = options.scale();
     let env = Arc::new(Env::from_env(&run_id(), scale.users)?);
-    env.check_reachable().await?;
     let injector = Injector::new(env.clone());
+    // Polled for a while first: on a shared stack someone may be restarting
+    // a function right now.
     injector
-        .wait_healthy(Instant::now() + Duration::from_secs(30))
+        .wait_healthy(Instant::now() + Duration::from_secs(60))
         .await
         .map_err(anyhow::Error::msg)
         .context("the stack is not healthy before the run (./scripts/dev status)")?;
+    env.check_reachable().await?;
     let admitted = |f: Fault| options.only.as_ref().is_none_or(|only| only.contains(&f));
     let faults = if options.each {
         schedule::each(options.seed, admitted)
@@ -179,14 +181,18 @@ async fn inject_all(
         gap,
         window,
     } = plan;
-    let mut done = Vec::with_capacity(planned.len());
+    let mut done: Vec<Injection> = Vec::with_capacity(planned.len());
     for n in 0.. {
         let fault = match planned.get(n) {
             Some(fault) => *fault,
-            None if phase.any_driving() && started.elapsed() < window => match extra.next() {
-                Some(fault) => fault,
-                None => break,
-            },
+            None if phase.any_driving() && started.elapsed() < window => {
+                // Not the process that just came back, again.
+                let last = done.last().map(|i| i.fault);
+                match extra.by_ref().find(|f| Some(*f) != last) {
+                    Some(fault) => fault,
+                    None => break,
+                }
+            }
             None => break,
         };
         let under_load = phase.any_driving();
