@@ -88,6 +88,9 @@ pub struct Tally {
     pub unknown: u64,
     /// Requests the stack refused (hostile input, 4xx), none applied.
     pub refused: u64,
+    /// Outcomes that met a fault (a connection error, a 5xx, a dropped
+    /// socket) and then came through by the client's retry or resume.
+    pub recovered: u64,
     /// Deliveries recorded as failed (and dead-lettered), not lost.
     pub failed_recorded: u64,
     /// Failed checks, one line each.

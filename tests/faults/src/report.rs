@@ -130,18 +130,19 @@ impl Report {
         let _ = writeln!(out, "## Workloads\n");
         let _ = writeln!(
             out,
-            "| workload | checked | lost | duplicated | unknown | refused | failed (recorded) | problems |"
+            "| workload | checked | lost | duplicated | unknown | recovered | refused | failed (recorded) | problems |"
         );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for t in &self.tallies {
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 t.name,
                 t.checked,
                 t.lost,
                 t.duplicated,
                 t.unknown,
+                t.recovered,
                 t.refused,
                 t.failed_recorded,
                 t.problems.len()
@@ -159,9 +160,9 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "| fault | injected | ready min / median / max (s) | recovered min / median / max (s) | failed |"
+            "| fault | injected | recovered | failed | ready min / median / max (s) | recovered in min / median / max (s) |"
         );
-        let _ = writeln!(out, "|---|---:|---|---|---:|");
+        let _ = writeln!(out, "|---|---:|---:|---:|---|---|");
         for (label, ready, recovered, failed) in self.recovery() {
             let n = self
                 .injections
@@ -170,7 +171,8 @@ impl Report {
                 .count();
             let _ = writeln!(
                 out,
-                "| {label} | {n} | {} | {} | {failed} |",
+                "| {label} | {n} | {} | {failed} | {} | {} |",
+                recovered.map_or(0, |s| s.n),
                 fmt_stats(ready),
                 fmt_stats(recovered)
             );

@@ -95,6 +95,7 @@ fn a_loss_a_duplicate_or_a_problem_fails_the_run() {
     let mut dup = checked("sockets", 10);
     dup.duplicated = 2;
     let r = report(vec![checked("ops", 1), dup], vec![]);
+    assert!(r.markdown().contains("| sockets | 10 | 0 | 2 | 0 | 0 | 0 | 0 | 0 |"));
     assert!(!r.passed());
     assert_eq!(r.totals(), (0, 2));
     assert!(r.markdown().contains("lost 0, duplicated 2"));
@@ -129,7 +130,7 @@ fn the_markdown_names_the_seed_the_replay_and_each_kind() {
     assert!(md.contains("seed **7**"), "{md}");
     assert!(md.contains("`./scripts/faults --short --seed 7`"), "{md}");
     assert!(
-        md.contains("| daprd-sync-gateway | 1 | 3.0 / 3.0 / 3.0 | 8.0 / 8.0 / 8.0 | 0 |"),
+        md.contains("| daprd-sync-gateway | 1 | 1 | 0 | 3.0 / 3.0 / 3.0 | 8.0 / 8.0 / 8.0 |"),
         "{md}"
     );
     assert!(
