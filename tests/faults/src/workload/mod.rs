@@ -6,6 +6,16 @@ pub mod recurring;
 pub mod reminders;
 pub mod sockets;
 
+/// `user`'s calls to the API at `base` (one of `env`'s URLs), each
+/// retried through outages.
+pub(crate) fn as_user(env: &crate::Env, base: &str, user: &str) -> e2e_tests::retry::UserApi {
+    e2e_tests::retry::UserApi {
+        http: env.http.clone(),
+        base: base.to_owned(),
+        token: env.token(user, false),
+    }
+}
+
 /// Runs one workload alone on the stack with nothing injected (the
 /// stack tests of recurring, reminders and sockets): the run turns quiet
 /// once the workload has driven its load and `also` (more load beside

@@ -154,11 +154,7 @@ async fn drive(env: &Env, i: usize, steps: usize, pause_ms: u64, mut rng: Rng) -
         user: user.clone(),
         ..SeriesLog::default()
     };
-    let api = UserApi {
-        http: env.http.clone(),
-        base: env.task_api.clone(),
-        token: env.token(&user, false),
-    };
+    let api = crate::workload::as_user(env, &env.task_api, &user);
     pause(&mut rng, pause_ms).await;
     let due = chrono::Utc::now() + chrono::Duration::hours(1);
     let body = json!({

@@ -44,7 +44,6 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use e2e_tests::notify::PushService;
-use e2e_tests::retry::UserApi;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -195,11 +194,7 @@ async fn receiver(
     user: &str,
     respond: Option<u16>,
 ) -> anyhow::Result<Receiver> {
-    let api = UserApi {
-        http: env.http.clone(),
-        base: env.notification.clone(),
-        token: env.token(user, false),
-    };
+    let api = crate::workload::as_user(env, &env.notification, user);
     let address = format!("{user}@example.test");
     let settings = json!({"email": address, "email_enabled": true, "push_enabled": true});
     let until = Instant::now() + REQUEST_WAIT;
@@ -249,11 +244,7 @@ async fn drive(
     let Some(receiver) = receivers.get(user) else {
         return (Vec::new(), 0);
     };
-    let api = UserApi {
-        http: env.http.clone(),
-        base: env.task_api.clone(),
-        token: env.token(&receiver.user, false),
-    };
+    let api = crate::workload::as_user(env, &env.task_api, &receiver.user);
     tokio::time::sleep(Duration::from_millis(rng.next_u64() % span_ms)).await;
     let title = format!("faults-{}-rem-{n:05}-v0", env.run_id);
     let fire_at = Utc::now() + ahead(&mut rng, span_ms);

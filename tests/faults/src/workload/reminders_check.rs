@@ -171,11 +171,7 @@ async fn observe(env: &Env, push: &PushService, receiver: &Receiver) -> anyhow::
             *seen.arrived.entry((title.to_owned(), "push")).or_default() += 1;
         }
     }
-    let api = UserApi {
-        http: env.http.clone(),
-        base: env.notification.clone(),
-        token: env.token(&receiver.user, false),
-    };
+    let api = crate::workload::as_user(env, &env.notification, &receiver.user);
     let history = api
         .call(
             Method::GET,

@@ -97,11 +97,7 @@ async fn on_the_stack_a_planted_second_mail_is_caught_as_duplicated() {
     let receivers = [receiver(&env, &push, &env.users[0], None)
         .await
         .expect("receiver")];
-    let api = UserApi {
-        http: env.http.clone(),
-        base: env.task_api.clone(),
-        token: env.token(&env.users[0], false),
-    };
+    let api = crate::workload::as_user(&env, &env.task_api, &env.users[0]);
     let title = format!("faults-{run_id}-rem-planted");
     let body = task_body(&title, Utc::now() + chrono::Duration::seconds(5));
     let until = Instant::now() + REQUEST_WAIT;
@@ -161,11 +157,7 @@ async fn on_the_stack_a_failing_device_is_recorded_failed_and_dead_lettered() {
     let receivers = [receiver(&env, &push, &env.users[0], Some(500))
         .await
         .expect("receiver")];
-    let api = UserApi {
-        http: env.http.clone(),
-        base: env.task_api.clone(),
-        token: env.token(&env.users[0], false),
-    };
+    let api = crate::workload::as_user(&env, &env.task_api, &env.users[0]);
     let title = format!("faults-{run_id}-rem-failing");
     let body = task_body(&title, Utc::now() + chrono::Duration::seconds(5));
     let until = Instant::now() + REQUEST_WAIT;

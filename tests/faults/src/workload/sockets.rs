@@ -232,11 +232,7 @@ pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow
 
 /// The epoch of the user's stream (`GET /api/changes`: the head).
 async fn head_epoch(env: &Env, user: &str) -> anyhow::Result<String> {
-    let api = UserApi {
-        http: env.http.clone(),
-        base: env.task_api.clone(),
-        token: env.token(user, false),
-    };
+    let api = crate::workload::as_user(env, &env.task_api, user);
     let answer = api
         .call(
             Method::GET,
@@ -362,11 +358,7 @@ impl Client {
         Client {
             url: env.gateway_ws(),
             token_of: Box::new(move || e2e_tests::user_token(&who, false, &secret)),
-            reload: UserApi {
-                http: env.http.clone(),
-                base: env.task_api.clone(),
-                token: env.token(&user, false),
-            },
+            reload: crate::workload::as_user(env, &env.task_api, &user),
             log: ClientLog {
                 stays,
                 ..ClientLog::default()

@@ -156,11 +156,7 @@ proptest::proptest! {
 /// update and a completion of each.
 async fn changes(env: &Env, per_user: usize) {
     for user in &env.users {
-        let api = UserApi {
-            http: env.http.clone(),
-            base: env.task_api.clone(),
-            token: env.token(user, false),
-        };
+        let api = crate::workload::as_user(env, &env.task_api, user);
         let until = Instant::now() + REQUEST_WAIT;
         for n in 0..per_user {
             let body = json!({"title": format!("sockets {n}")});
