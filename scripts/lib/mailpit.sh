@@ -28,9 +28,13 @@ mailpit_up() {
   # --smtp-auth-accept-any + --smtp-auth-allow-insecure: notification may
   # log in with any credentials over plain SMTP (SMTP_TLS=none locally);
   # --enable-chaos lets tests make it answer 451/535 (PUT /api/v1/chaos).
+  # --max 20000: mailpit deletes the oldest messages beyond --max (default
+  # 500; axllent/mailpit-website content/docs/configuration/runtime-options.md),
+  # and the fault suite counts each reminder's mail at the end of a run
+  # (tests/faults/src/workload/reminders.rs): a pruned one would read as lost.
   start_bg mailpit "$MAILPIT_BIN" --smtp "127.0.0.1:$SMTP_PORT" --listen "127.0.0.1:$SMTP_HTTP_PORT" \
     --database "$TODO_EVENTS_RUN/mailpit.db" --smtp-auth-accept-any --smtp-auth-allow-insecure \
-    --enable-chaos --disable-version-check
+    --enable-chaos --disable-version-check --max 20000
   wait_for "mailpit" 30 curl -fsS "http://127.0.0.1:$SMTP_HTTP_PORT/api/v1/info"
 }
 
