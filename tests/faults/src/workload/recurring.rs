@@ -247,7 +247,8 @@ async fn pending_occurrence(api: &UserApi, title: &str, k: i32) -> Option<Value>
         if found.is_some() {
             return found;
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Once a second: 200 series may be waiting at once in a full run.
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
     None
 }
