@@ -14,6 +14,7 @@ which the report links.
     bench_report.py meta DIR --seq N --slot S --label L --command TEXT
                          (--exit N --seconds S --log FILE | --skipped REASON)
     bench_report.py parse-ingest LOG OUT              the audit ingest bench's output as JSON
+    bench_report.py parse-table LOG OUT --tool NAME   the first Markdown table row a tool printed
     bench_report.py render DIR --out docs/benchmarks.md
 """
 
@@ -101,7 +102,8 @@ def cmd_binaries(a):
         name = os.path.basename(pid_file)[4:-4]
         try:
             with open(pid_file, encoding="utf-8") as f:
-                found[name] = os.readlink(f"/proc/{f.read().strip()}/exe")
+                exe = os.readlink(f"/proc/{f.read().strip()}/exe")
+            found[name] = exe.replace(" (deleted)", " (rebuilt since it started)")
         except OSError as e:
             found[name] = f"unknown ({e.strerror})"
     run["binaries"] = found
@@ -146,6 +148,27 @@ def cmd_parse_ingest(a):
     if figures is None:
         sys.exit("the ingest bench printed no figures")
     write_json(a.out, figures)
+
+
+def parse_table(text):
+    """The first data row of the first Markdown table in `text`, as
+    {column: cell}; None when there is no table with a row."""
+    lines = [l.strip() for l in text.splitlines()]
+    for i, line in enumerate(lines[:-2]):
+        if line.startswith("|") and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[i + 1]) and lines[i + 2].startswith("|"):
+            header = [c.strip() for c in line.strip("|").split("|")]
+            cells = [c.strip() for c in lines[i + 2].strip("|").split("|")]
+            if len(header) == len(cells):
+                return dict(zip(header, cells))
+    return None
+
+
+def cmd_parse_table(a):
+    with open(a.log, encoding="utf-8", errors="replace") as f:
+        row = parse_table(f.read())
+    if row is None:
+        sys.exit(f"{a.tool} printed no table")
+    write_json(a.out, {"tool": a.tool, "row": row})
 
 
 def load_runs(directory):
@@ -260,6 +283,11 @@ def main(argv=None):
     s.add_argument("log")
     s.add_argument("out")
     s.set_defaults(func=cmd_parse_ingest)
+    s = sub.add_parser("parse-table")
+    s.add_argument("log")
+    s.add_argument("out")
+    s.add_argument("--tool", required=True)
+    s.set_defaults(func=cmd_parse_table)
     s = sub.add_parser("finish")
     s.add_argument("dir")
     s.set_defaults(func=cmd_finish)

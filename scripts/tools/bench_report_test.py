@@ -42,6 +42,7 @@ FIGURES = {
                            "net_ms_per_create": 3.9}],
             "total": {"raw_ms": 17000, "idle_ms": 1000, "net_ms_per_create": 16.0},
             "outside_task_api": {"net_ms_per_create": 12.1}, "restarted": []},
+    "ops": {"tool": "verify_ops", "row": {"ops": "10,000", "changes": "9,635", "lost": "0", "duplicated": "0"}},
     "fanout": {"workload": {"sockets": 1000, "users": 100},
                "gateway": {"delivered": 3000, "latency_ms": {"p50": 9.1, "p99": 30.2}, "kib_per_socket": 15.0},
                "centrifugo": {"delivered": 3000, "latency_ms": {"p50": 8.0, "p99": 25.0}, "kib_per_socket": 50.0},
@@ -95,6 +96,7 @@ class RenderTest(unittest.TestCase):
         self.assertIn("913 events/s", summary)
         self.assertIn("create 394/s; 788 events/s published", summary)
         self.assertIn("p50 ×1.14, p99 ×1.21, memory per socket ×0.30", summary)
+        self.assertIn("10,000 operations: 0 lost, 0 duplicated | met", summary)
         self.assertNotIn("not measured", page)
         for slot in FIGURES:
             self.assertIn(f"$CARGO_TARGET_DIR/release/{slot} --json x.json", page)
@@ -109,7 +111,7 @@ class RenderTest(unittest.TestCase):
         run = Run(self)
         # A figures file left from a failed attempt must not be shown.
         run.add("recurring", {"latency_ms": {"p99": 12345.6}}, exit_code=1,
-                output="creating\nError: 3 of 1000 successors missing after 120 s\n")
+                output="creating\nError: 3 of 1000 successors missing after 120 s\n\nStack backtrace:\n  1: _start\n")
         page = run.render()
         self.assertNotIn("12,346", page)
         self.assertIn("not measured in this run (the command exited with status 1: "
@@ -151,6 +153,16 @@ class HelpersTest(unittest.TestCase):
         self.assertEqual(ms(-3.25), "-3.2 ms")
         self.assertEqual(ms(1234.5), "1,234 ms")
         self.assertEqual(ms("x"), "—")
+
+    def test_parse_table_takes_the_first_row_by_column(self):
+        text = ("wait…\n| ops | lost | duplicated |\n|---|---:|---|\n| 1,000 | 0 | 2 |\n| 5 | 5 | 5 |\n")
+        self.assertEqual(bench_report.parse_table(text), {"ops": "1,000", "lost": "0", "duplicated": "2"})
+        self.assertIsNone(bench_report.parse_table("| a | b |\nno rule\n"))
+
+    def test_a_duplicate_fails_the_ops_target(self):
+        run = Run(self)
+        run.add("ops", {"row": {"ops": "1,000", "lost": "0", "duplicated": "2"}})
+        self.assertIn("1,000 operations: 0 lost, 2 duplicated | **not met**", run.render())
 
     def test_parse_ingest_reads_the_bench_lines(self):
         text = ("     Running benches/ingest_throughput.rs\n"
