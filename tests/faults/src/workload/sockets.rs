@@ -394,7 +394,10 @@ impl Client {
     /// One connection: authenticate with the position, read until it ends,
     /// is cut on purpose, or the run stops.
     async fn connection(&mut self, stop: &mut watch::Receiver<bool>) -> anyhow::Result<Ended> {
-        let (mut socket, _) = tokio_tungstenite::connect_async(self.url.as_str()).await?;
+        // Bounded: a gateway that accepts and then stalls must not hold
+        // the client from its next attempt.
+        let connect = tokio_tungstenite::connect_async(self.url.as_str());
+        let (mut socket, _) = tokio::time::timeout(Duration::from_secs(10), connect).await??;
         self.log.connects += 1;
         let auth = json!({"type": "auth", "token": (self.token_of)(),
                           "resume": {"epoch": self.epoch, "offset": self.applied}});
