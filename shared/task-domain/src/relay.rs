@@ -8,11 +8,18 @@
 //!   scoped advisory lock per key, held from reading the rows until they
 //!   are marked, means two relays (several task-api replicas) never publish
 //!   the same key at once. A failed publish stops the key for this pass.
-//! - Marking: each call's rows are marked sent (`sent_at`, the time of
-//!   marking) and committed as soon as daprd answers, before the next call;
-//!   a crash loses at most the call in flight, whose events are published
-//!   again under the same ids and deduplicated by consumers: at least once
-//!   out, exactly once in effect.
+//! - Turns: a key is published in turns of one transaction each: one read
+//!   of its next rows, a daprd call per topic among them (a create's
+//!   `task-events` and `task-updates` events go in one turn), one commit.
+//!   A short read is all the key had, so the turn ends it without another
+//!   read; a pass that settled every key is not followed by an empty one
+//!   (commits meanwhile wake the relay). docs/cpu-per-create.md measures
+//!   what that saved.
+//! - Marking: each call's rows are marked sent (`sent_at`, when daprd
+//!   answered) right after it; the turn commits after its last call (at
+//!   most one per topic), so a crash loses at most those calls, whose
+//!   events are published again under the same ids and deduplicated by
+//!   consumers: at least once out, exactly once in effect.
 //! - Refusals: a call daprd refuses as a client error (4xx) publishes
 //!   nothing and will not succeed by itself. Its first row backs off
 //!   (`attempts`, `next_attempt_at`, doubling up to a cap), is counted and
@@ -150,14 +157,21 @@ impl RelayTask {
     }
 }
 
-/// What one daprd call did for a key.
+/// What one daprd call did.
 enum Call {
-    /// Published this many; the key may have more.
+    /// Published this many.
     Sent(u64),
-    /// Nothing to do now (drained, backing off, or another relay has it).
-    Idle,
     /// A failure stopped the key for this pass, after this many were sent.
     Stopped(u64),
+}
+
+/// What one turn (one transaction) did for a key.
+enum Turn {
+    /// Published this many; the key may have more.
+    More(u64),
+    /// Published this many and has nothing more to do now: drained,
+    /// backing off, stopped by a failure, or another relay has it.
+    Settled(u64),
 }
 
 impl Relay {
@@ -185,13 +199,13 @@ impl Relay {
     }
 
     /// Runs passes until `shutdown` resolves: again at once while a pass
-    /// publishes something (a backlog drains without waiting), else on the
-    /// next wake-up or poll interval.
+    /// publishes something and may have left more (a backlog drains
+    /// without waiting), else on the next wake-up or poll interval.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            let progressed = match self.pass().await {
-                Ok(sent) => sent > 0,
+            let progressed = match self.pass_settling().await {
+                Ok((sent, settled)) => sent > 0 && !settled,
                 Err(error) => {
                     tracing::warn!(%error, "outbox relay pass failed; will retry");
                     false
@@ -246,23 +260,34 @@ impl Relay {
 
     /// Publishes what is pending now. Returns how many events were sent.
     pub async fn pass(&self) -> Result<u64, RepoError> {
-        let keys = self.waiting_keys().await?;
-        let sent: Vec<u64> = futures::stream::iter(keys)
+        Ok(self.pass_settling().await?.0)
+    }
+
+    /// A pass, and whether it left nothing behind: every waiting key was
+    /// reached and each is settled (drained, backing off or failed). Only
+    /// a pass that may have left work is followed by another at once;
+    /// anything committed meanwhile wakes the relay ([`Relay::wake`]).
+    async fn pass_settling(&self) -> Result<(u64, bool), RepoError> {
+        let (keys, reached_all) = self.waiting_keys().await?;
+        let reached_all = reached_all && keys.len() < KEYS_PER_PASS;
+        let done: Vec<(u64, bool)> = futures::stream::iter(keys)
             .map(|key| async move {
                 self.publish_key(&key).await.unwrap_or_else(|error| {
                     tracing::warn!(partition_key = %key, %error, "outbox relay: key skipped this pass");
-                    0
+                    (0, true)
                 })
             })
             .buffer_unordered(self.config.concurrency.max(1))
             .collect()
             .await;
-        Ok(sent.into_iter().sum())
+        let settled = reached_all && done.iter().all(|(_, settled)| *settled);
+        Ok((done.iter().map(|(sent, _)| sent).sum(), settled))
     }
 
     /// The keys this pass publishes: a walk from the cursor, continued from
-    /// the start when it reaches the end, then [`pending::choose`].
-    async fn waiting_keys(&self) -> Result<Vec<String>, RepoError> {
+    /// the start when it reaches the end, then [`pending::choose`]; and
+    /// whether the walk covered every waiting key.
+    async fn waiting_keys(&self) -> Result<(Vec<String>, bool), RepoError> {
         let client = self.pool.get().await?;
         let cursor = self.cursor.lock().map(|c| c.clone()).unwrap_or_default();
         let mut walked = pending::keys_after(&client, &cursor, KEYS_WALKED).await?;
@@ -279,26 +304,33 @@ impl Relay {
         if let Ok(mut c) = self.cursor.lock() {
             *c = next;
         }
-        Ok(pending::choose(walked, KEYS_PER_PASS))
+        // Short of the walk's length: it reached the end and, from the
+        // start, the cursor (or the end again).
+        let covered = (walked.len() as i64) < KEYS_WALKED;
+        Ok((pending::choose(walked, KEYS_PER_PASS), covered))
     }
 
-    /// Publishes one key's pending events in order, a call at a time, until
-    /// it has nothing publishable, a call fails, or it had its share.
-    async fn publish_key(&self, key: &str) -> Result<u64, RepoError> {
+    /// Publishes one key's pending events in order, a turn at a time, until
+    /// it has nothing publishable now, a call fails, or it had its share of
+    /// calls. Returns what it sent and whether the key is settled for now
+    /// (false: it may have more, the pass should come back at once).
+    async fn publish_key(&self, key: &str) -> Result<(u64, bool), RepoError> {
         let mut sent = 0;
-        for _ in 0..CALLS_PER_KEY {
-            match self.publish_call(key).await? {
-                Call::Sent(n) => sent += n,
-                Call::Idle => break,
-                Call::Stopped(n) => return Ok(sent + n),
+        let mut calls_left = CALLS_PER_KEY;
+        while calls_left > 0 {
+            match self.publish_turn(key, &mut calls_left).await? {
+                Turn::More(n) => sent += n,
+                Turn::Settled(n) => return Ok((sent + n, true)),
             }
         }
-        Ok(sent)
+        Ok((sent, false))
     }
 
-    /// One daprd call for `key`, in its own transaction: lock the key, read
-    /// its next rows, publish, mark, commit.
-    async fn publish_call(&self, key: &str) -> Result<Call, RepoError> {
+    /// One turn for `key`, in one transaction: lock the key, read its next
+    /// rows, publish them with a daprd call per topic (each call's rows
+    /// marked as soon as daprd answers), commit. At most one call per
+    /// topic, so a crash re-publishes at most that.
+    async fn publish_turn(&self, key: &str, calls_left: &mut usize) -> Result<Turn, RepoError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let locked: bool = tx
@@ -309,26 +341,57 @@ impl Relay {
             .await?
             .try_get(0)?;
         if !locked {
-            return Ok(Call::Idle);
+            return Ok(Turn::Settled(0));
         }
-        let rows = pending::next_rows(&tx, key, self.config.batch_size.max(1)).await?;
-        let (topic, rows) = match bulk::plan(rows, MAX_CALL_BYTES) {
-            Plan::Empty | Plan::Blocked => return Ok(Call::Idle),
-            Plan::Publish { topic, rows } => (topic, rows),
+        let limit = self.config.batch_size.max(1);
+        let mut rows = pending::next_rows(&tx, key, limit).await?;
+        // A short read holds all the key had: once it is published, the
+        // key is drained, with no further read to find that out.
+        let full = rows.len() as i64 >= limit;
+        let mut topics = Vec::new();
+        let mut sent = 0;
+        let turn = loop {
+            let (topic, chosen, rest) = match bulk::plan(rows, MAX_CALL_BYTES) {
+                Plan::Empty if full => break Turn::More(sent),
+                Plan::Empty | Plan::Blocked => break Turn::Settled(sent),
+                Plan::Publish { topic, rows, rest } => (topic, rows, rest),
+            };
+            if *calls_left == 0 || topics.contains(&topic) {
+                break Turn::More(sent);
+            }
+            *calls_left -= 1;
+            match self.call(&tx, key, &topic, &chosen).await? {
+                Call::Sent(n) => sent += n,
+                Call::Stopped(n) => break Turn::Settled(sent + n),
+            }
+            topics.push(topic);
+            rows = rest;
         };
-        let entries = bulk::entries(&rows)?;
+        tx.commit().await?;
+        Ok(turn)
+    }
+
+    /// One daprd call with `rows` (one key, one topic), and its marks.
+    async fn call(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        key: &str,
+        topic: &str,
+        rows: &[pending::PendingRow],
+    ) -> Result<Call, RepoError> {
+        let entries = bulk::entries(rows)?;
         self.metrics.calls.inc();
         let answer = self
             .dapr
-            .bulk_publish_cloud_events(&self.config.pubsub, &topic, key, &entries)
+            .bulk_publish_cloud_events(&self.config.pubsub, topic, key, &entries)
             .await;
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-        let call = match answer {
+        Ok(match answer {
             Ok(report) => {
                 let settled = bulk::settle(&ids, &report);
-                pending::mark_sent(&tx, &settled.sent).await?;
-                pending::mark_failed(&tx, &settled.failed).await?;
-                self.account(key, &topic, &settled);
+                pending::mark_sent(tx, &settled.sent).await?;
+                pending::mark_failed(tx, &settled.failed).await?;
+                self.account(key, topic, &settled);
                 let sent = settled.sent.len() as u64;
                 if settled.failed.is_empty() {
                     Call::Sent(sent)
@@ -341,7 +404,7 @@ impl Relay {
                 let attempts = first.attempts.saturating_add(1);
                 let delay = self.backoff.delay(attempts);
                 let error = format!("daprd refused the publish with {status}: {body}");
-                pending::mark_backoff(&tx, first.id, &error, delay).await?;
+                pending::mark_backoff(tx, first.id, &error, delay).await?;
                 self.metrics.refused.inc();
                 tracing::warn!(outbox_id = first.id, partition_key = %key, %topic, status, attempts,
                     retry_in_s = delay.as_secs_f64(), %body,
@@ -349,15 +412,13 @@ impl Relay {
                 Call::Stopped(0)
             }
             Err(error @ DaprError::Unavailable(_)) => {
-                pending::mark_failed(&tx, &[(ids[0], error.to_string())]).await?;
+                pending::mark_failed(tx, &[(ids[0], error.to_string())]).await?;
                 self.metrics.failed.inc_by(ids.len() as u64);
                 tracing::warn!(outbox_id = ids[0], partition_key = %key, %topic, %error,
                     "publish failed; the key waits for the next pass");
                 Call::Stopped(0)
             }
-        };
-        tx.commit().await?;
-        Ok(call)
+        })
     }
 
     fn account(&self, key: &str, topic: &str, settled: &bulk::Settled) {

@@ -6,7 +6,9 @@
 //! row's topic, skipping rows of other topics (they go in the next call;
 //! per topic they stay in order, and no consumer reads two topics as one
 //! sequence), and stopping at the first row that backs off, so nothing
-//! overtakes it.
+//! overtakes it. What a call leaves (`rest`, still in id order) is planned
+//! again for the next call of the same read, so one read of a key serves
+//! a call per topic.
 
 use dapr_http::{BulkEntry, BulkReport};
 use serde_json::Value;
@@ -25,6 +27,9 @@ pub(super) enum Plan {
     Publish {
         topic: String,
         rows: Vec<PendingRow>,
+        /// The rows this call leaves, in id order (other topics, rows past
+        /// the byte budget, a row that backs off and all after it).
+        rest: Vec<PendingRow>,
     },
 }
 
@@ -41,19 +46,27 @@ pub(super) fn plan(rows: Vec<PendingRow>, max_bytes: usize) -> Plan {
     let topic = first.topic.clone();
     let mut bytes = 0;
     let mut chosen = Vec::new();
-    for row in rows.into_iter().take_while(|row| !row.blocked) {
-        if row.topic != topic {
+    let mut rest = Vec::new();
+    // Once a row backs off or the budget is spent, every later row stays.
+    let mut closed = false;
+    for row in rows {
+        closed = closed || row.blocked;
+        if closed || row.topic != topic {
+            rest.push(row);
             continue;
         }
         bytes += row.payload.len();
         if bytes > max_bytes && !chosen.is_empty() {
-            break;
+            closed = true;
+            rest.push(row);
+            continue;
         }
         chosen.push(row);
     }
     Plan::Publish {
         topic,
         rows: chosen,
+        rest,
     }
 }
 
@@ -135,6 +148,26 @@ mod tests {
         }
     }
 
+    fn rest(plan: Plan) -> Vec<PendingRow> {
+        match plan {
+            Plan::Publish { rest, .. } => rest,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Plans calls from one read until nothing is publishable: the topic
+    /// and ids of each call.
+    fn calls(mut rows: Vec<PendingRow>, max_bytes: usize) -> Vec<(String, Vec<i64>)> {
+        let mut out = Vec::new();
+        while let p @ Plan::Publish { .. } = plan(rows, max_bytes) {
+            if let Plan::Publish { topic, .. } = &p {
+                out.push((topic.clone(), ids(&p)));
+            }
+            rows = rest(p);
+        }
+        out
+    }
+
     #[test]
     fn one_topic_per_call_up_to_the_first_blocked_row() {
         let rows = vec![
@@ -152,6 +185,55 @@ mod tests {
             Plan::Blocked
         ));
         assert!(matches!(super::plan(Vec::new(), 1 << 20), Plan::Empty));
+    }
+
+    #[test]
+    fn one_read_serves_a_call_per_topic_and_stops_at_a_blocked_row() {
+        let rows = vec![
+            row(1, "a", false),
+            row(2, "b", false),
+            row(3, "a", false),
+            row(4, "b", true),
+            row(5, "a", false),
+        ];
+        assert_eq!(
+            calls(rows, 1 << 20),
+            [("a".to_owned(), vec![1, 3]), ("b".to_owned(), vec![2])]
+        );
+    }
+
+    proptest! {
+        /// However the rows of a read are split into calls, each topic's
+        /// rows go out in id order, none twice, and none at or after the
+        /// first row that backs off: the same calls as reading the key
+        /// again before each call.
+        #[test]
+        fn calls_from_one_read_keep_each_topic_in_order(
+            spec in proptest::collection::vec((0u8..3, proptest::bool::weighted(0.1)), 0..40),
+            budget_rows in 1usize..6,
+        ) {
+            let rows: Vec<PendingRow> = spec.iter().enumerate()
+                .map(|(i, (t, b))| row(i as i64 + 1, &format!("t{t}"), *b))
+                .collect();
+            let size = rows.first().map_or(1, |r| r.payload.len());
+            let planned = calls(rows.clone(), budget_rows * size);
+            let first_blocked = rows.iter().position(|r| r.blocked).unwrap_or(rows.len());
+            let mut published: Vec<i64> = planned.iter().flat_map(|(_, ids)| ids.clone()).collect();
+            for (topic, ids) in &planned {
+                prop_assert!(ids.windows(2).all(|w| w[0] < w[1]));
+                prop_assert!(ids.iter().all(|id| rows[*id as usize - 1].topic == *topic));
+            }
+            published.sort_unstable();
+            let expected: Vec<i64> = (1..=first_blocked as i64).collect();
+            prop_assert_eq!(published, expected);
+            // Per topic, calls follow each other in id order.
+            for t in 0..3 {
+                let topic = format!("t{t}");
+                let seq: Vec<i64> = planned.iter().filter(|(x, _)| *x == topic)
+                    .flat_map(|(_, ids)| ids.clone()).collect();
+                prop_assert!(seq.windows(2).all(|w| w[0] < w[1]));
+            }
+        }
     }
 
     #[test]

@@ -1,0 +1,140 @@
+//! The relay's turns against the real PostgreSQL, daprd and Kafka: one
+//! read of a key serves a daprd call per topic, and the turn commits once
+//! (the CPU per create saved by it: docs/cpu-per-create.md). Per topic the
+//! order stays the outbox's, and every row goes out exactly once, also
+//! when a key needs several turns.
+//!
+//! Like `relay.rs`, the rows live in a schema of the test's own, so the
+//! relay under test is their only publisher; the events are valid events
+//! of made-up users (audit stores the `task-events` ones, as for any user).
+
+use std::time::Duration;
+
+use contracts::testing::{task_event, task_snapshot};
+use contracts::{EventKind, OutgoingEvent, TaskSyncData};
+use dapr_http::DaprClient;
+use e2e_tests::{PrivateSchema, Stack};
+use task_domain::relay::RelayMetrics;
+use task_domain::{Relay, RelayConfig};
+use uuid::Uuid;
+
+fn sync_event(user: &str, offset: i64) -> OutgoingEvent {
+    let task_id = Uuid::now_v7();
+    let data = TaskSyncData {
+        task_id,
+        user_id: user.to_owned(),
+        sequence: 1,
+        epoch: "relay-turns".into(),
+        offset,
+        op: "created".into(),
+        task: Some(task_snapshot(task_id, user, 1)),
+        changed: vec!["title".into()],
+    };
+    OutgoingEvent::new(EventKind::TaskSync, "task-api", task_id.to_string(), &data).expect("event")
+}
+
+/// Enqueues `creates` creates of `user` as task-api does: each a
+/// `task-events` and a `task-updates` event, all in one transaction.
+async fn enqueue_creates(schema: &PrivateSchema, user: &str, creates: i64) {
+    let mut client = schema.pool.get().await.expect("connection");
+    let tx = client.transaction().await.expect("transaction");
+    for offset in 1..=creates {
+        let created = task_event(EventKind::TaskCreated, user);
+        task_domain::outbox::enqueue(&tx, &created, user, None, None)
+            .await
+            .expect("enqueue");
+        let sync = sync_event(user, offset);
+        task_domain::outbox::enqueue(&tx, &sync, user, Some(offset), None)
+            .await
+            .expect("enqueue");
+    }
+    tx.commit().await.expect("commit");
+}
+
+fn relay(stack: &Stack, schema: &PrivateSchema, batch_size: i64) -> (Relay, RelayMetrics) {
+    let dapr = DaprClient::new(
+        &stack.task_api_dapr,
+        stack.dapr_api_token.clone(),
+        Duration::from_secs(10),
+    );
+    let config = RelayConfig {
+        pubsub: "pubsub".into(),
+        batch_size,
+        concurrency: 2,
+        poll_interval: Duration::from_secs(1),
+    };
+    let metrics = RelayMetrics::default();
+    let relay = Relay::new(schema.pool.clone(), dapr, config, metrics.clone());
+    (relay, metrics)
+}
+
+/// `(unsent rows, transactions that marked the rows, distinct sent_at)`
+/// of `user`: a row's `xmin` is the transaction that last wrote it.
+async fn marks(schema: &PrivateSchema, user: &str) -> (i64, i64, i64) {
+    let row = schema
+        .db
+        .query_one(
+            "SELECT count(*) FILTER (WHERE sent_at IS NULL),
+                    count(DISTINCT xmin::text) FILTER (WHERE sent_at IS NOT NULL),
+                    count(DISTINCT sent_at)
+             FROM outbox WHERE partition_key = $1",
+            &[&user],
+        )
+        .await
+        .expect("marks");
+    (row.get(0), row.get(1), row.get(2))
+}
+
+/// Whether each topic's rows of `user` were sent in outbox id order.
+async fn sent_in_order(schema: &PrivateSchema, user: &str) -> bool {
+    let rows = schema
+        .db
+        .query(
+            "SELECT topic, id FROM outbox WHERE partition_key = $1 ORDER BY sent_at, id",
+            &[&user],
+        )
+        .await
+        .expect("order");
+    ["task-events", "task-updates"].iter().all(|topic| {
+        let ids: Vec<i64> = rows
+            .iter()
+            .filter(|r| r.get::<_, String>(0) == *topic)
+            .map(|r| r.get(1))
+            .collect();
+        ids.windows(2).all(|w| w[0] < w[1])
+    })
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn a_keys_topics_go_out_in_one_turn_each_in_order() {
+    let stack = Stack::from_env();
+    let schema = PrivateSchema::create(&stack, "relay_turns", 4).await;
+
+    // Three creates of one user: one read, a call per topic, one commit.
+    let one = format!("turns-{}", Uuid::new_v4().simple());
+    enqueue_creates(&schema, &one, 3).await;
+    let (relay_one, metrics) = relay(&stack, &schema, 100);
+    assert_eq!(relay_one.pass().await.expect("pass"), 6);
+    assert_eq!(metrics.calls.get(), 2, "a call per topic");
+    assert_eq!(
+        marks(&schema, &one).await,
+        (0, 1, 2),
+        "one transaction marked both calls, each call with its own time"
+    );
+    assert!(sent_in_order(&schema, &one).await);
+
+    // Five creates read three rows at a time: four turns (3+3+3+1 rows),
+    // each row once, per topic in order, and the short last read ends the
+    // key without another.
+    let many = format!("turns-{}", Uuid::new_v4().simple());
+    enqueue_creates(&schema, &many, 5).await;
+    let (relay_many, metrics) = relay(&stack, &schema, 3);
+    assert_eq!(relay_many.pass().await.expect("pass"), 10);
+    assert_eq!(metrics.calls.get(), 7, "2 + 2 + 2 + 1 calls");
+    let (unsent, turns, _) = marks(&schema, &many).await;
+    assert_eq!((unsent, turns), (0, 4));
+    assert!(sent_in_order(&schema, &many).await);
+    assert_eq!(relay_many.pass().await.expect("pass"), 0, "nothing twice");
+    schema.drop_schema().await;
+}
