@@ -218,6 +218,42 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Records made only of injected poison (any number of copies) and
+        /// reports are never foreign; what is missing is exactly the
+        /// must-arrive poison with no copy.
+        #[test]
+        fn injected_poison_is_never_foreign(
+            injected in proptest::collection::vec((0usize..3, proptest::bool::ANY, 0usize..3), 0..12),
+            reports in 0usize..3,
+        ) {
+            let mut expected = Injected::new();
+            let mut records = Vec::new();
+            let mut want_missing = Vec::new();
+            for (n, (topic, must, copies)) in injected.iter().enumerate() {
+                let (id, topic) = (format!("p{n}"), TOPICS[*topic].to_owned());
+                expected.insert(id.clone(), (topic.clone(), *must));
+                for _ in 0..*copies {
+                    records.push(record(&topic, &id, "com.todo.task.sync"));
+                }
+                if *must && *copies == 0 {
+                    want_missing.push(format!("{topic}: {id}"));
+                }
+            }
+            for n in 0..reports {
+                records.push(record("reminders-dlq", &format!("r{n}"), FAILED_REPORT));
+            }
+            let v = judge(&records, &expected);
+            want_missing.sort();
+            let mut missing = v.missing.clone();
+            missing.sort();
+            proptest::prop_assert!(v.foreign.is_empty());
+            proptest::prop_assert_eq!(missing, want_missing);
+            proptest::prop_assert_eq!(v.reports, reports);
+            proptest::prop_assert_eq!(v.poison + v.reports, records.len());
+        }
+    }
+
     #[test]
     fn offsets_are_read_from_the_tool_output() {
         let out = "task-events-dlq:0:12\ntask-events-dlq:2:7\n\nnoise\n";
