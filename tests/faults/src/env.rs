@@ -242,6 +242,21 @@ mod tests {
         assert!(err.to_string().contains("TODO_EVENTS_STACK"), "{err}");
     }
 
+    #[tokio::test]
+    async fn an_unreachable_stack_is_named_not_passed() {
+        // Port 9 (discard) is closed on loopback here: nothing answers.
+        let mut pairs = BASE.to_vec();
+        pairs.push(("TASK_API_URL", "http://127.0.0.1:9"));
+        let env = Env::from_lookup(lookup(&pairs), "r", 1).expect("env");
+        let err = env.check_reachable().await.expect_err("nothing listens");
+        let text = err.to_string();
+        assert!(
+            text.contains("task-api at http://127.0.0.1:9/healthz"),
+            "{text}"
+        );
+        assert!(text.contains("./scripts/dev status"), "{text}");
+    }
+
     #[test]
     fn a_remote_url_is_refused() {
         let mut pairs = BASE.to_vec();
