@@ -96,43 +96,32 @@ impl Env {
         required(e2e_tests::STACK_FLAG)?;
         let database_url = required("DATABASE_URL")?;
         let jwt_secret = required("JWT_HS256_SECRET")?;
-        let mut urls = Vec::with_capacity(URLS.len());
+        let mut urls = std::collections::HashMap::with_capacity(URLS.len());
         for (name, default) in URLS {
             let url = var(name).unwrap_or_else(|| default.to_owned());
             let url = url.trim_end_matches('/').to_owned();
             if !is_loopback(&url) {
                 return Err(EnvError::NotLoopback { name, url });
             }
-            urls.push(url);
+            urls.insert(name, url);
         }
+        // Every name of URLS is in the map, checked above.
+        let mut url = |name: &str| urls.remove(name).unwrap_or_default();
         let stack = e2e_tests::Stack::from_lookup(&lookup);
-        let [
-            task_api,
-            gateway,
-            notification,
-            audit,
-            recurring,
-            mailpit,
-            t_dapr,
-            a_dapr,
-            r_dapr,
-            n_dapr,
-            g_dapr,
-        ] = <[String; 11]>::try_from(urls).map_err(|_| EnvError::Missing("URLS"))?;
         Ok(Env {
-            task_api,
-            gateway,
-            notification,
-            audit,
-            recurring,
-            mailpit,
+            task_api: url("TASK_API_URL"),
+            gateway: url("SYNC_GATEWAY_URL"),
+            notification: url("NOTIFICATION_URL"),
+            audit: url("AUDIT_URL"),
+            recurring: url("RECURRING_URL"),
+            mailpit: url("MAILPIT_URL"),
             database_url,
             jwt_secret,
-            task_api_dapr: t_dapr,
-            audit_dapr: a_dapr,
-            recurring_dapr: r_dapr,
-            notification_dapr: n_dapr,
-            gateway_dapr: g_dapr,
+            task_api_dapr: url("TASK_API_DAPR_URL"),
+            audit_dapr: url("AUDIT_DAPR_URL"),
+            recurring_dapr: url("RECURRING_DAPR_URL"),
+            notification_dapr: url("NOTIFICATION_DAPR_URL"),
+            gateway_dapr: url("SYNC_GATEWAY_DAPR_URL"),
             dapr_api_token: var("DAPR_API_TOKEN"),
             app_api_token: var("APP_API_TOKEN"),
             push_python: var("PUSH_PYTHON"),
@@ -232,6 +221,19 @@ mod tests {
         let env = Env::from_lookup(lookup(&BASE), "r1", 3).expect("env");
         assert_eq!(env.users, ["faults-r1-0", "faults-r1-1", "faults-r1-2"]);
         assert_eq!(env.gateway_ws(), "ws://127.0.0.1:8090/ws/tasks");
+        assert_eq!(env.notification_dapr, "http://127.0.0.1:3503");
+    }
+
+    #[test]
+    fn each_variable_lands_in_its_own_field() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("AUDIT_URL", "http://127.0.0.1:18081/"));
+        pairs.push(("SYNC_GATEWAY_DAPR_URL", "http://localhost:13504"));
+        let env = Env::from_lookup(lookup(&pairs), "r", 0).expect("env");
+        assert_eq!(env.audit, "http://127.0.0.1:18081");
+        assert_eq!(env.gateway_dapr, "http://localhost:13504");
+        assert_eq!(env.task_api, "http://127.0.0.1:8080");
+        assert!(env.users.is_empty());
     }
 
     #[test]
