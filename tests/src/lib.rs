@@ -10,6 +10,7 @@
 //! variable, [`Stack::from_env`] panics: a stack test never passes without
 //! the stack.
 
+pub mod cpu;
 pub mod notify;
 pub mod retry;
 pub mod verify;
