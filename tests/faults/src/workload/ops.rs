@@ -56,6 +56,8 @@ pub fn tally(report: &Report) -> Tally {
     t.lost = f.lost as u64;
     t.duplicated = f.duplicated as u64;
     t.unknown = report.unknown as u64;
+    // Every unknown operation was retried too; the rest came through.
+    t.recovered = report.retried.saturating_sub(report.unknown) as u64;
     t.refused = report.refused as u64;
     let counts = [
         ("gaps in sequences or offsets", f.gaps),
