@@ -144,16 +144,25 @@ fn spawn_workloads(env: &Arc<Env>, scale: Scale, seed: u64, phase: &Phase) -> Ru
         .into_iter()
         .map(|w| {
             let own = phase.for_workload(w.name);
-            let watcher = phase.clone();
+            let ended = Ended(phase.clone(), w.name);
             let future = (w.run)(env.clone(), scale, seed, own);
             let handle = tokio::spawn(async move {
-                let result = future.await;
-                watcher.ended(w.name);
-                result
+                // Dropped when the task ends, by returning or by a panic.
+                let _ended = ended;
+                future.await
             });
             (w.name, handle)
         })
         .collect()
+}
+
+/// Marks a workload as no longer driving when dropped.
+struct Ended(Phase, &'static str);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.ended(self.1);
+    }
 }
 
 /// The faults of a run: the planned ones, then extra ones while a
@@ -266,4 +275,53 @@ fn run_id() -> String {
 
 fn say(started: Instant, line: &str) {
     eprintln!("faults [{:>6.1} s] {line}", started.elapsed().as_secs_f64());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_workload_that_panics_stops_driving_and_fails_its_tally() {
+        let phase = Phase::new();
+        let own = phase.for_workload("boom");
+        let ended = Ended(phase.clone(), "boom");
+        let handle: JoinHandle<anyhow::Result<Tally>> = tokio::spawn(async move {
+            let _ended = ended;
+            let _own = own;
+            panic!("a workload bug");
+        });
+        let tallies = collect(vec![("boom", handle)], Duration::from_secs(5)).await;
+        assert!(!phase.any_driving());
+        assert_eq!(tallies.len(), 1);
+        assert!(!tallies[0].passed());
+        assert!(
+            tallies[0].problems[0].contains("panicked"),
+            "{:?}",
+            tallies[0]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_or_an_overrun_is_a_failed_tally_not_a_pass() {
+        let failing: JoinHandle<anyhow::Result<Tally>> =
+            tokio::spawn(async { Err(anyhow::anyhow!("stack gone")) });
+        let stuck: JoinHandle<anyhow::Result<Tally>> = tokio::spawn(async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ok(Tally::new("stuck"))
+        });
+        let fine: JoinHandle<anyhow::Result<Tally>> = tokio::spawn(async {
+            Ok(Tally {
+                checked: 3,
+                ..Tally::new("fine")
+            })
+        });
+        let running = vec![("failing", failing), ("stuck", stuck), ("fine", fine)];
+        let tallies = collect(running, Duration::from_millis(200)).await;
+        let names: Vec<&str> = tallies.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["failing", "stuck", "fine"]);
+        assert!(tallies[0].problems[0].contains("stack gone"));
+        assert!(tallies[1].problems[0].contains("still running"));
+        assert!(tallies[2].passed());
+    }
 }
