@@ -120,6 +120,9 @@ struct SeriesLog {
     unknown: u64,
     /// Replayed completions answered 412, as they must be.
     refused: u64,
+    /// Requests that met a fault (no answer, a 5xx) and came through by
+    /// their retry.
+    recovered: u64,
     problems: Vec<String>,
 }
 
@@ -172,7 +175,10 @@ async fn drive(env: &Env, i: usize, steps: usize, pause_ms: u64, mut rng: Rng) -
         )
         .await;
     let mut current = match created.status() {
-        Some(StatusCode::CREATED) => created.body().clone(),
+        Some(StatusCode::CREATED) => {
+            log.recovered += u64::from(created.uncertain());
+            created.body().clone()
+        }
         _ => {
             log.note(&created, "create");
             return log;
@@ -284,6 +290,9 @@ async fn complete(api: &UserApi, log: &mut SeriesLog, task: &Value, replay: bool
             return false;
         }
     }
+    if answer.uncertain() {
+        log.recovered += 1;
+    }
     if replay {
         let again = api
             .call(Method::POST, &path, None, &headers, deadline())
@@ -365,6 +374,7 @@ async fn check(env: &Env, logs: &[SeriesLog]) -> anyhow::Result<Tally> {
         tally.duplicated += verdict.duplicated;
         tally.unknown += log.unknown;
         tally.refused += log.refused;
+        tally.recovered += log.recovered;
         for problem in verdict.problems.iter().chain(&log.problems) {
             tally
                 .problems

@@ -166,9 +166,10 @@ pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow
     let mut firings = Vec::new();
     let mut tally = Tally::new("reminders");
     for driver in futures::future::join_all(drivers).await {
-        let (made, unknown) = driver.context("a reminder driver panicked")?;
+        let (made, counts) = driver.context("a reminder driver panicked")?;
         firings.extend(made);
-        tally.unknown += unknown;
+        tally.unknown += counts.unknown;
+        tally.recovered += counts.recovered;
     }
     // The load is the firings themselves: driving lasts until the last
     // one is due, so faults keep coming while reminders fall due.
@@ -239,10 +240,10 @@ async fn drive(
     n: usize,
     span_ms: u64,
     mut rng: Rng,
-) -> (Vec<Firing>, u64) {
+) -> (Vec<Firing>, Counts) {
     let user = n % receivers.len().max(1);
     let Some(receiver) = receivers.get(user) else {
-        return (Vec::new(), 0);
+        return (Vec::new(), Counts::default());
     };
     let api = crate::workload::as_user(env, &env.task_api, &receiver.user);
     tokio::time::sleep(Duration::from_millis(rng.next_u64() % span_ms)).await;
@@ -256,15 +257,25 @@ async fn drive(
         .await;
     if created.status() != Some(StatusCode::CREATED) {
         eprintln!("reminders: {title}: create: {created:?}");
-        return (Vec::new(), 1);
+        return (
+            Vec::new(),
+            Counts {
+                unknown: 1,
+                recovered: 0,
+            },
+        );
     }
     let task = created.body().clone();
     let mut firings = vec![firing(user, &task, &title)];
+    let mut counts = Counts {
+        unknown: 0,
+        recovered: u64::from(created.uncertain()),
+    };
     // 6 in 10 stay, 1 in 4 moves, the rest are cancelled: a change is
     // sent well before the firing (15 s or more).
     let roll = rng.below(20);
     if roll < 12 {
-        return (firings, 0);
+        return (firings, counts);
     }
     let lead = (fire_at - Utc::now()).num_milliseconds().max(0) as u64;
     tokio::time::sleep(Duration::from_millis(
@@ -309,6 +320,7 @@ async fn drive(
             && answer.uncertain());
     if changed {
         firings[0].live = false;
+        counts.recovered += u64::from(answer.uncertain());
     } else {
         eprintln!("reminders: {title}: change: {answer:?}");
     }
@@ -316,9 +328,18 @@ async fn drive(
     // judged as superseded (at most once), and counted as unknown.
     if answer.status().is_none() {
         firings[0].live = false;
-        return (firings, 1);
+        counts.unknown += 1;
     }
-    (firings, 0)
+    (firings, counts)
+}
+
+/// What one reminder's requests met.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    /// Requests without an answer until their deadline.
+    unknown: u64,
+    /// Requests that met a fault and came through by their retry.
+    recovered: u64,
 }
 
 /// 30 s to 3 min ahead (less in a run shorter than that).

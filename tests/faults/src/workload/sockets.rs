@@ -176,6 +176,9 @@ struct ClientLog {
     frames: Vec<Frame>,
     connects: u32,
     refused_connects: u32,
+    /// Connections the gateway's side ended (a kill, a close frame), each
+    /// followed by a reconnect and resume.
+    cut_by_server: u32,
 }
 
 pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow::Result<Tally> {
@@ -219,6 +222,10 @@ pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow
         tally.checked += verdict.checked;
         tally.lost += verdict.lost;
         tally.duplicated += verdict.duplicated;
+        // Every socket the gateway's side cut, resumed without a loss.
+        if verdict.problems.is_empty() {
+            tally.recovered += u64::from(log.cut_by_server);
+        }
         let kind = if log.stays { "stayed" } else { "resumed" };
         for problem in verdict.problems {
             tally.problems.push(format!(
@@ -424,7 +431,10 @@ impl Client {
                 frame = socket.next() => {
                     let text = match frame {
                         Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(Ended::Reconnect),
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => {
+                            self.log.cut_by_server += 1;
+                            return Ok(Ended::Reconnect);
+                        }
                         Some(Ok(_)) => continue,
                     };
                     let message: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
