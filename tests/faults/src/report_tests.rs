@@ -95,7 +95,10 @@ fn a_loss_a_duplicate_or_a_problem_fails_the_run() {
     let mut dup = checked("sockets", 10);
     dup.duplicated = 2;
     let r = report(vec![checked("ops", 1), dup], vec![]);
-    assert!(r.markdown().contains("| sockets | 10 | 0 | 2 | 0 | 0 | 0 | 0 | 0 |"));
+    assert!(
+        r.markdown()
+            .contains("| sockets | 10 | 0 | 2 | 0 | 0 | 0 | 0 | 0 |")
+    );
     assert!(!r.passed());
     assert_eq!(r.totals(), (0, 2));
     assert!(r.markdown().contains("lost 0, duplicated 2"));
