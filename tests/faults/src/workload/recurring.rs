@@ -192,7 +192,7 @@ async fn drive(env: &Env, i: usize, steps: usize, pause_ms: u64, mut rng: Rng) -
                 // Late, not necessarily lost: the check after quiet
                 // decides (a missing successor is counted there).
                 None => {
-                    tracing_line(&format!(
+                    say(&format!(
                         "{}: occurrence {k} did not appear within {SUCCESSOR_WAIT:?}; the series stops",
                         log.title
                     ));
@@ -225,8 +225,16 @@ impl SeriesLog {
         match answer {
             Answer::NoAnswer { error, tries } => {
                 self.unknown += 1;
-                tracing_line(&format!(
+                say(&format!(
                     "{}: {what}: no answer after {tries} tries ({error})",
+                    self.title
+                ));
+            }
+            // Still failing at the deadline: as unknown as no answer.
+            Answer::Got { status, tries, .. } if e2e_tests::retry::transient(*status) => {
+                self.unknown += 1;
+                say(&format!(
+                    "{}: {what}: {status} after {tries} tries",
                     self.title
                 ));
             }
@@ -237,7 +245,7 @@ impl SeriesLog {
     }
 }
 
-fn tracing_line(line: &str) {
+fn say(line: &str) {
     eprintln!("recurring: {line}");
 }
 

@@ -44,6 +44,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use e2e_tests::notify::PushService;
+use e2e_tests::retry::Answer;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -170,6 +171,7 @@ pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow
         firings.extend(made);
         tally.unknown += counts.unknown;
         tally.recovered += counts.recovered;
+        tally.problems.extend(counts.problems);
     }
     // The load is the firings themselves: driving lasts until the last
     // one is due, so faults keep coming while reminders fall due.
@@ -256,20 +258,15 @@ async fn drive(
         .call(Method::POST, "/api/tasks", Some(&body), &key, until)
         .await;
     if created.status() != Some(StatusCode::CREATED) {
-        eprintln!("reminders: {title}: create: {created:?}");
-        return (
-            Vec::new(),
-            Counts {
-                unknown: 1,
-                recovered: 0,
-            },
-        );
+        let mut counts = Counts::default();
+        counts.fell_through(&created, &format!("{title}: create"));
+        return (Vec::new(), counts);
     }
     let task = created.body().clone();
     let mut firings = vec![firing(user, &task, &title)];
     let mut counts = Counts {
-        unknown: 0,
         recovered: u64::from(created.uncertain()),
+        ..Counts::default()
     };
     // 6 in 10 stay, 1 in 4 moves, the rest are cancelled: a change is
     // sent well before the firing (15 s or more).
@@ -322,24 +319,41 @@ async fn drive(
         firings[0].live = false;
         counts.recovered += u64::from(answer.uncertain());
     } else {
-        eprintln!("reminders: {title}: change: {answer:?}");
-    }
-    // A change of unknown outcome leaves the first firing's fate open:
-    // judged as superseded (at most once), and counted as unknown.
-    if answer.status().is_none() {
-        firings[0].live = false;
-        counts.unknown += 1;
+        // A change of unknown outcome leaves the first firing's fate
+        // open: judged as superseded (at most once).
+        firings[0].live = !counts.fell_through(&answer, &format!("{title}: change"));
     }
     (firings, counts)
 }
 
 /// What one reminder's requests met.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Counts {
-    /// Requests without an answer until their deadline.
+    /// Requests without an answer (or with a 5xx) until their deadline.
     unknown: u64,
     /// Requests that met a fault and came through by their retry.
     recovered: u64,
+    /// Requests refused where nothing should refuse them.
+    problems: Vec<String>,
+}
+
+impl Counts {
+    /// Records a request that did not do what it asked; true when its
+    /// outcome is unknown (it may have applied).
+    fn fell_through(&mut self, answer: &Answer, what: &str) -> bool {
+        eprintln!("reminders: {what}: {answer:?}");
+        match answer.status() {
+            Some(status) if !e2e_tests::retry::transient(status) => {
+                self.problems
+                    .push(format!("{what}: {status} {}", answer.body()));
+                false
+            }
+            _ => {
+                self.unknown += 1;
+                true
+            }
+        }
+    }
 }
 
 /// 30 s to 3 min ahead (less in a run shorter than that).
