@@ -15,10 +15,9 @@
 //! protocol's rule), but records every frame as it came.
 //!
 //! Once the run is quiet and no workload drives any more, the workload
-//! waits (bounded) until every client
-//! has applied its user's head (`user_streams.last_offset`, stable for three
-//! reads), stops them, and checks each client's record against the user's
-//! stream in the database (task-domain's outbox rows of `task-updates`,
+//! waits (bounded) until every client has applied its user's head
+//! (`user_streams.last_offset`, stable for three reads), stops them, and
+//! checks each client's record against the user's stream in the database (task-domain's outbox rows of `task-updates`,
 //! by `stream_offset`, of the current epoch): every offset up to the head
 //! received once (a second copy is duplicated; none is lost), in order,
 //! with the task id and sequence the database has. A `reset` is the
@@ -26,7 +25,9 @@
 //! (session.rs `reset`: another epoch, or the offsets pruned; the client
 //! reloads its list): it covers the offsets it skips only when that was
 //! so; a reset while the database still holds the next offset of the
-//! same epoch is counted as the loss it is.
+//! same epoch is counted as the loss it is. Sockets the gateway's side
+//! cut (a kill, a close frame) and that resumed without a loss are
+//! counted as recovered.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
