@@ -155,6 +155,14 @@ pub fn print(w: &Workload, gateway: &Side, centrifugo: &Side) {
         format!("{} ({})", centrifugo.delivered, centrifugo.duplicates)
     );
     println!(
+        "same record, gateway's last socket minus Centrifugo's (ms): p50 {}, p99 {} \
+         over {} writes; the gateway first in {}",
+        cell(signed_ms(&w.paired_us, 0.5)),
+        cell(signed_ms(&w.paired_us, 0.99)),
+        w.paired_us.len(),
+        gateway_first(&w.paired_us).map_or_else(|| "-".into(), |s| format!("{:.0}%", s * 100.0)),
+    );
+    println!(
         "gateway: {}; centrifugo: {}",
         gateway.label, centrifugo.label
     );
