@@ -333,11 +333,11 @@ impl Relay {
     async fn publish_turn(&self, key: &str, calls_left: &mut usize) -> Result<Turn, RepoError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        let lock = tx
+            .prepare_cached("SELECT pg_try_advisory_xact_lock($1, hashtext($2))")
+            .await?;
         let locked: bool = tx
-            .query_one(
-                "SELECT pg_try_advisory_xact_lock($1, hashtext($2))",
-                &[&RELAY_LOCK_NAMESPACE, &key],
-            )
+            .query_one(&lock, &[&RELAY_LOCK_NAMESPACE, &key])
             .await?
             .try_get(0)?;
         if !locked {
@@ -374,7 +374,7 @@ impl Relay {
     /// One daprd call with `rows` (one key, one topic), and its marks.
     async fn call(
         &self,
-        tx: &tokio_postgres::Transaction<'_>,
+        tx: &deadpool_postgres::Transaction<'_>,
         key: &str,
         topic: &str,
         rows: &[pending::PendingRow],

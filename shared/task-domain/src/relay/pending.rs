@@ -2,9 +2,14 @@
 //! rows, and what a publish changed. Each is served by the
 //! partial index `outbox_pending (partition_key, id) WHERE sent_at IS NULL`
 //! (V1); docs/benchmarks.md has their plans at a few 100,000 rows.
+//!
+//! Each runs as a statement prepared once per pooled connection
+//! (`prepare_cached`): a statement sent as text is parsed, described and
+//! planned by PostgreSQL on every call, an extra round trip and, for
+//! `KEYS_AFTER`'s recursive walk, more CPU than running it
+//! (docs/cpu-per-create.md).
 
 use deadpool_postgres::GenericClient;
-use tokio_postgres::Transaction;
 
 use crate::repo::RepoError;
 
@@ -49,8 +54,9 @@ pub(super) async fn keys_after(
     after: &str,
     limit: i64,
 ) -> Result<Vec<WaitingKey>, RepoError> {
+    let statement = client.prepare_cached(KEYS_AFTER).await?;
     client
-        .query(KEYS_AFTER, &[&after, &limit])
+        .query(&statement, &[&after, &limit])
         .await?
         .iter()
         .map(|row| {
@@ -87,51 +93,54 @@ pub(super) struct PendingRow {
 
 /// The next `limit` unsent rows of `key`, in id (commit) order.
 pub(super) async fn next_rows(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     key: &str,
     limit: i64,
 ) -> Result<Vec<PendingRow>, RepoError> {
-    tx.query(
-        "SELECT id, topic, payload::text, traceparent, attempts,
-                coalesce(next_attempt_at > now(), false)
-         FROM outbox WHERE partition_key = $1 AND sent_at IS NULL ORDER BY id LIMIT $2",
-        &[&key, &limit],
-    )
-    .await?
-    .iter()
-    .map(|r| {
-        Ok(PendingRow {
-            id: r.try_get(0)?,
-            topic: r.try_get(1)?,
-            payload: r.try_get(2)?,
-            traceparent: r.try_get(3)?,
-            attempts: r.try_get(4)?,
-            blocked: r.try_get(5)?,
+    let statement = tx
+        .prepare_cached(
+            "SELECT id, topic, payload::text, traceparent, attempts,
+                    coalesce(next_attempt_at > now(), false)
+             FROM outbox WHERE partition_key = $1 AND sent_at IS NULL ORDER BY id LIMIT $2",
+        )
+        .await?;
+    tx.query(&statement, &[&key, &limit])
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(PendingRow {
+                id: r.try_get(0)?,
+                topic: r.try_get(1)?,
+                payload: r.try_get(2)?,
+                traceparent: r.try_get(3)?,
+                attempts: r.try_get(4)?,
+                blocked: r.try_get(5)?,
+            })
         })
-    })
-    .collect()
+        .collect()
 }
 
 /// Marks `ids` sent, at the time of marking (daprd just answered), not
 /// the transaction's start; one time for the whole call.
-pub(super) async fn mark_sent(tx: &Transaction<'_>, ids: &[i64]) -> Result<(), RepoError> {
+pub(super) async fn mark_sent(tx: &impl GenericClient, ids: &[i64]) -> Result<(), RepoError> {
     if ids.is_empty() {
         return Ok(());
     }
-    tx.execute(
-        "UPDATE outbox SET sent_at = statement_timestamp(), attempts = attempts + 1,
-                last_error = NULL, next_attempt_at = NULL
-         WHERE id = ANY($1)",
-        &[&ids],
-    )
-    .await?;
+    let statement = tx
+        .prepare_cached(
+            "UPDATE outbox SET sent_at = statement_timestamp(), attempts = attempts + 1,
+                    last_error = NULL, next_attempt_at = NULL
+             WHERE id = ANY($1)",
+        )
+        .await?;
+    tx.execute(&statement, &[&ids]).await?;
     Ok(())
 }
 
 /// Records a failed attempt of each row; they stay pending and are tried
 /// again on the next pass.
 pub(super) async fn mark_failed(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     failures: &[(i64, String)],
 ) -> Result<(), RepoError> {
     if failures.is_empty() {
@@ -150,7 +159,7 @@ pub(super) async fn mark_failed(
 /// Records a refusal of row `id` and holds it (and so its key) until
 /// `delay` from now.
 pub(super) async fn mark_backoff(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
     id: i64,
     error: &str,
     delay: std::time::Duration,
