@@ -48,7 +48,7 @@ impl Options {
     fn fault_window(&self) -> Duration {
         match self.mode {
             Mode::Short => Duration::from_secs(180),
-            Mode::Full => Duration::from_secs(2_400),
+            Mode::Full => Duration::from_secs(1_800),
         }
     }
 
@@ -56,7 +56,7 @@ impl Options {
     fn collect_within(&self) -> Duration {
         match self.mode {
             Mode::Short => Duration::from_secs(240),
-            Mode::Full => Duration::from_secs(1_200),
+            Mode::Full => Duration::from_secs(720),
         }
     }
 }
