@@ -16,7 +16,8 @@ const FAILED_INDEX: &str = "failed|index";
 const FAILED_LEN: usize = 1_000;
 /// Tries of an index update that keeps losing its ETag race.
 const PUSH_TRIES: u32 = 8;
-pub(crate) const FAILED_EVENT: &str = "com.todo.notification.failed";
+/// The report's type, from the list the AsyncAPI test walks.
+pub(crate) const FAILED_EVENT: &str = contracts::NOTIFICATION_FAILED.event_type;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Index {
@@ -88,16 +89,8 @@ pub async fn publish_failed(state: &AppState, record: &DeliveryRecord) {
     if let Err(error) = push_front(state, FAILED_INDEX, &key, FAILED_LEN).await {
         tracing::error!(%error, %key, "failed delivery not listed for admins");
     }
-    let event = serde_json::json!({
-        "specversion": "1.0",
-        "id": format!("{key}|{}", record.attempts),
-        "source": "/todo-events/notification",
-        "type": FAILED_EVENT,
-        "time": record.updated_at,
-        "datacontenttype": "application/json",
-        "data": record,
-    });
-    let topic = contracts::Topic::Reminders.dead_letter();
+    let event = failed_event(record);
+    let topic = contracts::NOTIFICATION_FAILED.topic.dead_letter();
     if let Err(error) = state
         .dapr
         .publish_cloud_event(
@@ -111,6 +104,25 @@ pub async fn publish_failed(state: &AppState, record: &DeliveryRecord) {
     {
         tracing::error!(%error, %key, "failed delivery not published to {topic}");
     }
+}
+
+/// The report of a failed delivery: a CloudEvent whose id is the delivery
+/// key and its attempt count (one report per attempt that failed), whose
+/// subject is the task id like every event's, and whose data is the record
+/// (`shared/contracts/schemas/notification-failed.v1.json`).
+fn failed_event(record: &DeliveryRecord) -> serde_json::Value {
+    let report = contracts::NOTIFICATION_FAILED;
+    serde_json::json!({
+        "specversion": "1.0",
+        "id": format!("{}|{}", record.key(), record.attempts),
+        "source": report.source,
+        "type": report.event_type,
+        "subject": record.task_id.to_string(),
+        "time": record.updated_at,
+        "datacontenttype": "application/json",
+        "dataschema": report.data_schema,
+        "data": record,
+    })
 }
 
 /// Keys per bulk read: the failed index holds up to [`FAILED_LEN`], and
@@ -144,4 +156,53 @@ pub async fn failed(state: &AppState) -> Result<Vec<DeliveryRecord>, StateError>
         .into_iter()
         .filter(|r| matches!(r.status, Status::Failed | Status::Unknown))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Utc};
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::delivery::{Status, Target};
+
+    fn record(status: Status, target: Target) -> DeliveryRecord {
+        DeliveryRecord {
+            reminder_id: Uuid::now_v7(),
+            task_id: Uuid::now_v7(),
+            user_id: "user-7".into(),
+            fire_at: DateTime::from_timestamp_millis(1_767_261_600_000).unwrap_or_default(),
+            target,
+            title: "Pay rent".into(),
+            status,
+            attempts: 3,
+            last_error: Some("push service answered 500".into()),
+            updated_at: Utc::now(),
+        }
+    }
+
+    /// The report is what the AsyncAPI document and its schemas describe:
+    /// the envelope (a key-shaped id, the task as subject, the dataschema)
+    /// and the record as data, for both statuses and both targets.
+    #[test]
+    fn the_failed_report_matches_its_schemas() {
+        for (status, target) in [
+            (Status::Failed, Target::Email),
+            (Status::Unknown, Target::Push(Uuid::now_v7())),
+        ] {
+            let record = record(status, target);
+            let event = failed_event(&record);
+            contracts::schema::validate_cloudevent(&event)
+                .unwrap_or_else(|e| panic!("{event}: {e}"));
+            assert_eq!(event["subject"], record.task_id.to_string());
+            assert_eq!(event["id"], format!("{}|3", record.key()));
+        }
+    }
+
+    /// A record that is not a failure does not pass as a report.
+    #[test]
+    fn a_sent_record_is_no_report() {
+        let event = failed_event(&record(Status::Sent, Target::Email));
+        assert!(contracts::schema::validate_cloudevent(&event).is_err());
+    }
 }

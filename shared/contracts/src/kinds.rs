@@ -99,6 +99,41 @@ impl EventKind {
     }
 }
 
+/// A CloudEvent a function publishes to a dead-letter topic as a report
+/// for operators: not part of a topic's flow (no subscriber applies it,
+/// `scripts/dlq replay` skips it), but an event type the code emits all
+/// the same, so the AsyncAPI document and the schemas describe it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportKind {
+    /// The CloudEvent `type`.
+    pub event_type: &'static str,
+    /// The `dataschema` URI, the `$id` of its data schema.
+    pub data_schema: &'static str,
+    /// The topic on whose dead-letter topic it is published.
+    pub topic: Topic,
+    /// The `source` of the function that publishes it.
+    pub source: &'static str,
+}
+
+/// notification's report of a delivery that failed or whose outcome is
+/// unknown (functions/notification/src/history.rs).
+pub const NOTIFICATION_FAILED: ReportKind = ReportKind {
+    event_type: "com.todo.notification.failed",
+    data_schema: "urn:todo-events:schema:notification-failed:v1",
+    topic: Topic::Reminders,
+    source: "/todo-events/notification",
+};
+
+/// Every report type the code emits: the AsyncAPI test walks this list
+/// beside [`EventKind::ALL`], so a new report cannot go undocumented.
+pub const REPORT_KINDS: [ReportKind; 1] = [NOTIFICATION_FAILED];
+
+impl ReportKind {
+    pub fn parse(value: &str) -> Option<ReportKind> {
+        REPORT_KINDS.into_iter().find(|k| k.event_type == value)
+    }
+}
+
 impl std::fmt::Display for EventKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

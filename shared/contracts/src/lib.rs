@@ -12,7 +12,7 @@ pub mod schema;
 
 pub use decode::{DecodeError, Delivery, Received, decode_push};
 pub use envelope::{EVENT_SOURCE_PREFIX, OutgoingEvent};
-pub use kinds::{EventKind, Topic};
+pub use kinds::{EventKind, NOTIFICATION_FAILED, REPORT_KINDS, ReportKind, Topic};
 pub use payload::{
     Event, ReminderChannel, ReminderEventData, TaskEventData, TaskSnapshot, TaskSyncData,
 };

@@ -12,14 +12,16 @@ const TASK_SNAPSHOT: &str = include_str!("../schemas/task-snapshot.json");
 const TASK_EVENT: &str = include_str!("../schemas/task-event.v1.json");
 const TASK_SYNC: &str = include_str!("../schemas/task-sync.v1.json");
 const REMINDER_EVENT: &str = include_str!("../schemas/reminder-event.v1.json");
+const NOTIFICATION_FAILED: &str = include_str!("../schemas/notification-failed.v1.json");
 
 /// Every schema document, by file name, for tooling and docs.
-pub const SCHEMA_FILES: [(&str, &str); 5] = [
+pub const SCHEMA_FILES: [(&str, &str); 6] = [
     ("cloudevent.json", ENVELOPE),
     ("task-snapshot.json", TASK_SNAPSHOT),
     ("task-event.v1.json", TASK_EVENT),
     ("task-sync.v1.json", TASK_SYNC),
     ("reminder-event.v1.json", REMINDER_EVENT),
+    ("notification-failed.v1.json", NOTIFICATION_FAILED),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +61,7 @@ fn compile_all() -> Result<Compiled, SchemaError> {
         ("task-event.v1.json", TASK_EVENT),
         ("task-sync.v1.json", TASK_SYNC),
         ("reminder-event.v1.json", REMINDER_EVENT),
+        ("notification-failed.v1.json", NOTIFICATION_FAILED),
     ] {
         let id = parse(name, text)?["$id"]
             .as_str()

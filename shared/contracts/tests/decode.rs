@@ -98,6 +98,24 @@ fn schema_rejects_an_event_missing_its_id() {
     assert!(contracts::schema::validate_cloudevent(&json).is_err());
 }
 
+/// Only notification's failed-delivery report has a non-UUID id (its
+/// delivery key): a flow event with such an id, or a report with a UUID,
+/// is refused.
+#[test]
+fn schema_keeps_uuid_ids_for_flow_events() {
+    let mut json = task_event(EventKind::TaskCreated, "erin").to_json();
+    json["id"] = serde_json::json!("delivery|0193a1b2c3d47e5f8a9b0c1d2e3f4a5b|1|email|1");
+    assert!(contracts::schema::validate_cloudevent(&json).is_err());
+    json["type"] = serde_json::json!(contracts::NOTIFICATION_FAILED.event_type);
+    json["dataschema"] = serde_json::json!(contracts::NOTIFICATION_FAILED.data_schema);
+    let error = contracts::schema::validate_cloudevent(&json).expect_err("task data is no report");
+    assert!(error.to_string().contains("notification-failed"), "{error}");
+    json["id"] = serde_json::json!(uuid::Uuid::now_v7().to_string());
+    let error =
+        contracts::schema::validate_cloudevent(&json).expect_err("a report's id is its key");
+    assert!(error.to_string().contains("cloudevent.json"), "{error}");
+}
+
 proptest! {
     #[test]
     fn arbitrary_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
