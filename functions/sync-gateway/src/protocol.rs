@@ -43,14 +43,16 @@ pub struct At {
     pub offset: i64,
 }
 
-/// Why a client's message is refused (closed with 4400).
+/// Why a client's message is refused (closed with 4400, but for an empty
+/// token in the first `auth`: see `session::authenticate`).
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     /// Not JSON, or not one of the messages (serde's own words, which
     /// list the known types).
     #[error(transparent)]
     Json(#[from] serde_json::Error),
-    /// A known message outside the schema's bounds.
+    /// A known message outside the schema's bounds (an `auth` with an
+    /// empty token: as the first message that is no token, 4401).
     #[error("{0}")]
     Invalid(&'static str),
     /// A position (in `resume`, or in `auth`) outside the schema's bounds.
@@ -114,7 +116,8 @@ pub enum Close {
     /// user) has as many sockets or replays as it takes; reconnect after
     /// a backoff and resume.
     TryAgainLater,
-    /// 4400: a message the protocol does not know; fix the client.
+    /// 4400: a message the protocol does not know (the first one too);
+    /// fix the client.
     BadMessage,
     /// 4401: no valid token in time, or a refused one; get a new token.
     Unauthenticated,

@@ -267,13 +267,17 @@ where
     };
     let (token, resume) = match protocol::parse(&text) {
         Ok(ClientMessage::Auth { token, resume }) => (token, resume),
-        // An auth whose position breaks the schema: a client bug, not a
-        // token to renew.
-        Err(ParseError::Position(reason)) => {
-            tracing::info!(reason, "a position outside the protocol");
+        // A message of the protocol before `auth`, or an auth without a
+        // token: authentication is what is missing (4401, get a token).
+        Ok(_) | Err(ParseError::Invalid(_)) => return Err(End::Closed(Close::Unauthenticated)),
+        // Not a message of the protocol (not JSON, an unknown type or
+        // field, a position outside the schema): a client bug that a new
+        // token would not fix, so 4400 and the client stops instead of
+        // reauthenticating in a loop.
+        Err(error) => {
+            tracing::info!(%error, "a first message outside the protocol");
             return Err(End::Closed(Close::BadMessage));
         }
-        _ => return Err(End::Closed(Close::Unauthenticated)),
     };
     let verified = token::verify(&ctx.auth, &token).await.map_err(refused)?;
     Ok((verified, resume))

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use auth::Authenticator;
-use auth::testing::{TEST_SECRET, sign, test_config};
+use auth::testing::{TEST_SECRET, sign, test_config, token_for};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -257,4 +257,22 @@ async fn resumes_beyond_the_rate_and_replays_without_a_slot_get_1013() {
     client.say(json!({"type": "resume", "epoch": h.feed.epoch(), "offset": 0}));
     assert_eq!(client.next().await, json!({"close": 1013}));
     assert!(started.elapsed() >= h.config.write_timeout);
+}
+
+/// A first message that is not the protocol is a client bug: 4400 (stop),
+/// not 4401, which would send the client for a new token in a loop.
+#[tokio::test(start_paused = true)]
+async fn a_malformed_first_message_is_4400_not_4401() {
+    let h = Harness::new(MemFeed::with(0), 16);
+    for text in [
+        "not json".to_owned(),
+        json!({"type": "auth", "token": token_for(USER, false), "extra": 1}).to_string(),
+        json!({"type": "auht", "token": token_for(USER, false)}).to_string(),
+        json!({"type": "auth"}).to_string(),
+    ] {
+        let mut client = h.connect(None);
+        client.say_text(&text);
+        assert_eq!(client.next().await, json!({"close": 4400}), "{text}");
+        assert_eq!(client.ended().await, End::Closed(Close::BadMessage));
+    }
 }

@@ -300,8 +300,13 @@ fn server_schema() -> jsonschema::Validator {
 
 impl Client {
     pub(crate) fn say(&self, message: Value) {
+        self.say_text(&message.to_string());
+    }
+
+    /// A text frame as written, JSON or not.
+    pub(crate) fn say_text(&self, text: &str) {
         self.to_server
-            .unbounded_send(Ok(Message::Text(Utf8Bytes::from(message.to_string()))))
+            .unbounded_send(Ok(Message::Text(Utf8Bytes::from(text))))
             .unwrap();
     }
 
@@ -388,6 +393,7 @@ async fn the_first_message_must_be_a_valid_auth_in_time() {
         json!({"type": "auth", "token": forged}),
         json!({"type": "auth", "token": expired}),
         json!({"type": "resume", "epoch": "e", "offset": 0}),
+        json!({"type": "auth", "token": ""}),
     ] {
         let mut client = h.connect(None);
         client.say(first.clone());
