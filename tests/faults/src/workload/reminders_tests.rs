@@ -85,20 +85,20 @@ async fn alone_on_the_stack_each_reminder_arrives_once_per_channel_and_device() 
     assert!(tally.checked >= 12, "{tally:#?}");
 }
 
-/// Plants a second copy of a delivered reminder's mail in mailpit
-/// (its send API, `POST /api/v1/send`): the checker must count the
-/// email as duplicated and leave the push delivered.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs the local stack: ./scripts/test runs it"]
-async fn on_the_stack_a_planted_second_mail_is_caught_as_duplicated() {
+/// One user with an address and a device (`respond`: what its push
+/// service answers) and one reminder due in 5 s: the environment, the
+/// push service, the receiver, the firing and its title.
+async fn one_reminder(
+    respond: Option<u16>,
+) -> (Env, PushService, [Receiver; 1], [Firing; 1], String) {
     let run_id = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let env = Env::from_env(&run_id, 1).expect("the stack's environment");
     let push = PushService::start().await;
-    let receivers = [receiver(&env, &push, &env.users[0], None)
+    let receivers = [receiver(&env, &push, &env.users[0], respond)
         .await
         .expect("receiver")];
     let api = crate::workload::as_user(&env, &env.task_api, &env.users[0]);
-    let title = format!("faults-{run_id}-rem-planted");
+    let title = format!("faults-{run_id}-rem-one");
     let body = task_body(&title, Utc::now() + chrono::Duration::seconds(5));
     let until = Instant::now() + REQUEST_WAIT;
     let created = api
@@ -106,6 +106,16 @@ async fn on_the_stack_a_planted_second_mail_is_caught_as_duplicated() {
         .await;
     assert_eq!(created.status(), Some(StatusCode::CREATED), "{created:?}");
     let firings = [firing(0, created.body(), &title)];
+    (env, push, receivers, firings, title)
+}
+
+/// Plants a second copy of a delivered reminder's mail in mailpit
+/// (its send API, `POST /api/v1/send`): the checker must count the
+/// email as duplicated and leave the push delivered.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the local stack: ./scripts/test runs it"]
+async fn on_the_stack_a_planted_second_mail_is_caught_as_duplicated() {
+    let (env, push, receivers, firings, title) = one_reminder(None).await;
     let deadline = Instant::now() + Duration::from_secs(90);
     let judged = loop {
         let judged = judge_all(&env, &push, &receivers, &firings)
@@ -151,21 +161,7 @@ async fn on_the_stack_a_planted_second_mail_is_caught_as_duplicated() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the local stack: ./scripts/test runs it"]
 async fn on_the_stack_a_failing_device_is_recorded_failed_and_dead_lettered() {
-    let run_id = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let env = Env::from_env(&run_id, 1).expect("the stack's environment");
-    let push = PushService::start().await;
-    let receivers = [receiver(&env, &push, &env.users[0], Some(500))
-        .await
-        .expect("receiver")];
-    let api = crate::workload::as_user(&env, &env.task_api, &env.users[0]);
-    let title = format!("faults-{run_id}-rem-failing");
-    let body = task_body(&title, Utc::now() + chrono::Duration::seconds(5));
-    let until = Instant::now() + REQUEST_WAIT;
-    let created = api
-        .call(Method::POST, "/api/tasks", Some(&body), &[], until)
-        .await;
-    assert_eq!(created.status(), Some(StatusCode::CREATED), "{created:?}");
-    let firings = [firing(0, created.body(), &title)];
+    let (env, push, receivers, firings, _) = one_reminder(Some(500)).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let tally = check(&env, &push, &receivers, &firings, Tally::new("reminders")).await;
     let tally = tally.expect("checked");
