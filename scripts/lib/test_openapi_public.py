@@ -128,6 +128,18 @@ class RepositoryTest(unittest.TestCase):
         merged = op.merge(functions, table, version)
         self.assertEqual([n for n in merged["components"]["schemas"] if n.endswith("Problem")], ["Problem"])
 
+    def test_the_description_names_each_functions_local_port(self):
+        # The /docs page's "Test Request" goes to the server `/`: locally
+        # that is sync-gateway's port only, and the description says where
+        # the others listen, as scripts/lib/stack.sh starts them.
+        table, functions, version = op.load(ROOT)
+        description = op.merge(functions, table, version)["info"]["description"]
+        stack = (ROOT / "scripts" / "lib" / "stack.sh").read_text()
+        for function in functions:
+            port = next(line.split()[1] for line in stack.splitlines()
+                        if line.strip().startswith(f'"{function} '))
+            self.assertIn(f"{function} {port}", description)
+
     def test_check_flags_a_stale_file(self):
         with tempfile.TemporaryDirectory() as tmp:
             out = pathlib.Path(tmp) / "public.json"

@@ -203,7 +203,12 @@ def merge(functions, table, version):
                 "`todo-events` (knative/base/edge/httproute.yaml). Each operation names the function that "
                 "serves it in `x-todo-events-function`. Errors are RFC 9457 problem+json. The WebSocket "
                 "protocol of /ws/tasks and the Kafka topics are described in AsyncAPI 3.0 "
-                "(shared/contracts/asyncapi.json). Generated: edit the functions' documents, not this file."
+                "(shared/contracts/asyncapi.json). On the public origin this document is served at "
+                "/docs/openapi.json (and rendered at /docs/); /openapi.json there is sync-gateway's own "
+                "document. Locally (`./scripts/dev up`) each function listens on its own port (task-api "
+                "8080, audit 8081, notification 8083, sync-gateway 8090), so a request sent from the "
+                "/docs/ page on 127.0.0.1:8090 to this document's server `/` reaches only sync-gateway's "
+                "paths. Generated: edit the functions' documents, not this file."
             ),
         },
         "servers": [{"url": "/", "description": "The public origin (the Gateway of knative/base/edge)."}],

@@ -16,8 +16,15 @@ pub const PAGE_ROUTES: [&str; 1] = ["/config.json"];
 
 /// The documented paths the page's `ServeDir` fallback answers (any file
 /// of WEB_DIR is served; these are the entry points a reader is sent to):
-/// the app, the interface documents, and the redirect to them.
-pub const FALLBACK_PATHS: [&str; 3] = ["/", "/docs", "/docs/"];
+/// the app, the interface documents' page, the redirect to it, and the
+/// documents it renders (web/scripts/build-docs.mjs puts them there).
+pub const FALLBACK_PATHS: [&str; 5] = [
+    "/",
+    "/docs",
+    "/docs/",
+    "/docs/openapi.json",
+    "/docs/asyncapi.json",
+];
 
 /// `GET /openapi.json`.
 pub async fn serve() -> Response {

@@ -46,6 +46,9 @@ fn page_dir() -> PathBuf {
         "<!doctype html><title>docs</title>",
     )
     .unwrap();
+    for document in ["openapi.json", "asyncapi.json"] {
+        std::fs::write(dir.join("docs").join(document), r#"{"info":{}}"#).unwrap();
+    }
     dir
 }
 
@@ -199,6 +202,9 @@ async fn every_answer_over_http_is_documented() {
         (&with_page, "/docs", vec![], 307),
         (&with_page, "/docs/", vec![], 200),
         (&with_page, "/config.json", vec![], 200),
+        (&with_page, "/docs/openapi.json", vec![], 200),
+        (&with_page, "/docs/asyncapi.json", vec![], 200),
+        (&without, "/docs/asyncapi.json", vec![], 404),
         (&without, "/", vec![], 404),
         (&without, "/docs/", vec![], 404),
         (&without, "/config.json", vec![], 404),

@@ -91,9 +91,18 @@ impl Policies {
         }
     }
 
-    /// The policy for a request path: the wider ones by exact prefix and
-    /// file only, anything else (percent-encoded spellings included) the
-    /// app's, so a mismatch fails closed.
+    /// The policy for a request path, by its spelling: the wider ones for
+    /// `/docs`, `/docs/...` and exactly `/docs/events.html`, the app's
+    /// for anything else. `ServeDir` maps other spellings to the same file
+    /// (it percent-decodes and skips `//`, `.` and a trailing slash), and
+    /// those get the policy of the spelling, not of the file: the AsyncAPI
+    /// page as `/docs/%65vents.html` or `/docs//events.html` gets the
+    /// Scalar page's policy (no 'unsafe-eval', so it breaks), the Scalar
+    /// page as `//docs/` the app's (it breaks too). A mismatch is stricter
+    /// or breaks a page, never wider: the app's page cannot be reached
+    /// under `/docs/`, because `ServeDir` refuses `..` and any other
+    /// non-normal component, encoded or not (tower-http 0.6.11,
+    /// src/services/fs/serve_dir/mod.rs `build_and_validate_path`).
     fn for_path(&self, path: &str) -> &HeaderValue {
         if path == "/docs/events.html" {
             &self.docs_events
