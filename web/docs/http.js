@@ -24,6 +24,17 @@ script.addEventListener("load", () => {
     mcp: { disabled: true },
     agent: { disabled: true },
     showDeveloperTools: "never",
+    // No request proxy: the key the standalone bundle reads is `proxyUrl`
+    // (its config schema: `proxyUrl:w(S(),{typeComment:\`URL to a request
+    // proxy for the API client\`})`, optional, no default, in
+    // node_modules/@scalar/api-reference/dist/browser/standalone.js,
+    // 1.72.1). Left undefined, the client falls back to
+    // https://proxy.scalar.com in its `web` layout (`Qx=(e,t)=>e===void
+    // 0?wHe(t):e`, `wHe=e=>e==='web'?'https://proxy.scalar.com':null`),
+    // which would carry a cross-origin request, Authorization included,
+    // through Scalar's service. An empty string is "no proxy": `xb`, which
+    // rewrites a request's URL, returns it unchanged for a falsy proxy.
+    proxyUrl: "",
     showOperationId: true,
     defaultOpenAllTags: true,
     documentDownloadType: "json",

@@ -38,3 +38,13 @@ test("each page has both tabs, marks its own as current, and names its document"
   }
   assert.throws(() => page("{{nothing}}", "index.html"), /no value for \{\{nothing\}\}/);
 });
+
+test("the HTTP API page turns Scalar's request proxy off with the key the bundle reads", () => {
+  // Scalar's standalone bundle falls back to https://proxy.scalar.com when
+  // `proxyUrl` is undefined (web/docs/http.js says where); the page sets it
+  // empty. An upgrade that renames the key must be looked at again.
+  const bundle = readFileSync(new URL("../node_modules/@scalar/api-reference/dist/browser/standalone.js", import.meta.url), "utf8");
+  assert.match(bundle, /proxyUrl:\w+\(\w+\(\),\{typeComment:`URL to a request proxy for the API client`\}\)/);
+  const http = readFileSync(new URL("../docs/http.js", import.meta.url), "utf8");
+  assert.match(http, /^\s+proxyUrl: "",$/m);
+});
