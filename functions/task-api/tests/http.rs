@@ -32,6 +32,14 @@ const APP_TOKEN: &str = "test-app-token";
 /// a pool that is never connected (nothing here reaches the database) and
 /// a daprd address nothing listens on.
 fn test_app(auth: auth::AuthConfig) -> Router {
+    test_app_with(auth, Vec::new())
+}
+
+/// [`test_app`] with readiness checks.
+fn test_app_with(
+    auth: auth::AuthConfig,
+    checks: Vec<Box<dyn service::health::ReadinessCheck>>,
+) -> Router {
     let pool = service::db::pool("postgres://todo:todo@127.0.0.1:1/none", 1).unwrap();
     let dapr = DaprClient::new("http://127.0.0.1:1", None, Duration::from_millis(100));
     let relay_config = RelayConfig {
@@ -55,7 +63,7 @@ fn test_app(auth: auth::AuthConfig) -> Router {
     router(
         state,
         callbacks,
-        Vec::new(),
+        checks,
         Metrics::new("test"),
         limits,
         retention,
@@ -351,4 +359,35 @@ async fn every_answer_to_a_probe_is_documented() {
         }
     }
     assert_eq!(probes, 10 * 2, "every /api operation probed by each caller");
+}
+
+/// `/readyz` answers the documented JSON: each check by name, 200 when
+/// all pass (none here), 503 naming PostgreSQL at a closed port.
+#[tokio::test]
+async fn readiness_answers_are_documented() {
+    let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+    let pool = service::db::pool("postgres://todo:todo@127.0.0.1:1/none", 1).unwrap();
+    let down: Vec<Box<dyn service::health::ReadinessCheck>> =
+        vec![Box::new(service::db::PostgresCheck(pool))];
+    for (app, want) in [
+        (test_app(test_config()), StatusCode::OK),
+        (
+            test_app_with(test_config(), down),
+            StatusCode::SERVICE_UNAVAILABLE,
+        ),
+    ] {
+        let request = Request::get("/readyz").body(Body::empty()).unwrap();
+        let (status, content_type, body) = send(&app, request).await;
+        assert_eq!(status, want, "{body}");
+        assert_eq!(content_type, "application/json");
+        let (schema, media) =
+            service::openapi::answer_schema(&doc, "/readyz", "get", status.as_u16())
+                .unwrap_or_else(|| panic!("/readyz {status} has no documented body"));
+        assert_eq!(media, "application/json");
+        service::openapi::validate_at(&doc, &schema, &body)
+            .unwrap_or_else(|e| panic!("/readyz {status}: {e}"));
+        if want == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(body["postgres"], "unavailable");
+        }
+    }
 }
