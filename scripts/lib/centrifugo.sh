@@ -94,24 +94,31 @@ centrifugo_group_at_end() {
 
 # centrifugo_up: starts Centrifugo on a free loopback port with a fresh
 # secret and consumer group; sets CENTRIFUGO_URL, CENTRIFUGO_HMAC_SECRET and
-# CENTRIFUGO_PID for the bench tool.
+# CENTRIFUGO_PID for the bench tool. Each run has its own name (pid file,
+# config), so two runs at once never stop each other's server.
 centrifugo_up() {
   mkdir -p "$CENTRIFUGO_RUN"
-  local port group
+  local port group config
+  CENTRIFUGO_NAME="bench-centrifugo-$BASHPID"
+  config="$CENTRIFUGO_RUN/$CENTRIFUGO_NAME.json"
   port=$(centrifugo_free_port)
-  group="bench-centrifugo-$(date +%s)-$$"
+  group="bench-centrifugo-$(date +%s)-$BASHPID"
   CENTRIFUGO_HMAC_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
-  centrifugo_config "$CENTRIFUGO_RUN/config.json" "$port" "$CENTRIFUGO_HMAC_SECRET" "$group"
+  centrifugo_config "$config" "$port" "$CENTRIFUGO_HMAC_SECRET" "$group"
   centrifugo_group_at_end "$group"
   say "starting Centrifugo $CENTRIFUGO_VERSION on 127.0.0.1:$port (consumer group $group)"
-  start_bg bench-centrifugo "$CENTRIFUGO_BIN" --config "$CENTRIFUGO_RUN/config.json"
+  start_bg "$CENTRIFUGO_NAME" "$CENTRIFUGO_BIN" --config "$config"
   CENTRIFUGO_URL="http://127.0.0.1:$port"
-  CENTRIFUGO_PID=$(cat "$PID_DIR/bench-centrifugo.pid")
+  CENTRIFUGO_PID=$(cat "$PID_DIR/$CENTRIFUGO_NAME.pid")
   export CENTRIFUGO_URL CENTRIFUGO_HMAC_SECRET CENTRIFUGO_PID
   wait_for "Centrifugo" 30 curl -fsS "$CENTRIFUGO_URL/health"
 }
 
-centrifugo_down() { stop_bg bench-centrifugo; }
+centrifugo_down() {
+  [[ -n ${CENTRIFUGO_NAME:-} ]] || return 0
+  stop_bg "$CENTRIFUGO_NAME"
+  rm -f "$CENTRIFUGO_RUN/$CENTRIFUGO_NAME.json"
+}
 
 # centrifugo_bench ARGS...: the whole side-by-side run. Builds Centrifugo and
 # the bench tool (release), starts Centrifugo, runs bench_fanout ARGS...
@@ -122,6 +129,10 @@ centrifugo_bench() (
   (cd "$REPO_ROOT" && cargo build --release --quiet -p e2e-tests --bin bench_fanout) \
     || die "building bench_fanout failed"
   pid_alive app-sync-gateway || die "the sync gateway is not running: ./scripts/dev up first"
+  # Every socket is a descriptor in the bench and one in the server (both
+  # servers' sockets at once in the bench): lift the soft limit to the hard
+  # one; Centrifugo inherits it.
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   trap centrifugo_down EXIT
   centrifugo_up
   "${CARGO_TARGET_DIR:-$REPO_ROOT/target}/release/bench_fanout" "$@"

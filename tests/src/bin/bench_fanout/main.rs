@@ -341,7 +341,7 @@ async fn main() -> anyhow::Result<()> {
     if wg.delivered < expected || wc.delivered < expected {
         bail!(
             "warm-up: gateway got {} and Centrifugo {} of {expected} deliveries \
-             (Centrifugo's log: $TODO_EVENTS_RUN/logs/bench-centrifugo.log)",
+             (Centrifugo's log: $TODO_EVENTS_RUN/logs/bench-centrifugo-<pid>.log)",
             wg.delivered,
             wc.delivered
         );
