@@ -131,8 +131,10 @@ async fn bad_bodies_get_precise_problems() {
     let t = token_for("alice", false);
     let cases: Vec<(&str, String, StatusCode, Option<&str>)> = vec![
         ("malformed", "{\"title\":".into(), StatusCode::BAD_REQUEST, None),
-        ("unknown field", r#"{"title":"a","owner":"bob"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, None),
-        ("wrong type", r#"{"title":["a"]}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, None),
+        ("unknown field", r#"{"title":"a","owner":"bob"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, Some("owner")),
+        ("wrong type", r#"{"title":["a"]}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, Some("title")),
+        ("missing field", r#"{"description":"a"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, Some("title")),
+        ("nested", r#"{"title":"a","reminders":[{"minutes_before":"x"}]}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, Some("reminders[0].minutes_before")),
         ("empty title", r#"{"title":"  "}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, Some("title")),
         ("time zone", r#"{"title":"a","time_zone":"Mars/Base"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, Some("time_zone")),
         (
