@@ -243,10 +243,10 @@ fn pg_clients(named: &[(String, u32)], pg_port: u16) -> HashMap<u16, String> {
     let mut out = HashMap::new();
     for (label, pid) in named {
         for inode in socket_inodes(*pid) {
-            if let Some((local, remote)) = tcp.get(&inode) {
-                if *remote == pg_port {
-                    out.insert(*local, label.clone());
-                }
+            if let Some((local, remote)) = tcp.get(&inode)
+                && *remote == pg_port
+            {
+                out.insert(*local, label.clone());
             }
         }
     }

@@ -77,7 +77,7 @@ fn parse_args() -> anyhow::Result<Args> {
     if !matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]") {
         bail!("--url must be a loopback address, not {host}");
     }
-    if a.creates == 0 || a.users == 0 || !(a.rate > 0.0) {
+    if a.creates == 0 || a.users == 0 || !a.rate.is_finite() || a.rate <= 0.0 {
         bail!("--creates, --users and --rate must be positive");
     }
     Ok(a)

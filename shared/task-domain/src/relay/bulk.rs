@@ -168,16 +168,20 @@ mod tests {
         out
     }
 
-    #[test]
-    fn one_topic_per_call_up_to_the_first_blocked_row() {
-        let rows = vec![
+    /// Topics a and b interleaved; row 4 backs off.
+    fn two_topics_with_a_blocked_row() -> Vec<PendingRow> {
+        vec![
             row(1, "a", false),
             row(2, "b", false),
             row(3, "a", false),
             row(4, "b", true),
             row(5, "a", false),
-        ];
-        let plan = plan(rows, 1 << 20);
+        ]
+    }
+
+    #[test]
+    fn one_topic_per_call_up_to_the_first_blocked_row() {
+        let plan = plan(two_topics_with_a_blocked_row(), 1 << 20);
         assert!(matches!(&plan, Plan::Publish { topic, .. } if topic == "a"));
         assert_eq!(ids(&plan), [1, 3], "row 5 must not overtake blocked row 4");
         assert!(matches!(
@@ -189,15 +193,8 @@ mod tests {
 
     #[test]
     fn one_read_serves_a_call_per_topic_and_stops_at_a_blocked_row() {
-        let rows = vec![
-            row(1, "a", false),
-            row(2, "b", false),
-            row(3, "a", false),
-            row(4, "b", true),
-            row(5, "a", false),
-        ];
         assert_eq!(
-            calls(rows, 1 << 20),
+            calls(two_topics_with_a_blocked_row(), 1 << 20),
             [("a".to_owned(), vec![1, 3]), ("b".to_owned(), vec![2])]
         );
     }
