@@ -22,6 +22,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use dapr_http::{AppToken, require_app_token};
 use serde::Serialize;
+use service::openapi::RouteTable;
 use task_domain::Relay;
 
 use crate::error::ApiError;
@@ -30,7 +31,7 @@ use crate::error::ApiError;
 pub const RELAY_ROUTE: &str = "/job/outbox-relay";
 
 #[derive(Clone)]
-struct RelayTrigger {
+pub(crate) struct RelayTrigger {
     relay: Relay,
     budget: Duration,
 }
@@ -43,11 +44,17 @@ struct RelayReport {
     pending: i64,
 }
 
-/// The callback routes, behind `token`. A drain stops after `budget`, so
-/// the reply beats the request timeout.
+/// The callback routes, by path: [`crate::callback_paths`] names them
+/// as internal for the OpenAPI drift test.
+pub(crate) fn table() -> RouteTable<RelayTrigger> {
+    RouteTable::new().route(RELAY_ROUTE, post(run_relay))
+}
+
+/// The callback routes ([`table`]), behind `token`. A drain stops after
+/// `budget`, so the reply beats the request timeout.
 pub fn router(relay: Relay, token: AppToken, budget: Duration) -> Router {
-    Router::new()
-        .route(RELAY_ROUTE, post(run_relay))
+    table()
+        .into_router()
         .route_layer(axum::middleware::from_fn_with_state(
             token,
             require_app_token,

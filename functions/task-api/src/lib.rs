@@ -11,8 +11,11 @@
 //!   merges its router beside [`app`], and `main` registers the job.
 //!
 //! [`router`] is everything `main` serves (before CORS), so the OpenAPI
-//! drift test probes exactly that; [`CALLBACK_PATHS`] are its internal
-//! routes, left out of `openapi.json`.
+//! drift test probes exactly that; [`callback_paths`] are its internal
+//! routes, left out of `openapi.json`. Every route is registered through a
+//! `service::openapi::RouteTable` (public: [`routes::table`]; internal:
+//! the callbacks' and the retention job's tables), so the test knows
+//! every path.
 
 pub mod callbacks;
 pub mod config;
@@ -55,8 +58,16 @@ pub struct Limits {
 }
 
 /// The routes daprd, the Dapr scheduler and Knative call (job triggers):
-/// internal, behind the callback token, not in `openapi.json`.
-pub const CALLBACK_PATHS: [&str; 2] = [callbacks::RELAY_ROUTE, retention::JOB_ROUTE];
+/// internal, behind the callback token, not in `openapi.json`. Taken from
+/// the route tables [`callbacks::router`] and [`retention::router`] are
+/// built from, so a callback route cannot be added without being named
+/// here (and every other route is a public one the drift test holds to
+/// the document).
+pub fn callback_paths() -> Vec<&'static str> {
+    let mut paths = callbacks::table().paths().to_vec();
+    paths.extend(retention::table().paths());
+    paths
+}
 
 /// Everything `main` serves, before its CORS layer: [`app`] and the
 /// retention job's trigger, under the same callback token. Bare errors are

@@ -14,6 +14,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{TimeDelta, Utc};
 use dapr_http::{AppToken, DaprClient, JobSpec, require_app_token};
+use service::openapi::RouteTable;
 use settings::{SettingError, Settings};
 use task_domain::TaskRepository;
 use task_domain::prune::{self, Horizons, PruneReport};
@@ -105,16 +106,22 @@ impl RetentionConfig {
 }
 
 #[derive(Clone)]
-struct Retention {
+pub(crate) struct Retention {
     repo: TaskRepository,
     config: RetentionConfig,
 }
 
-/// `POST /job/{name}` behind `token`. The relay's own `/job/outbox-relay`
-/// is a static route and wins over the parameter.
+/// The job trigger's route, by path: [`crate::callback_paths`] names it
+/// as internal for the OpenAPI drift test.
+pub(crate) fn table() -> RouteTable<Retention> {
+    RouteTable::new().route(JOB_ROUTE, post(run_job))
+}
+
+/// `POST /job/{name}` ([`table`]) behind `token`. The relay's own
+/// `/job/outbox-relay` is a static route and wins over the parameter.
 pub fn router(repo: TaskRepository, config: RetentionConfig, token: AppToken) -> Router {
-    Router::new()
-        .route(JOB_ROUTE, post(run_job))
+    table()
+        .into_router()
         .route_layer(axum::middleware::from_fn_with_state(
             token,
             require_app_token,

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use service::openapi::{PATH_PARAMETER_SAMPLE, PROBED_METHODS};
 use task_api::retention::RetentionConfig;
 use task_api::routes::{self, OPENAPI};
-use task_api::{AppState, CALLBACK_PATHS, Limits, router};
+use task_api::{AppState, Limits, callback_paths, router};
 use task_domain::relay::RelayMetrics;
 use task_domain::{Relay, RelayConfig, TaskRepository};
 use telemetry::metrics::Metrics;
@@ -103,7 +103,7 @@ async fn every_route_is_served_and_documented() {
     let app = test_app(test_config());
     let mut public = routes::table().paths().to_vec();
     public.extend(service::health::PATHS);
-    let problems = service::openapi::drift(&app, &doc, &public, &CALLBACK_PATHS).await;
+    let problems = service::openapi::drift(&app, &doc, &public, &callback_paths()).await;
     assert!(problems.is_empty(), "openapi.json drifted: {problems:#?}");
     // Every documented operation under /api needs a token, and says so
     // before anything else.
