@@ -83,8 +83,10 @@ def not_measured(meta):
         lines = [l.strip() for l in (meta.get("log_tail") or "").splitlines() if l.strip()]
         # A Rust tool's error line, not the backtrace under it.
         errors = [l for l in lines if l.startswith(("Error:", "error:", "thread '"))]
-        last = (errors or lines or ["no output"])[-1 if not errors else 0]
-        return f"the command exited with status {meta['exit']}: `{last[:300]}`"
+        # Else the last two lines (a checker's last problem and its verdict).
+        last = errors[0] if errors else " … ".join(lines[-2:]) or "no output"
+        last = last.replace("`", "'")[:300]
+        return f"the command exited with status {meta['exit']}: `{last}`"
     return "the command wrote no figures"
 
 

@@ -118,6 +118,11 @@ class RenderTest(unittest.TestCase):
                       "`Error: 3 of 1000 successors missing after 120 s`)", page)
         self.assertIn("**Not measured in this run.**", page)
 
+    def test_without_an_error_line_the_last_two_lines_are_the_reason(self):
+        run = Run(self)
+        run.add("ops", exit_code=1, output="| ops |\nproblems:\n- 3 × create: unexpected `400`\n\nresult: FAIL\n")
+        self.assertIn("exited with status 1: `- 3 × create: unexpected '400' … result: FAIL`", run.render())
+
     def test_slots_without_a_run_or_left_out_say_why(self):
         run = Run(self)
         run.add("cpu", skipped="left out of this run (--only sync)")
@@ -136,6 +141,19 @@ class RenderTest(unittest.TestCase):
         self.assertIn("p50 ×—, p99 ×—", page)
         self.assertIn("CPU per task create, whole stack (net of idle) | ≤ 5 ms (issue 13, release builds) | "
                       "— (— outside task-api) | —", page)
+
+    def test_a_function_restarted_on_another_build_is_flagged(self):
+        run = Run(self)
+        path = os.path.join(run.dir, "run.json")
+        with open(path) as f:
+            info = json.load(f)
+        info["binaries"] = {"task-api": "/t/release/task-api", "audit": "/t/release/audit"}
+        info["binaries_end"] = {"task-api": "/t/debug/task-api", "audit": "/t/release/audit"}
+        with open(path, "w") as f:
+            json.dump(info, f)
+        page = run.render()
+        self.assertIn("**changed during the run** (another process restarted them): at the end | "
+                      "task-api: `/t/debug/task-api` |", page)
 
     def test_quick_runs_say_so(self):
         run = Run(self, mode="quick")
