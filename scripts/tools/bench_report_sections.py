@@ -113,6 +113,14 @@ def section(title, intro, runs, body):
     return "\n\n".join(p for p in parts if p)
 
 
+def finish(summary, missing, title, intro, runs, body):
+    """A renderer's result: its summary rows (one "not measured" row, as
+    `missing` = (what, target), when no run gave figures) and its section."""
+    if not summary:
+        summary.append(summary_missing(*missing, runs))
+    return summary, section(title, intro, runs, body)
+
+
 def summary_missing(what, target, runs):
     reasons = [not_measured(m) for m, d in runs if d is None or m.get("exit") != 0]
     reason = "; ".join(dict.fromkeys(reasons))
@@ -179,11 +187,10 @@ def render_recurring(runs):
                         "in flight", target_text("completion_p99"),
                         f"p50 {ms(lat.get('p50'))}, p99 {ms(lat.get('p99'))}",
                         verdict("completion_p99", lat.get("p99"))])
-    if not summary:
-        summary.append(summary_missing("completion → next occurrence p99", target_text("completion_p99"), runs))
     body = table(["completions in flight", "completions", "successors", "completions/s", "p50", "p90", "p99",
                   "max"], rows)
-    return summary, section("recurring: completion → next occurrence committed", intro, runs, body)
+    return finish(summary, ("completion → next occurrence p99", target_text("completion_p99")),
+                  "recurring: completion → next occurrence committed", intro, runs, body)
 
 
 def render_notification(runs):
@@ -203,10 +210,9 @@ def render_notification(runs):
                         target_text("reminder_p99"), f"p50 {ms(late.get('p50'))}, p99 {ms(late.get('p99'))}"
                         + (f", {num(data.get('not_sent'))} not sent" if data.get("not_sent") else ""),
                         verdict("reminder_p99", late.get("p99")) if not data.get("not_sent") else "**not met**"])
-    if not summary:
-        summary.append(summary_missing("reminder lateness p99", target_text("reminder_p99"), runs))
     body = table(["reminders", "due within", "sent", "not sent", "sent early", "min", "p50", "p99", "max"], rows)
-    return summary, section("notification: reminder lateness", intro, runs, body)
+    return finish(summary, ("reminder lateness p99", target_text("reminder_p99")),
+                  "notification: reminder lateness", intro, runs, body)
 
 
 def render_load(runs):
@@ -226,14 +232,13 @@ def render_load(runs):
                         "none set", ", ".join(f"{p.get('name')} {num(p.get('per_s'), 0)}/s"
                                               for p in get(data, "phases") or [])
                         + f"; {num(events.get('per_s'), 0)} events/s published", "—"])
-    if not summary:
-        summary.append(summary_missing("API throughput", "none set", runs))
     events = [f"- concurrency {num(get(d, 'settings', 'concurrency'))}: {num(get(d, 'events', 'published'))} of "
               f"{num(get(d, 'events', 'expected'))} events published, {num(get(d, 'events', 'per_s'), 0)}/s; "
               f"outbox drained {num(get(d, 'events', 'drained_after_s'), 2)} s after the last request"
               for _, d in measured(runs)]
     body = table(["concurrency", "phase", "ok", "failed", "req/s", "p50", "p99", "max"], rows) + "\n\n" + "\n".join(events)
-    return summary, section("task-api: throughput and the outbox", intro, runs, body)
+    return finish(summary, ("API throughput", "none set"),
+                  "task-api: throughput and the outbox", intro, runs, body)
 
 
 def render_ingest(runs):
@@ -247,10 +252,9 @@ def render_ingest(runs):
                      f"{num(data.get('stored_s'), 2)} s", num(data.get("stored_per_s"), 0)])
         summary.append(["audit ingest, stored per second end to end", "none set",
                         f"{num(data.get('stored_per_s'), 0)} events/s", "—"])
-    if not summary:
-        summary.append(summary_missing("audit ingest", "none set", runs))
     body = table(["events", "published in", "all stored after", "stored per second"], rows)
-    return summary, section("audit: ingest throughput through daprd and Kafka", intro, runs, body)
+    return finish(summary, ("audit ingest", "none set"),
+                  "audit: ingest throughput through daprd and Kafka", intro, runs, body)
 
 
 def render_startup(runs):
@@ -268,10 +272,9 @@ def render_startup(runs):
                             f"{ms(f.get('ready_ms'))}; {num(f.get('rss_mib'))} MiB",
                             "met" if verdict("ready_ms", f.get("ready_ms")) == verdict("rss_mib", f.get("rss_mib")) == "met"
                             else "**not met**"])
-    if not summary:
-        summary.append(summary_missing("start → ready; idle RSS", target_text("ready_ms"), runs))
     body = table(["function", "build", "start → ready (median)", "≤ 20 ms", "idle RSS (median)", "≤ 10 MiB"], rows)
-    return summary, section("Function start to ready, idle memory", intro, runs, body)
+    return finish(summary, ("start → ready; idle RSS", target_text("ready_ms")),
+                  "Function start to ready, idle memory", intro, runs, body)
 
 
 def render_cpu(runs):
@@ -295,9 +298,8 @@ def render_cpu(runs):
         parts.append(note + "\n\n" + table(["process", "raw ms", "idle ms", "net ms", "net ms per create"], rows))
         summary.append(["CPU per task create, whole stack (net of idle)", target_text("cpu_ms_per_create"),
                         f"{ms(total)} ({ms(outside)} outside task-api)", verdict("cpu_ms_per_create", total)])
-    if not summary:
-        summary.append(summary_missing("CPU per task create", target_text("cpu_ms_per_create"), runs))
-    return summary, section("CPU per task create, per process", intro, runs, "\n\n".join(parts))
+    return finish(summary, ("CPU per task create", target_text("cpu_ms_per_create")),
+                  "CPU per task create, per process", intro, runs, "\n\n".join(parts))
 
 
 def count(cell):
@@ -325,11 +327,10 @@ def render_ops(runs):
         summary.append(["concurrent task operations, lost or duplicated", target_text("ops"),
                         f"{row.get('ops', '—')} operations: {row.get('lost', '—')} lost, "
                         f"{row.get('duplicated', '—')} duplicated", met])
-    if not summary:
-        summary.append(summary_missing("concurrent task operations, lost or duplicated", target_text("ops"), runs))
     header = list(rows[0]) if rows else []
     body = table(header, [[r.get(h, "") for h in header] for r in rows]) if rows else ""
-    return summary, section("Concurrent task operations: lost or duplicated", intro, runs, body)
+    return finish(summary, ("concurrent task operations, lost or duplicated", target_text("ops")),
+                  "Concurrent task operations: lost or duplicated", intro, runs, body)
 
 
 def render_fanout(runs):
@@ -355,9 +356,8 @@ def render_fanout(runs):
         summary.append(["gateway vs Centrifugo, same workload (ratio gateway / Centrifugo)", "report the ratio",
                         f"p50 ×{num(ratio.get('p50'), 2)}, p99 ×{num(ratio.get('p99'), 2)}, "
                         f"memory per socket ×{num(ratio.get('kib_per_socket'), 2)}", "—"])
-    if not summary:
-        summary.append(summary_missing("gateway vs Centrifugo", "report the ratio", runs))
-    return summary, section("sync-gateway against Centrifugo, side by side", intro, runs, "\n\n".join(parts))
+    return finish(summary, ("gateway vs Centrifugo", "report the ratio"),
+                  "sync-gateway against Centrifugo, side by side", intro, runs, "\n\n".join(parts))
 
 
 # The report's sections, in order: slot name (scripts/bench's --only and
