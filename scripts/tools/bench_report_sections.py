@@ -166,7 +166,10 @@ def render_sync(runs):
         mem_summary.append(summary_missing("gateway memory per idle socket", target_text("kib_per_socket"), runs))
     memory = ("### Gateway memory per idle socket\n\n" + table(
         ["run", "sockets", "gateway RSS before → with idle sockets", "per idle socket", "target ≤ 16 KiB"], mem_rows))
-    body = "### Latency, API write → WebSocket receive\n\n" + latency + "\n\n" + memory
+    seen = "\n".join(f"- {m.get('label', '')}: " + "; ".join(f"{k} `{v}`" for k, v in sorted((get(d, "binaries") or {}).items()))
+                     for m, d in measured(runs))
+    body = ("### Latency, API write → WebSocket receive\n\n" + latency + "\n\n" + memory
+            + "\n\nThe builds each run saw (read from the processes by the tool):\n\n" + seen)
     return summary + mem_summary, section("sync-gateway: API write → WebSocket receive, memory per socket",
                                           intro, runs, body)
 
@@ -351,6 +354,8 @@ def render_fanout(runs):
                      num(ratio.get("kib_per_socket"), 2)])
         head = ", ".join(f"{k.replace('_', ' ')} {num(v)}" for k, v in workload.items())
         feed = f" Feed: {data['feed']}." if data.get("feed") else ""
+        if get(data, "gateway", "binary"):
+            feed += f" Gateway binary: `{get(data, 'gateway', 'binary')}`."
         parts.append(f"Workload: {head}.{feed}\n\n" + table(
             ["server", "delivered", "p50", "p99", "max", "memory per idle socket"], rows))
         summary.append(["gateway vs Centrifugo, same workload (ratio gateway / Centrifugo)", "report the ratio",

@@ -18,7 +18,7 @@ BENCH = os.path.join(HERE, "..", "bench")
 
 # One figures file per slot, shaped as each tool writes it.
 FIGURES = {
-    "sync": {"settings": {"sockets": 1000, "users": 100},
+    "sync": {"settings": {"sockets": 1000, "users": 100}, "binaries": {"sync-gateway": "/t/release/sync-gateway"},
              "idle": {"rss_before_kib": 8340, "rss_idle_kib": 23872, "kib_per_socket": 15.5},
              "phases": [{"name": "spread", "writes": 300, "expected": 3000, "delivered": 3000,
                          "writes_per_s": 18.0, "deliveries_per_s": 181.0,
@@ -97,7 +97,8 @@ class RenderTest(unittest.TestCase):
         self.assertIn("create 394/s; 788 events/s published", summary)
         self.assertIn("p50 ×1.14, p99 ×1.21, memory per socket ×0.30", summary)
         self.assertIn("10,000 operations: 0 lost, 0 duplicated | met", summary)
-        self.assertNotIn("not measured", page)
+        self.assertIn("- sync run: sync-gateway `/t/release/sync-gateway`", page)
+        self.assertNotIn("not measured in this run", page)
         for slot in FIGURES:
             self.assertIn(f"$CARGO_TARGET_DIR/release/{slot} --json x.json", page)
         self.assertIn("| cores |", page)
