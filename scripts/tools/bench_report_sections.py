@@ -284,7 +284,8 @@ def render_cpu(runs):
     intro = ("`tests/src/bin/cpu_per_create.rs`: utime+stime of every stack process (each function, "
              "each daprd, Kafka, the scheduler, PostgreSQL's processes and backends) sampled before "
              "and after N creates at a steady rate and their delivery, minus an idle window of the "
-             "same length.")
+             "same length. Where the CPU goes and what each change bought: "
+             "[cpu-per-create.md](cpu-per-create.md).")
     parts, summary = [], []
     for meta, data in measured(runs):
         rows = [[p.get("name", "—"), num(p.get("raw_ms"), 0), num(p.get("idle_ms"), 0), num(p.get("net_ms"), 0),
