@@ -12,9 +12,12 @@
 #   the channels named in one header (processPublicationDataRecord; header
 #   name from publication_data_mode.channels_header, internal/configtypes/types.go);
 # - daprd's Kafka publisher turns every publish metadata entry into a record
-#   header (components-contrib common/component/kafka/producer.go, Publish),
-#   so each task-updates record carries `partitionKey: <user id>`, the key
-#   task-api's relay publishes with.
+#   header: task-api's relay publishes through the bulk API, and
+#   components-contrib v1.18.3 (the version dapr v1.18.2's go.mod pins)
+#   common/component/kafka/producer.go, BulkPublish (lines 172-197), copies
+#   the request's metadata into each entry's and appends one header per
+#   entry, so each task-updates record carries `partitionKey: <user id>`,
+#   the key the relay publishes with.
 # So Centrifugo reads the very records the gateway's daprd delivers, in
 # publication data mode with channels_header = partitionKey: the CloudEvent
 # lands unchanged in the channel named after the user. A client joins that

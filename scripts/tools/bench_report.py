@@ -11,8 +11,13 @@ which the report links.
 
     bench_report.py start DIR --mode full|quick --profile release --repo ROOT
     bench_report.py binaries DIR --pids PID_DIR       which binary each function runs
+    cargo build --message-format=json ... | bench_report.py built
+                         the executables the build produced, one path a line
+    bench_report.py builds FILE --pids PID_DIR [--tool PATH]...
+                         the builds a measurement starts on (functions and its tool)
     bench_report.py meta DIR --seq N --slot S --label L --command TEXT
                          (--exit N --seconds S --log FILE | --skipped REASON)
+                         [--builds FILE --pids PID_DIR]
     bench_report.py parse-ingest LOG OUT              the audit ingest bench's output as JSON
     bench_report.py parse-table LOG OUT --tool NAME   the first Markdown table row a tool printed
     bench_report.py render DIR --out docs/benchmarks.md
@@ -110,6 +115,75 @@ def cmd_binaries(a):
     write_json(path, run)
 
 
+def build_of(path, stat_path=None, note=None):
+    """A binary as the page shows it: path, build profile (from the cargo
+    target directory it is in) and modification time. `stat_path` is what
+    to stat when it differs from `path` (/proc/PID/exe reaches a running
+    binary even after a rebuild replaced its file)."""
+    parts = path.split("/")
+    profile = "release" if "release" in parts else "debug" if "debug" in parts else "other"
+    try:
+        mtime = datetime.datetime.fromtimestamp(os.stat(stat_path or path).st_mtime, datetime.timezone.utc)
+        built = mtime.strftime("%Y-%m-%d %H:%M:%S UTC")
+    except OSError:
+        built = None
+    found = {"path": path, "profile": profile, "mtime": built}
+    if note:
+        found["note"] = note
+    return found
+
+
+def running_builds(pids):
+    """name -> build_of the binary each stack function runs now."""
+    found = {}
+    for pid_file in sorted(glob.glob(os.path.join(pids, "app-*.pid"))):
+        name = os.path.basename(pid_file)[4:-4]
+        try:
+            with open(pid_file, encoding="utf-8") as f:
+                exe_link = f"/proc/{f.read().strip()}/exe"
+            exe = os.readlink(exe_link)
+        except (OSError, ValueError) as e:
+            found[name] = {"path": "unknown", "profile": "unknown", "mtime": None,
+                           "note": getattr(e, "strerror", None) or str(e)}
+            continue
+        deleted = exe.endswith(" (deleted)")
+        found[name] = build_of(exe.removesuffix(" (deleted)"), exe_link,
+                               "rebuilt since it started" if deleted else None)
+    return found
+
+
+def executables(lines):
+    """The executables cargo's `--message-format=json` output reports
+    (compiler-artifact messages, fresh or rebuilt), as real paths; a unit
+    that failed to build has none, though its old file is still there."""
+    found = []
+    for line in lines:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and message.get("reason") == "compiler-artifact" and message.get("executable"):
+            found.append(os.path.realpath(message["executable"]))
+    return found
+
+
+def cmd_built(_a):
+    for path in executables(sys.stdin):
+        print(path)
+
+
+def cmd_builds(a):
+    write_json(a.file, {"functions": running_builds(a.pids),
+                        "tools": {os.path.basename(t): build_of(t) for t in a.tool or []}})
+
+
+def builds_changed(start, end):
+    """The functions whose binary at `end` is not the one at `start`
+    (restarted on another build, or rebuilt, during a measurement)."""
+    return {name: b for name, b in end.items()
+            if name in start and (start[name].get("path"), start[name].get("mtime")) != (b.get("path"), b.get("mtime"))}
+
+
 def tail(path, lines=15):
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -119,11 +193,20 @@ def tail(path, lines=15):
 
 
 def cmd_meta(a):
-    write_json(os.path.join(a.dir, f"{a.seq:02d}-{a.slot}.meta.json"), {
+    meta = {
         "seq": a.seq, "slot": a.slot, "label": a.label, "command": a.command,
         "exit": a.exit, "seconds": a.seconds, "skipped": a.skipped,
         "log_tail": tail(a.log) if a.log else "", "load": loadavg(),
-    })
+    }
+    if a.builds:
+        try:
+            builds = read_json(a.builds)
+        except (OSError, ValueError) as e:
+            builds = {"functions": {}, "tools": {}, "error": str(e)}
+        if a.pids:
+            builds["changed"] = builds_changed(builds.get("functions") or {}, running_builds(a.pids))
+        meta["binaries"] = builds
+    write_json(os.path.join(a.dir, f"{a.seq:02d}-{a.slot}.meta.json"), meta)
 
 
 INGEST_PUBLISHED = re.compile(r"published (\d+) events with (\d+) publishers in ([\d.]+)s \(([\d.]+)/s\)")
@@ -197,7 +280,8 @@ def header(run):
     versions = ", ".join(f"{k} {v}" for k, v in sorted((run.get("versions") or {}).items())) or "not recorded"
     rows = [["CPU", m.get("cpu", "—")], ["cores", num(m.get("cores"))],
             ["RAM", f"{num(m.get('ram_gib'))} GiB"], ["kernel", m.get("kernel", "—")],
-            ["commit", commit], ["run", f"{run.get('started', '—')} to {run.get('finished', '—')}"],
+            ["commit", commit],
+            ["run", f"{run.get('started', '—')} to {run.get('finished') or '— (did not finish)'}"],
             ["load average (1 min) at start / end",
              f"{num(run.get('load_start'), 2)} / {num(run.get('load_end'), 2)}"],
             ["the stack's functions ran from", bins], ["versions", versions]]
@@ -213,6 +297,10 @@ def header(run):
              f"with {run.get('profile', 'release')} builds, next to the command that produced it. "
              f"Why the figures are what they are, what was tried and what is left is written by hand in "
              f"[{NOTES}]({NOTES}).", ""]
+    if not run.get("finished"):
+        intro += ["**This run did not finish**: no end time was recorded (it was stopped or failed before "
+                  "its last step). Only the measurements it made are shown; what came after was never "
+                  "measured, and nothing here is a result of a complete run.", ""]
     if run.get("mode") == "quick":
         intro += ["**A smoke-sized run (`--quick`)**: it shows that the command works; its sizes are too "
                   "small for the figures to speak for the targets.", ""]
@@ -283,7 +371,16 @@ def main(argv=None):
     s.add_argument("--log")
     s.add_argument("--skipped")
     s.add_argument("--command", required=True, help="the command as the report shows it")
+    s.add_argument("--builds", help="the builds file written by `builds` before the measurement")
+    s.add_argument("--pids", help="PID_DIR: compare the functions' binaries now with --builds")
     s.set_defaults(func=cmd_meta)
+    s = sub.add_parser("built")
+    s.set_defaults(func=cmd_built)
+    s = sub.add_parser("builds")
+    s.add_argument("file")
+    s.add_argument("--pids", required=True)
+    s.add_argument("--tool", action="append", help="a tool binary the measurement runs, repeated")
+    s.set_defaults(func=cmd_builds)
     s = sub.add_parser("parse-ingest")
     s.add_argument("log")
     s.add_argument("out")

@@ -90,6 +90,19 @@ def not_measured(meta):
     return "the command wrote no figures"
 
 
+# Slots whose tool's non-zero exit is itself the result (a checker that
+# found a loss): their figures are shown, and judged, whatever the status.
+FAILURE_IS_RESULT = {"ops"}
+
+
+def has_figures(meta, data):
+    """Whether a run's figures are shown: it wrote them and either exited 0
+    or is a checker whose failure is a result."""
+    if data is None or meta.get("skipped"):
+        return False
+    return meta.get("exit") == 0 or (meta.get("slot") in FAILURE_IS_RESULT and meta.get("exit") is not None)
+
+
 def commands(runs):
     """The exact commands of the runs, as one sh block."""
     lines = [m["command"] for m, _ in runs if m.get("command")]
@@ -97,12 +110,49 @@ def commands(runs):
 
 
 def measured(runs):
-    return [(m, d) for m, d in runs if d is not None and m.get("exit") == 0]
+    return [(m, d) for m, d in runs if has_figures(m, d)]
 
 
 def missing_lines(runs):
     return [f"- {m.get('label', '?')}: not measured in this run: {not_measured(m)}."
-            for m, d in runs if d is None or m.get("exit") != 0]
+            for m, d in runs if not has_figures(m, d)]
+
+
+def build_text(binary):
+    """One binary as recorded by scripts/bench: its build profile, path and
+    when it was built."""
+    if not isinstance(binary, dict):
+        return f"`{binary}`"
+    text = f"{binary.get('profile', '?')} `{binary.get('path', '?')}`"
+    if binary.get("mtime"):
+        text += f", built {binary['mtime']}"
+    if binary.get("note"):
+        text += f" ({binary['note']})"
+    return text
+
+
+def builds_lines(runs):
+    """Which build each run of a slot ran: its tool, and the stack's
+    functions (the same profile for all is said once); a function whose
+    binary changed during the measurement is flagged."""
+    lines = []
+    for meta, _ in runs:
+        bins = meta.get("binaries")
+        if not isinstance(bins, dict) or meta.get("skipped"):
+            continue
+        parts = [f"tool {name}: {build_text(b)}" for name, b in sorted((bins.get("tools") or {}).items())]
+        functions = bins.get("functions") or {}
+        profiles = {b.get("profile") if isinstance(b, dict) else None for b in functions.values()}
+        if len(profiles) == 1 and None not in profiles:
+            parts.append(f"the stack's functions: all {next(iter(profiles))} builds")
+        else:
+            parts += [f"{name}: {build_text(b)}" for name, b in sorted(functions.items())]
+        changed = bins.get("changed") or {}
+        if changed:
+            parts.append("**changed during this measurement** (another process restarted them): "
+                         + "; ".join(f"{name} → {build_text(b)}" for name, b in sorted(changed.items())))
+        lines.append(f"- {meta.get('label', '?')}: " + "; ".join(parts or ["no binary recorded"]) + ".")
+    return ("Which build each measurement ran (recorded by scripts/bench):\n\n" + "\n".join(lines)) if lines else ""
 
 
 def section(title, intro, runs, body):
@@ -110,6 +160,7 @@ def section(title, intro, runs, body):
     parts = [f"## {title}", intro, commands(runs)]
     parts.append(body if measured(runs) else "**Not measured in this run.**")
     parts.append("\n".join(missing_lines(runs)))
+    parts.append(builds_lines(runs))
     return "\n\n".join(p for p in parts if p)
 
 
@@ -122,7 +173,7 @@ def finish(summary, missing, title, intro, runs, body):
 
 
 def summary_missing(what, target, runs):
-    reasons = [not_measured(m) for m, d in runs if d is None or m.get("exit") != 0]
+    reasons = [not_measured(m) for m, d in runs if not has_figures(m, d)]
     reason = "; ".join(dict.fromkeys(reasons))
     return [what, target, f"not measured in this run ({reason or 'no command was run for it'})", "—"]
 
@@ -314,25 +365,46 @@ def count(cell):
         return None
 
 
+# verify_ops's columns that must all be 0 for a clean run.
+OPS_FAULTS = ("lost", "duplicated", "gaps", "unpublished", "mismatched", "errors")
+
+
+def ops_verdict(row, exit_code):
+    """The summary figure and verdict of one verify_ops table row: not met
+    when the checker failed or any fault column is non-zero; met only with
+    at least the target's number of operations."""
+    faults = {k: count(row[k]) for k in OPS_FAULTS if k in row}
+    figure = f"{row.get('ops', '—')} operations: {row.get('lost', '—')} lost, {row.get('duplicated', '—')} duplicated"
+    figure += "".join(f", {row[k]} {k}" for k, n in faults.items()
+                      if k not in ("lost", "duplicated") and n)
+    if exit_code != 0:
+        figure += f" (the checker failed, status {exit_code})"
+    clean = exit_code == 0 and all(n == 0 for n in faults.values()) and "lost" in faults and "duplicated" in faults
+    ops = count(row.get("ops", ""))
+    if not clean:
+        return figure, "**not met**"
+    return figure, "met" if ops is not None and ops >= TARGETS["ops"][0] else "— (fewer operations than the target's)"
+
+
 def render_ops(runs):
     intro = ("`tests/src/bin/verify_ops.rs`: concurrent creates, updates (some conditional), completes, "
              "reopens and deletes over many users, then a check from PostgreSQL (tasks, outbox, "
              "streams, audit rows) that every accepted change was published once, audited once and "
              "left no gap. It exits non-zero on any loss, duplicate or gap. The fault suite checks "
              "the same under crashes (`tests/faults`).")
-    rows, summary = [], []
+    rows, summary, failed = [], [], []
     for meta, data in measured(runs):
         row = get(data, "row") or {}
         rows.append(row)
-        ops, lost, dup = count(row.get("ops")), count(row.get("lost")), count(row.get("duplicated"))
-        clean = lost == 0 and dup == 0
-        met = "met" if clean and ops is not None and ops >= TARGETS["ops"][0] else (
-            "**not met**" if not clean else "— (fewer operations than the target's)")
-        summary.append(["concurrent task operations, lost or duplicated", target_text("ops"),
-                        f"{row.get('ops', '—')} operations: {row.get('lost', '—')} lost, "
-                        f"{row.get('duplicated', '—')} duplicated", met])
+        figure, met = ops_verdict(row, meta.get("exit"))
+        summary.append(["concurrent task operations, lost or duplicated", target_text("ops"), figure, met])
+        if meta.get("exit") != 0:
+            failed.append(f"- {meta.get('label', '?')}: the checker failed (status {meta.get('exit')}): "
+                          f"{not_measured(meta).split(': ', 1)[-1]}")
     header = list(rows[0]) if rows else []
     body = table(header, [[r.get(h, "") for h in header] for r in rows]) if rows else ""
+    if failed:
+        body += "\n\n" + "\n".join(failed)
     return finish(summary, ("concurrent task operations, lost or duplicated", target_text("ops")),
                   "Concurrent task operations: lost or duplicated", intro, runs, body)
 

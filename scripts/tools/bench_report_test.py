@@ -11,7 +11,7 @@ import tempfile
 import unittest
 
 import bench_report
-from bench_report_sections import SLOTS, ms, verdict
+from bench_report_sections import SLOTS, ms, ops_verdict, verdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCH = os.path.join(HERE, "..", "bench")
@@ -53,16 +53,17 @@ FIGURES = {
 class Run:
     """A run directory as scripts/bench leaves it."""
 
-    def __init__(self, test, mode="full"):
+    def __init__(self, test, mode="full", finished=True):
         tmp = tempfile.TemporaryDirectory()
         test.addCleanup(tmp.cleanup)
         self.dir = tmp.name
         bench_report.main(["start", self.dir, "--mode", mode, "--repo", HERE,
                            "--version", "daprd=1.18.2", "--setup", "cargo build --release --bins"])
-        bench_report.main(["finish", self.dir])
+        if finished:
+            bench_report.main(["finish", self.dir])
         self.seq = 0
 
-    def add(self, slot, figures=None, exit_code=0, output="", skipped=None, command=None):
+    def add(self, slot, figures=None, exit_code=0, output="", skipped=None, command=None, binaries=None):
         self.seq += 1
         base = os.path.join(self.dir, f"{self.seq:02d}-{slot}")
         with open(base + ".log", "w") as f:
@@ -74,6 +75,13 @@ class Run:
                 "--log", base + ".log"]
         args += ["--skipped", skipped] if skipped else ["--exit", str(exit_code), "--seconds", "3"]
         bench_report.main(args + ["--command", command or f"$CARGO_TARGET_DIR/release/{slot} --json x.json"])
+        if binaries is not None:
+            path = base + ".meta.json"
+            with open(path) as f:
+                meta = json.load(f)
+            meta["binaries"] = binaries
+            with open(path, "w") as f:
+                json.dump(meta, f)
 
     def render(self):
         return bench_report.render(self.dir)
@@ -159,6 +167,129 @@ class RenderTest(unittest.TestCase):
     def test_quick_runs_say_so(self):
         run = Run(self, mode="quick")
         self.assertIn("smoke-sized", run.render())
+
+
+# verify_ops's output when every create was refused (the bench's quick run).
+OPS_FAILED = ("| ops | changes | lost | duplicated | gaps | unpublished | mismatched | errors |\n"
+              "|---|---|---|---|---|---|---|---|\n"
+              "| 101 | 0 | 0 | 0 | 0 | 0 | 0 | 101 |\n\n"
+              "problems (first few):\n- 101 × create: unexpected 400 Bad Request\n\nresult: FAIL\n")
+
+
+class FailedCheckTest(unittest.TestCase):
+    def test_a_failed_loss_check_is_not_met_with_its_figures(self):
+        run = Run(self)
+        run.add("ops", {"tool": "verify_ops", "row": bench_report.parse_table(OPS_FAILED)},
+                exit_code=1, output=OPS_FAILED)
+        page = run.render()
+        self.assertIn("101 operations: 0 lost, 0 duplicated, 101 errors (the checker failed, status 1) | "
+                      "**not met**", page)
+        self.assertNotIn("not measured in this run", page.split("## Concurrent task operations")[1].split("\n## ")[0])
+        self.assertIn("| 101 | 0 | 0 | 0 | 0 | 0 | 0 | 101 |", page)
+        self.assertIn("the checker failed (status 1): `- 101 × create: unexpected 400 Bad Request … result: FAIL`",
+                      page)
+
+    def test_a_loss_check_that_printed_no_table_is_not_measured(self):
+        run = Run(self)
+        run.add("ops", exit_code=1, output="Error: connection refused\n")
+        self.assertIn("not measured in this run (the command exited with status 1: `Error: connection refused`)",
+                      run.render())
+
+    def test_other_tools_failures_are_still_not_measured(self):
+        run = Run(self)
+        run.add("load", FIGURES["load"], exit_code=1, output="Error: 3 requests failed\n")
+        page = run.render()
+        self.assertIn("API throughput | none set | not measured in this run", page)
+        self.assertNotIn("394/s", page)
+
+    def test_ops_verdicts(self):
+        row = {"ops": "10,000", "lost": "0", "duplicated": "0", "gaps": "0", "errors": "0"}
+        self.assertEqual(ops_verdict(row, 0)[1], "met")
+        self.assertEqual(ops_verdict(dict(row, ops="500"), 0)[1], "— (fewer operations than the target's)")
+        self.assertEqual(ops_verdict(dict(row, gaps="2"), 0), ("10,000 operations: 0 lost, 0 duplicated, 2 gaps",
+                                                              "**not met**"))
+        self.assertEqual(ops_verdict(row, 1)[1], "**not met**")               # the checker's own verdict
+        self.assertEqual(ops_verdict({"ops": "10,000"}, 0)[1], "**not met**")  # no loss columns: not shown clean
+
+
+class BuildsTest(unittest.TestCase):
+    def tmp(self):
+        tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(tmp.cleanup)
+        return tmp.name
+
+    def test_builds_records_the_running_functions_and_the_tool(self):
+        root = self.tmp()
+        pids, release = os.path.join(root, "pids"), os.path.join(root, "target", "release")
+        os.makedirs(pids)
+        os.makedirs(release)
+        tool = os.path.join(release, "verify_ops")
+        with open(tool, "w") as f:
+            f.write("binary")
+        with open(os.path.join(pids, "app-task-api.pid"), "w") as f:
+            f.write(str(os.getpid()))  # this interpreter stands in for a function
+        with open(os.path.join(pids, "app-gone.pid"), "w") as f:
+            f.write("999999999")
+        out = os.path.join(root, "builds.json")
+        bench_report.main(["builds", out, "--pids", pids, "--tool", tool])
+        with open(out) as f:
+            builds = json.load(f)
+        self.assertEqual(builds["tools"]["verify_ops"]["profile"], "release")
+        self.assertEqual(builds["tools"]["verify_ops"]["path"], tool)
+        self.assertRegex(builds["tools"]["verify_ops"]["mtime"], r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$")
+        self.assertEqual(builds["functions"]["task-api"]["path"], os.path.realpath(f"/proc/{os.getpid()}/exe"))
+        self.assertEqual(builds["functions"]["gone"]["profile"], "unknown")
+        # meta keeps them, and nothing changed during the measurement.
+        run_dir = self.tmp()
+        bench_report.main(["meta", run_dir, "--seq", "1", "--slot", "ops", "--command", "x", "--exit", "0",
+                           "--builds", out, "--pids", pids])
+        with open(os.path.join(run_dir, "01-ops.meta.json")) as f:
+            meta = json.load(f)
+        self.assertEqual(meta["binaries"]["tools"], builds["tools"])
+        self.assertEqual(meta["binaries"]["changed"], {})
+
+    def test_only_the_executables_cargo_reports_count_as_built(self):
+        lines = ['{"reason":"compiler-artifact","executable":"/t/release/verify_ops","fresh":true}',
+                 '{"reason":"compiler-artifact","executable":null,"target":{"name":"e2e_tests"}}',
+                 '{"reason":"compiler-message","message":{"rendered":"error[E0308]"}}',
+                 'not json', '[1]',
+                 '{"reason":"build-finished","success":false}']
+        self.assertEqual(bench_report.executables(lines), ["/t/release/verify_ops"])
+
+    def test_a_binary_changed_during_a_measurement(self):
+        start = {"task-api": {"path": "/t/release/task-api", "mtime": "a"}, "audit": {"path": "/t/release/audit", "mtime": "a"}}
+        end = {"task-api": {"path": "/t/debug/task-api", "mtime": "b"}, "audit": {"path": "/t/release/audit", "mtime": "a"},
+               "new": {"path": "/t/debug/new"}}
+        self.assertEqual(list(bench_report.builds_changed(start, end)), ["task-api"])
+        rebuilt = dict(end, audit={"path": "/t/release/audit", "mtime": "c"})
+        self.assertEqual(sorted(bench_report.builds_changed(start, rebuilt)), ["audit", "task-api"])
+
+    def test_each_slot_says_which_build_ran(self):
+        release = {"profile": "release", "path": "/t/release/x", "mtime": "2026-11-30 15:00:00 UTC"}
+        debug = {"profile": "debug", "path": "/t/debug/sync-gateway", "mtime": "2026-11-30 14:00:00 UTC"}
+        run = Run(self)
+        run.add("cpu", FIGURES["cpu"], binaries={
+            "tools": {"cpu_per_create": dict(release, path="/t/release/cpu_per_create")},
+            "functions": {"task-api": release, "audit": release}, "changed": {}})
+        run.add("fanout", FIGURES["fanout"], binaries={
+            "tools": {}, "functions": {"task-api": release, "sync-gateway": debug},
+            "changed": {"task-api": dict(debug, path="/t/debug/task-api")}})
+        page = run.render()
+        self.assertIn("- cpu run: tool cpu_per_create: release `/t/release/cpu_per_create`, built 2026-11-30 "
+                      "15:00:00 UTC; the stack's functions: all release builds.", page)
+        self.assertIn("sync-gateway: debug `/t/debug/sync-gateway`, built 2026-11-30 14:00:00 UTC", page)
+        self.assertIn("**changed during this measurement** (another process restarted them): task-api → debug "
+                      "`/t/debug/task-api`", page)
+
+
+class UnfinishedRunTest(unittest.TestCase):
+    def test_a_run_without_an_end_says_so(self):
+        page = Run(self, finished=False).render()
+        self.assertIn("**This run did not finish**", page)
+        self.assertIn("to — (did not finish)", page)
+
+    def test_a_finished_run_has_no_banner(self):
+        self.assertNotIn("did not finish", Run(self).render())
 
 
 class HelpersTest(unittest.TestCase):
