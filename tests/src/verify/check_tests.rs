@@ -344,6 +344,36 @@ fn shared_users_ignore_other_workloads_rows_but_not_their_offsets() {
 }
 
 #[test]
+fn shared_users_have_every_workloads_events_audited_once() {
+    let (mut outcomes, users, _) = consistent();
+    let mut other = outcome(1, Op::Create, Uuid::from_u128(9), Some(1), "other");
+    other.chain = 99;
+    outcomes.push(other);
+    let db = rows(&outcomes, &HashMap::new());
+    outcomes.pop();
+    // The other workload's event never audited: lost.
+    let mut unaudited = db.clone();
+    unaudited.audit.retain(|r| r.event_id != "e7.0");
+    let f = check(&outcomes, &users, &unaudited, Scope::Shared);
+    assert_eq!(f.lost, 1, "{f:?}");
+    // Audited twice: duplicated.
+    let mut twice = db.clone();
+    let again = twice.audit.iter().find(|r| r.event_id == "e7.0").cloned();
+    twice.audit.extend(again);
+    let f = check(&outcomes, &users, &twice, Scope::Shared);
+    assert_eq!(f.duplicated, 1, "{f:?}");
+    // An audit row of the run's users with no outbox event (a refused
+    // input taken in): duplicated.
+    let mut stray = db.clone();
+    let mut row = stray.audit[0].clone();
+    row.event_id = "forged".into();
+    row.task_id = Uuid::from_u128(77);
+    stray.audit.push(row);
+    let f = check(&outcomes, &users, &stray, Scope::Shared);
+    assert_eq!(f.duplicated, 1, "{f:?}");
+}
+
+#[test]
 fn ranges() {
     assert_eq!(against_range(vec![3, 1, 2], 3), (0, 0, 0));
     assert_eq!(against_range(vec![1, 3], 3), (1, 0, 1));

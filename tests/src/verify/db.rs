@@ -112,6 +112,17 @@ pub async fn wait_audited(
     Ok(ok)
 }
 
+/// How many `task-events` rows of `snapshot` have no audit row yet.
+pub fn unaudited(snapshot: &Snapshot) -> usize {
+    let audited: std::collections::HashSet<&str> =
+        snapshot.audit.iter().map(|r| r.event_id.as_str()).collect();
+    snapshot
+        .outbox
+        .iter()
+        .filter(|r| r.topic == "task-events" && !audited.contains(r.event_id.as_str()))
+        .count()
+}
+
 /// Reads everything the checks compare, for `users`.
 pub async fn snapshot(db: &Client, users: &[String]) -> anyhow::Result<Snapshot> {
     let outbox = db

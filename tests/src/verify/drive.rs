@@ -20,7 +20,8 @@ pub enum Verdict {
     /// Accepted: the task changed (201, 200 or 204, or a retry's read
     /// showed the change).
     Changed,
-    /// Refused as the plan allows (412 on a stale `If-Match`): no change.
+    /// No change, as the plan allows: 412 on a stale `If-Match`, or a
+    /// status change to the status the task already had.
     Refused,
     /// The answer was lost (no response, 5xx) and neither the retries nor a
     /// read of the task could tell whether it applied: the checker accepts
@@ -75,10 +76,27 @@ pub struct Target {
 }
 
 /// Runs every chain, at most `in_flight` chains and the semaphore's permits
-/// of requests at a time; returns every outcome.
-pub async fn run(target: Arc<Target>, chains: Vec<Chain>, in_flight: usize) -> Vec<Outcome> {
+/// of requests at a time; returns every outcome. Chain `i` starts no
+/// earlier than `starts[i]` after the call (at once without one: see
+/// [`super::plan::starts`]); one that waited for a slot past its time
+/// starts at once.
+pub async fn run(
+    target: Arc<Target>,
+    chains: Vec<Chain>,
+    starts: Vec<Duration>,
+    in_flight: usize,
+) -> Vec<Outcome> {
+    let began = tokio::time::Instant::now();
+    let mut starts = starts.into_iter();
     futures::stream::iter(chains)
-        .map(|chain| run_chain(target.clone(), chain))
+        .map(|chain| {
+            let at = began + starts.next().unwrap_or_default();
+            let target = target.clone();
+            async move {
+                tokio::time::sleep_until(at).await;
+                run_chain(target, chain).await
+            }
+        })
         .buffer_unordered(in_flight.max(1))
         .flat_map(futures::stream::iter)
         .collect()
@@ -159,17 +177,30 @@ async fn call(
     if op == Op::Create {
         outcome.task_id = body["id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
     }
-    outcome.verdict = judge(op, status, &outcome);
+    outcome.verdict = judge(op, status, &outcome, known);
     outcome
 }
 
-/// The verdict for `op` answered with `status`.
-fn judge(op: Op, status: StatusCode, outcome: &Outcome) -> Verdict {
+/// The verdict for `op` answered with `status`, the task having been at
+/// sequence `known` (as far as the client knows) before it.
+fn judge(op: Op, status: StatusCode, outcome: &Outcome, known: Option<i64>) -> Verdict {
     let changed = match op {
         Op::Create => status == StatusCode::CREATED,
         Op::Delete => status == StatusCode::NO_CONTENT,
         _ => status == StatusCode::OK,
     };
+    // Setting the status a task already has changes nothing and emits
+    // nothing (task_domain's `set_status`) yet answers 200: a complete or
+    // reopen after one whose outcome stayed unknown and did not apply. An
+    // answer at the sequence the client knew is no change.
+    let same = matches!(op, Op::Complete | Op::Reopen)
+        && outcome
+            .sequence
+            .zip(known)
+            .is_some_and(|(now, before)| now <= before);
+    if changed && same {
+        return Verdict::Refused;
+    }
     if changed {
         let complete =
             outcome.task_id.is_some() && (op == Op::Delete || outcome.sequence.is_some());
@@ -183,4 +214,55 @@ fn judge(op: Op, status: StatusCode, outcome: &Outcome) -> Verdict {
         return Verdict::Refused;
     }
     Verdict::Error(format!("unexpected {status}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(op: Op, sequence: Option<i64>) -> Outcome {
+        Outcome {
+            chain: 0,
+            user: 0,
+            op,
+            task_id: Some(Uuid::from_u128(1)),
+            title: String::new(),
+            status: Some(200),
+            sequence,
+            verdict: Verdict::Changed,
+            attempts: 1,
+            latency: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn a_status_change_answered_at_the_known_sequence_changed_nothing() {
+        // The complete before stayed unknown and did not apply: the reopen
+        // finds the task pending and answers 200 at the same sequence.
+        let reopen = answered(Op::Reopen, Some(3));
+        assert_eq!(
+            judge(Op::Reopen, StatusCode::OK, &reopen, Some(3)),
+            Verdict::Refused
+        );
+        assert_eq!(
+            judge(
+                Op::Reopen,
+                StatusCode::OK,
+                &answered(Op::Reopen, Some(4)),
+                Some(3)
+            ),
+            Verdict::Changed
+        );
+        let complete = answered(Op::Complete, Some(2));
+        assert_eq!(
+            judge(Op::Complete, StatusCode::OK, &complete, Some(2)),
+            Verdict::Refused
+        );
+        // An update always writes (a new title).
+        let update = answered(Op::Update, Some(2));
+        assert_eq!(
+            judge(Op::Update, StatusCode::OK, &update, Some(2)),
+            Verdict::Changed
+        );
+    }
 }

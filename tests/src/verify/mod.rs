@@ -43,6 +43,17 @@ pub struct Config {
     /// How long one operation's lost answers are retried: a restart of
     /// task-api (or of its database) must fit.
     pub retry_for: Duration,
+    /// Spread the operations over a window at an even rate (the fault
+    /// suite) instead of sending them as fast as task-api answers.
+    pub pace: Option<Pace>,
+}
+
+/// An even rate over `window`, with a start jitter drawn from `seed`
+/// ([`plan::starts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    pub window: Duration,
+    pub seed: u64,
 }
 
 impl Config {
@@ -57,6 +68,7 @@ impl Config {
             users: 40,
             settle: Duration::from_secs(180),
             retry_for: Duration::from_secs(300),
+            pace: None,
         }
     }
 }
@@ -126,8 +138,12 @@ pub async fn drive_ops(
         tag: format!("ops-{run_id}"),
         retry_for: config.retry_for,
     });
+    let starts = match config.pace {
+        Some(pace) => plan::starts(&chains, pace.window, pace.seed),
+        None => Vec::new(),
+    };
     let started = Instant::now();
-    let outcomes = drive::run(target, chains, 2 * config.concurrency).await;
+    let outcomes = drive::run(target, chains, starts, 2 * config.concurrency).await;
     Ok(Driven {
         run_id: run_id.to_owned(),
         users,
@@ -175,7 +191,14 @@ pub async fn settle(config: &Config, driven: Driven, scope: Scope) -> anyhow::Re
     let audited = db::wait_audited(&db, users, deadline).await?;
     let audited_after = driven.started.elapsed();
 
-    let snapshot = db::snapshot(&db, users).await?;
+    // Other workloads (and the recurring function) may still be adding
+    // events for the users: a row made after the count above is not yet
+    // audited, so the snapshot is retaken until it shows none unaudited.
+    let mut snapshot = db::snapshot(&db, users).await?;
+    while db::unaudited(&snapshot) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        snapshot = db::snapshot(&db, users).await?;
+    }
     let findings = check::check(&driven.outcomes, users, &snapshot, scope);
     Ok(Report::new(report::Parts {
         run_id: driven.run_id,

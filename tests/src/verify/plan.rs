@@ -116,6 +116,44 @@ pub fn plan(ops: usize, users: usize) -> Vec<Chain> {
     chains
 }
 
+/// When each chain starts, as offsets from the run's start, so the
+/// operations spread over `window` at an even rate (`ops / window`) instead
+/// of being sent as fast as task-api answers: the fault suite's faults,
+/// injected one at a time over minutes, then meet operations all along.
+/// Chain `i` owns the slice of `window` its share of the operations gives
+/// it and starts at a point of that slice drawn from `seed`, so the starts
+/// keep the chains' order, all fall inside `window`, and a seed replays
+/// them.
+pub fn starts(
+    chains: &[Chain],
+    window: std::time::Duration,
+    seed: u64,
+) -> Vec<std::time::Duration> {
+    let total = chains.iter().map(Chain::ops).sum::<usize>().max(1) as f64;
+    let mut state = seed;
+    let mut before = 0usize;
+    chains
+        .iter()
+        .map(|chain| {
+            let jitter = unit(&mut state);
+            let at = (before as f64 + jitter * chain.ops() as f64) / total;
+            before += chain.ops();
+            window.mul_f64(at.min(1.0))
+        })
+        .collect()
+}
+
+/// A draw in `[0, 1)` from splitmix64 (Steele, Lea and Flood, 2014): the
+/// jitter needs reproducibility, not quality.
+fn unit(state: &mut u64) -> f64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +197,27 @@ mod tests {
                 assert_eq!(d, flat.len() - 1);
             }
         }
+    }
+
+    #[test]
+    fn starts_spread_the_operations_over_the_window_in_order() {
+        let window = std::time::Duration::from_secs(150);
+        let chains = plan(1_000, 20);
+        let at = starts(&chains, window, 7);
+        assert_eq!(at.len(), chains.len());
+        assert!(at.windows(2).all(|w| w[0] <= w[1]), "in chain order");
+        assert!(at.iter().all(|d| *d < window));
+        // An even rate: the first tenth of the operations starts in about
+        // the first tenth of the window, the last chain near its end.
+        let tenth = chains.iter().scan(0, |n, c| {
+            *n += c.ops();
+            Some(*n)
+        });
+        let k = tenth.take_while(|n| *n <= 100).count();
+        assert!(at[k] <= window.mul_f64(0.12), "{:?}", at[k]);
+        assert!(*at.last().unwrap() >= window.mul_f64(0.98));
+        // The seed decides the jitter, and replays it.
+        assert_eq!(at, starts(&chains, window, 7));
+        assert_ne!(at, starts(&chains, window, 8));
     }
 }

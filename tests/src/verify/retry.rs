@@ -6,9 +6,14 @@
 //! version the client last knew, so it can never apply twice. A 412 on such
 //! a retry means "my first attempt applied" or "someone else changed the
 //! task": the client reads the task and decides ([`decide`]) applied once,
-//! not applied (then it tries again, conditional on what it read), or —
-//! when the read cannot tell — unknown, which the checker settles from the
-//! outbox (applied once or not at all, never twice).
+//! not applied (then it tries again, conditional on what it read), or, for
+//! an update whose title a sibling update has overwritten since, asks the
+//! user's change feed (`GET /api/changes`, written in the change's own
+//! transaction) whether an event of the task carries its title
+//! ([`feed_shows`]): there, it applied; absent, it did not and is tried
+//! again. Only when the feed cannot be read does the outcome stay unknown,
+//! which the checker settles from the outbox (applied once or not at all,
+//! never twice).
 
 use std::time::Duration;
 
@@ -77,16 +82,23 @@ pub enum Decision {
     Applied,
     /// The task shows it did not apply; it is at this sequence.
     NotApplied(i64),
-    /// The read cannot tell (a concurrent update wrote the title since).
+    /// An update's title is not on the task, which is at this sequence: a
+    /// sibling update may have overwritten it, so the change feed decides.
+    Overwritten(i64),
+    /// The read cannot tell (the task is gone).
     Undecided,
 }
 
-/// Decides from the task as read (`None`: 404) whether `op` applied. Only
-/// this operation's chain changes the task, and a chain's complete, reopen
-/// and delete run alone in their stage, so their effect is visible; an
+/// Decides from the task as read (`None`: 404) whether `op` applied, the
+/// task having been at sequence `known` (as far as the client knows) before
+/// it. Only this operation's chain changes the task, and a chain's
+/// complete, reopen and delete run alone in their stage, so their effect is
+/// visible: the status they set at a sequence past `known` (the status
+/// alone is not enough: a complete before it whose outcome stayed unknown
+/// may not have applied, leaving the task pending without any reopen). An
 /// update's title is unique, but a sibling update of the same stage may
 /// have overwritten it.
-pub fn decide(op: Op, title: &str, task: Option<&Value>) -> Decision {
+pub fn decide(op: Op, title: &str, task: Option<&Value>, known: Option<i64>) -> Decision {
     let Some(task) = task else {
         return if op == Op::Delete {
             Decision::Applied
@@ -96,15 +108,16 @@ pub fn decide(op: Op, title: &str, task: Option<&Value>) -> Decision {
     };
     let sequence = task["sequence"].as_i64().unwrap_or(0);
     let status = task["status"].as_str();
+    let moved = sequence > known.unwrap_or(0);
     let shows = match op {
-        Op::Complete => status == Some("completed"),
-        Op::Reopen => status == Some("pending"),
+        Op::Complete => moved && status == Some("completed"),
+        Op::Reopen => moved && status == Some("pending"),
         Op::Delete | Op::Create => false,
         Op::Update | Op::UpdateIfMatch => {
             if task["title"].as_str() == Some(title) {
                 return Decision::Applied;
             }
-            return Decision::Undecided;
+            return Decision::Overwritten(sequence);
         }
     };
     if shows {
@@ -201,10 +214,23 @@ pub async fn send_settled(target: &Target, call: &Call<'_>) -> Sent {
             return settled(status, body, Some(verdict), attempts);
         }
         match read(target, call, deadline).await {
-            Ok(task) => match decide(call.op, call.title, task.as_ref()) {
+            Ok(task) => match decide(call.op, call.title, task.as_ref(), call.known) {
                 Decision::Applied => {
                     return settled(status, body, Some(Verdict::Changed), attempts);
                 }
+                Decision::Overwritten(sequence) => match feed_shows(target, call, deadline).await {
+                    Ok(true) => {
+                        return settled(status, body, Some(Verdict::Changed), attempts);
+                    }
+                    Ok(false) if Instant::now() < deadline => if_match = Some(sequence),
+                    Ok(false) => {
+                        let why = "not applied, and no time left to try again".to_owned();
+                        return settled(status, body, Some(Verdict::Unknown(why)), attempts);
+                    }
+                    Err(why) => {
+                        return settled(status, body, Some(Verdict::Unknown(why)), attempts);
+                    }
+                },
                 Decision::NotApplied(sequence) if Instant::now() < deadline => {
                     if_match = Some(sequence);
                 }
@@ -269,6 +295,68 @@ async fn read(
     }
 }
 
+/// Whether the user's change feed holds an event of `call`'s task that
+/// carries its (unique) title: the update applied even though a sibling
+/// has overwritten the title since. The feed's rows are written in the
+/// change's own transaction, so a change that committed is on it; it is
+/// read from its start, page by page, since the client kept no position.
+async fn feed_shows(target: &Target, call: &Call<'_>, deadline: Instant) -> Result<bool, String> {
+    let Some(task_id) = call.task_id else {
+        return Ok(false);
+    };
+    let head = feed_page(target, call, "", deadline).await?;
+    let epoch = head["epoch"].as_str().unwrap_or_default().to_owned();
+    let mut after = 0;
+    loop {
+        let query = format!("?epoch={epoch}&after={after}&limit=1000");
+        let page = feed_page(target, call, &query, deadline).await?;
+        if page["reset"] == Value::Bool(true) {
+            return Err("the change feed was reset: the update's outcome stays unknown".into());
+        }
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        if shows_title(&events, task_id, call.title) {
+            return Ok(true);
+        }
+        match page["next_offset"].as_i64() {
+            Some(next) if !events.is_empty() && next > after => after = next,
+            _ => return Ok(false),
+        }
+    }
+}
+
+/// Whether one of the feed's `events` is of `task` with `title`.
+pub fn shows_title(events: &[Value], task: Uuid, title: &str) -> bool {
+    let task = task.to_string();
+    events.iter().any(|e| {
+        e["data"]["task_id"].as_str() == Some(task.as_str())
+            && e["data"]["task"]["title"].as_str() == Some(title)
+    })
+}
+
+/// One `GET /api/changes{query}` as `call`'s user, retried like the change.
+async fn feed_page(
+    target: &Target,
+    call: &Call<'_>,
+    query: &str,
+    deadline: Instant,
+) -> Result<Value, String> {
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        let request = target
+            .http
+            .get(format!("{}/api/changes{query}", target.url))
+            .bearer_auth(&target.tokens[call.user]);
+        match send(target, request).await {
+            Answer::Response { status, body } if status == StatusCode::OK => return Ok(body),
+            answer if answer.retryable() && Instant::now() + backoff < deadline => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            answer => return Err(format!("reading the change feed: {}", answer.describe())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -281,24 +369,50 @@ mod tests {
     fn a_status_change_is_decided_by_the_status() {
         let done = task("t", "completed", 4);
         let open = task("t", "pending", 3);
-        assert_eq!(decide(Op::Complete, "", Some(&done)), Decision::Applied);
         assert_eq!(
-            decide(Op::Complete, "", Some(&open)),
+            decide(Op::Complete, "", Some(&done), Some(3)),
+            Decision::Applied
+        );
+        assert_eq!(
+            decide(Op::Complete, "", Some(&open), Some(2)),
             Decision::NotApplied(3)
         );
-        assert_eq!(decide(Op::Reopen, "", Some(&open)), Decision::Applied);
-        assert_eq!(decide(Op::Reopen, "", Some(&done)), Decision::NotApplied(4));
+        assert_eq!(
+            decide(Op::Reopen, "", Some(&open), Some(2)),
+            Decision::Applied
+        );
+        assert_eq!(
+            decide(Op::Reopen, "", Some(&done), Some(3)),
+            Decision::NotApplied(4)
+        );
+    }
+
+    #[test]
+    fn a_status_change_applied_only_past_the_known_sequence() {
+        // The complete before this reopen stayed unknown and never applied:
+        // the task is still pending at the sequence the client knew, which
+        // is no reopen.
+        let open = task("t", "pending", 3);
+        assert_eq!(
+            decide(Op::Reopen, "", Some(&open), Some(3)),
+            Decision::NotApplied(3)
+        );
+        let done = task("t", "completed", 3);
+        assert_eq!(
+            decide(Op::Complete, "", Some(&done), Some(3)),
+            Decision::NotApplied(3)
+        );
     }
 
     #[test]
     fn a_delete_applied_when_the_task_is_gone() {
-        assert_eq!(decide(Op::Delete, "", None), Decision::Applied);
+        assert_eq!(decide(Op::Delete, "", None, Some(1)), Decision::Applied);
         let there = task("t", "pending", 2);
         assert_eq!(
-            decide(Op::Delete, "", Some(&there)),
+            decide(Op::Delete, "", Some(&there), Some(2)),
             Decision::NotApplied(2)
         );
-        assert_eq!(decide(Op::Complete, "", None), Decision::Undecided);
+        assert_eq!(decide(Op::Complete, "", None, Some(1)), Decision::Undecided);
     }
 
     #[test]
@@ -306,9 +420,36 @@ mod tests {
         let mine = task("ops 1 1.0", "pending", 3);
         let other = task("ops 1 1.1", "pending", 3);
         for op in [Op::Update, Op::UpdateIfMatch] {
-            assert_eq!(decide(op, "ops 1 1.0", Some(&mine)), Decision::Applied);
-            assert_eq!(decide(op, "ops 1 1.0", Some(&other)), Decision::Undecided);
+            assert_eq!(
+                decide(op, "ops 1 1.0", Some(&mine), Some(1)),
+                Decision::Applied
+            );
+            // Overwritten or never applied: the feed decides, and a retry
+            // goes against the sequence read.
+            assert_eq!(
+                decide(op, "ops 1 1.0", Some(&other), Some(1)),
+                Decision::Overwritten(3)
+            );
         }
+    }
+
+    #[test]
+    fn the_feed_shows_an_update_by_its_task_and_title() {
+        let task = Uuid::from_u128(1);
+        let event = |id: Uuid, title: &str| {
+            json!({"type": "com.todo.task.sync",
+                   "data": {"task_id": id.to_string(), "sequence": 2,
+                            "task": {"title": title}}})
+        };
+        let deleted = json!({"data": {"task_id": task.to_string(), "task": null}});
+        let events = vec![
+            event(task, "ops 1 1.1"),
+            deleted,
+            event(Uuid::from_u128(2), "ops 1 1.0"),
+        ];
+        assert!(!shows_title(&events, task, "ops 1 1.0"));
+        assert!(shows_title(&events, task, "ops 1 1.1"));
+        assert!(shows_title(&[event(task, "ops 1 1.0")], task, "ops 1 1.0"));
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The task-operation workload: `scale.ops` creates, updates (some
 //! conditional), completes, reopens and deletes over the run's users, sent
-//! and checked by `e2e_tests::verify` (the code behind `verify_ops`).
+//! and checked by `e2e_tests::verify` (the code behind `verify_ops`),
+//! spread at an even rate over about as long as faults are injected
+//! ([`drive_window`]), so the kills of Kafka, PostgreSQL and the stall of
+//! audit's database meet operations.
 //! While faults are injected, a lost answer is retried the way a real
 //! client would (`Idempotency-Key` for creates, `If-Match` for changes) and
 //! an outcome that stays unknown is counted, not an error. Once the run is
@@ -12,7 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use e2e_tests::verify::{self, Config, Report, Scope, plan};
+use e2e_tests::verify::{self, Config, Pace, Report, Scope, plan};
 
 use crate::{Env, Phase, Rng, Scale, Tally};
 
@@ -26,6 +29,28 @@ const SETTLE: Duration = Duration::from_secs(240);
 /// fault keeps task-api or PostgreSQL away (a 60 s stall, a restart).
 const RETRY_FOR: Duration = Duration::from_secs(600);
 
+/// How long the short run (CI) sends its operations: the 180 s in which
+/// `run.rs` injects faults (`Options::fault_window`) less a margin, about
+/// as long as recurring and reminders drive (~2 min), so its few faults
+/// (a function, a daprd, Kafka or PostgreSQL) each meet operations.
+const SHORT_DRIVE: Duration = Duration::from_secs(150);
+/// The same for the full run: inside its 1,800 s window and about as long
+/// as recurring drives there (~18 min), so the 42 faults, 15 s apart plus
+/// each one's recovery, meet operations from the first to the last.
+const FULL_DRIVE: Duration = Duration::from_secs(1_200);
+
+/// The window `ops` operations are spread over: the full run's for its
+/// 10,000, the short run's rate (1,000 in 150 s) below that, so a smaller
+/// run (a stack test) is over sooner.
+pub fn drive_window(ops: usize) -> Duration {
+    if ops >= Scale::FULL.ops {
+        return FULL_DRIVE;
+    }
+    SHORT_DRIVE
+        .mul_f64(ops as f64 / Scale::SHORT.ops as f64)
+        .min(FULL_DRIVE)
+}
+
 /// Drives the operations, waits for quiet, checks, and tallies.
 pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow::Result<Tally> {
     let mut config = Config::new(&env.task_api, &env.database_url, &env.jwt_secret);
@@ -34,6 +59,10 @@ pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow
     config.concurrency = CONCURRENCY;
     config.settle = SETTLE;
     config.retry_for = RETRY_FOR;
+    config.pace = Some(Pace {
+        window: drive_window(scale.ops),
+        seed: Rng::derive(seed, "ops-pace").next_u64(),
+    });
     let mut chains = plan::plan(config.ops, env.users.len());
     // The seed decides which chains meet which fault.
     Rng::derive(seed, NAME).shuffle(&mut chains);
@@ -85,6 +114,22 @@ pub fn tally(report: &Report) -> Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_operations_are_paced_over_each_runs_fault_window() {
+        // run.rs injects faults for 180 s (short) and 1,800 s (full)
+        // while a workload drives.
+        let short = drive_window(Scale::SHORT.ops);
+        let full = drive_window(Scale::FULL.ops);
+        assert!(short >= Duration::from_secs(120) && short < Duration::from_secs(180));
+        assert!(full >= Duration::from_secs(1_000) && full < Duration::from_secs(1_800));
+        assert!(drive_window(300) < short);
+        // The pace reaches the starts: the last chain starts late in the
+        // window, not at once.
+        let chains = plan::plan(Scale::SHORT.ops, Scale::SHORT.users);
+        let at = plan::starts(&chains, short, 1);
+        assert!(*at.last().unwrap() > short.mul_f64(0.9));
+    }
 
     /// 300 operations on users another workload may share, nothing
     /// injected: everything checked, nothing unknown.
