@@ -13,6 +13,7 @@
 pub mod cpu;
 pub mod notify;
 pub mod retry;
+pub mod topic;
 pub mod verify;
 pub mod ws;
 

@@ -14,85 +14,26 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 use task_domain::relay::RelayMetrics;
 use task_domain::{Relay, RelayConfig};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use uuid::Uuid;
 
 const USERS: usize = 50;
 const TASKS_PER_USER: usize = 2;
 const CHANGES_PER_USER: usize = 20;
 const WAIT: Duration = Duration::from_secs(90);
-/// How long one read of a topic may take. The topics hold every earlier
-/// test's events and are read from the beginning by a JVM competing with the
-/// rest of the suite for two cores: CI once needed more than the console
-/// consumer's default 50 s cap for 1,000 of them.
-const READ_WAIT: Duration = Duration::from_secs(300);
-const READ_CAP: Duration = Duration::from_secs(330);
-
-/// The records of `topic` whose `data.user_id` is one of `users`, read from
-/// the beginning with `scripts/dev topic` (Kafka's console consumer), in
-/// each partition's order, until `expected` distinct events are seen. The
-/// console consumer only exits after 10 s without a record, which never
-/// comes while other tests keep publishing, so the read stops itself; if the
-/// consumer ends early (the shared stack restarted under it), it reads again.
+/// The records of `topic` whose `data.user_id` is one of `users`, in each
+/// partition's order, until `expected` distinct events are seen.
 async fn read_topic(
     stack: &Stack,
     topic: &str,
     users: &HashSet<String>,
     expected: usize,
 ) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + READ_WAIT;
-    loop {
-        let (records, seen) = read_topic_once(stack, topic, users, expected, deadline).await;
-        if seen >= expected || tokio::time::Instant::now() >= deadline {
-            return records;
-        }
-        eprintln!(
-            "{topic}: the console consumer ended after {seen} of {expected} events; reading again"
-        );
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
-}
-
-async fn read_topic_once(
-    stack: &Stack,
-    topic: &str,
-    users: &HashSet<String>,
-    expected: usize,
-    deadline: tokio::time::Instant,
-) -> (Vec<Value>, usize) {
-    let mut child = tokio::process::Command::new(&stack.dev_script)
-        .args(["topic", topic, "20", &READ_CAP.as_secs().to_string()])
-        .stdout(std::process::Stdio::piped())
-        // Its own process group, so the JVM under the script stops with it.
-        .process_group(0)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run scripts/dev topic: {e}"));
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let (mut records, mut ids) = (Vec::new(), HashSet::new());
-    while ids.len() < expected {
-        let Ok(Ok(Some(line))) = tokio::time::timeout_at(deadline, lines.next_line()).await else {
-            break;
-        };
-        let Ok(record) = serde_json::from_str::<Value>(&line) else {
-            continue;
-        };
-        if record["data"]["user_id"]
+    let keep = |record: &Value| {
+        record["data"]["user_id"]
             .as_str()
             .is_some_and(|u| users.contains(u))
-        {
-            ids.insert(record["id"].as_str().unwrap_or_default().to_owned());
-            records.push(record);
-        }
-    }
-    if let Some(pid) = child.id() {
-        let _ = tokio::process::Command::new("kill")
-            .args(["-TERM", "--", &format!("-{pid}")])
-            .status()
-            .await;
-    }
-    let _ = child.wait().await;
-    (records, ids.len())
+    };
+    e2e_tests::topic::read(stack, topic, keep, expected).await
 }
 
 /// The sequence of `field` values of each user's records, in Kafka order,

@@ -29,11 +29,17 @@
 //!   the async producer in order; `async_producer.go`'s `partitionMuter`
 //!   keeps at most one batch in flight per partition, and a batch that
 //!   fails with a retriable error is retried before anything later of that
-//!   partition is sent. So one key's entries land in its partition in entry
-//!   order. The one way a later entry can land while an earlier one failed:
-//!   the earlier one exhausted its retries (`producerRetryMax`, default 5)
-//!   while the later one still had some left. The caller sees that in the
-//!   report (a failed entry followed by published ones) and counts it.
+//!   partition is sent. So one key's written entries land in its partition
+//!   in entry order, and every entry before the first failed one was
+//!   written. A later entry can still be written after an earlier one
+//!   failed: a message failed on its own in the dispatcher (larger than
+//!   `Producer.MaxMessageBytes`: `returnError`, and the next message goes
+//!   on), or a batch failed by the broker with a non-retriable error or out
+//!   of retries (`producerRetryMax`, default 5: `returnErrors`,
+//!   `retryMessage`), after which the partition unmutes and the next batch
+//!   goes. The report shows it (a failed entry followed by unlisted ones);
+//!   the relay holds everything from the first failed entry on
+//!   (task-domain `relay::bulk::settle`).
 
 use serde::{Deserialize, Serialize};
 

@@ -8,6 +8,21 @@
 //!   scoped advisory lock per key, held from reading the rows until they
 //!   are marked, means two relays (several task-api replicas) never publish
 //!   the same key at once. A failed publish stops the key for this pass.
+//!   A row is marked sent only when every earlier row of its key and topic
+//!   is, so the marks never run ahead of the topic's order.
+//! - Partial failures: daprd answers a bulk call some of whose events
+//!   failed with 500 and the failed entries; the rest were written, and
+//!   an event after a failed one can be among them (`bulk::settle` cites
+//!   where). The events before the first failed one are marked sent; the
+//!   failed one backs off and holds its key like a refusal (below), and it
+//!   and every later event stay pending, to go out again in id order, the
+//!   failed one in a call of its own. So the topic has the key's whole
+//!   sequence in order after the failed event, preceded by stray copies
+//!   of the later events daprd wrote in that one call (counted by
+//!   `outbox_published_overtaking`): consumers deduplicate by event id, and
+//!   the per-user offset of `task-updates` shows them as a gap the sync
+//!   gateway fills from the change feed. A failing event goes out alone
+//!   from then on, so nothing overtakes it twice.
 //! - Turns: a key is published in turns of one transaction each: one read
 //!   of its next rows, a daprd call per topic among them (a create's
 //!   `task-events` and `task-updates` events go in one turn), one commit.
@@ -83,13 +98,15 @@ pub struct RelayConfig {
 #[derive(Debug, Clone, Default)]
 pub struct RelayMetrics {
     pub published: Counter,
-    /// Events a failed call left unsent (daprd or the broker unavailable).
+    /// Events a failed call left unsent (daprd or the broker unavailable,
+    /// or a partly failed call: its failed event and all after it).
     pub failed: Counter,
     /// Calls daprd refused (4xx), each backing its first row off.
     pub refused: Counter,
     /// daprd publish calls made.
     pub calls: Counter,
-    /// Events published while an earlier one of their call failed.
+    /// Events daprd wrote after an earlier event of their call failed: a
+    /// stray copy on the topic ahead of it (published again after it).
     pub overtaken: Counter,
 }
 
@@ -105,7 +122,7 @@ impl RelayMetrics {
             ),
             (
                 "outbox_publish_failures",
-                "Events a failed publish left unsent; retried on the next pass",
+                "Events a failed publish left unsent; retried on the next pass, or after the failed event's backoff",
                 self.failed.clone(),
             ),
             (
@@ -120,7 +137,7 @@ impl RelayMetrics {
             ),
             (
                 "outbox_published_overtaking",
-                "Events published while an earlier event of their call failed",
+                "Events daprd wrote after an earlier event of their call failed: a copy ahead of it on the topic; published again after it",
                 self.overtaken.clone(),
             ),
         ]
@@ -390,23 +407,28 @@ impl Relay {
             Ok(report) => {
                 let settled = bulk::settle(&ids, &report);
                 pending::mark_sent(tx, &settled.sent).await?;
-                pending::mark_failed(tx, &settled.failed).await?;
-                self.account(key, topic, &settled);
+                self.metrics.published.inc_by(settled.sent.len() as u64);
                 let sent = settled.sent.len() as u64;
-                if settled.failed.is_empty() {
-                    Call::Sent(sent)
-                } else {
-                    Call::Stopped(sent)
-                }
+                let Some((id, error)) = &settled.failed else {
+                    return Ok(Call::Sent(sent));
+                };
+                let row = rows.iter().find(|r| r.id == *id).unwrap_or(&rows[0]);
+                let delay = self.back_off(tx, row, error).await?;
+                self.metrics.failed.inc_by(1 + settled.held as u64);
+                self.metrics.overtaken.inc_by(settled.overtaken as u64);
+                tracing::warn!(outbox_id = id, partition_key = %key, %topic, %error, sent,
+                    held = settled.held, overtaken = settled.overtaken,
+                    retry_in_s = delay.as_secs_f64(),
+                    "publish partly failed; the failed event and the rest of its key wait for its retry");
+                Call::Stopped(sent)
             }
             Err(DaprError::Rejected { status, body }) => {
                 let first = &rows[0];
-                let attempts = first.attempts.saturating_add(1);
-                let delay = self.backoff.delay(attempts);
                 let error = format!("daprd refused the publish with {status}: {body}");
-                pending::mark_backoff(tx, first.id, &error, delay).await?;
+                let delay = self.back_off(tx, first, &error).await?;
                 self.metrics.refused.inc();
-                tracing::warn!(outbox_id = first.id, partition_key = %key, %topic, status, attempts,
+                tracing::warn!(outbox_id = first.id, partition_key = %key, %topic, status,
+                    attempts = first.attempts.saturating_add(1),
                     retry_in_s = delay.as_secs_f64(), %body,
                     "daprd refused the publish; the key waits behind this event");
                 Call::Stopped(0)
@@ -421,14 +443,16 @@ impl Relay {
         })
     }
 
-    fn account(&self, key: &str, topic: &str, settled: &bulk::Settled) {
-        self.metrics.published.inc_by(settled.sent.len() as u64);
-        if let Some((id, error)) = settled.failed.first() {
-            self.metrics.failed.inc_by(settled.failed.len() as u64);
-            self.metrics.overtaken.inc_by(settled.overtaken as u64);
-            tracing::warn!(outbox_id = id, partition_key = %key, %topic, %error,
-                failed = settled.failed.len(), overtaken = settled.overtaken,
-                "publish partly failed; the failed events wait for the next pass");
-        }
+    /// Backs `row` off (its attempts, doubling), which holds its key on
+    /// every topic until then; returns the delay.
+    async fn back_off(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        row: &pending::PendingRow,
+        error: &str,
+    ) -> Result<Duration, RepoError> {
+        let delay = self.backoff.delay(row.attempts.saturating_add(1));
+        pending::mark_backoff(tx, row.id, error, delay).await?;
+        Ok(delay)
     }
 }

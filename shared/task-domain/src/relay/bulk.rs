@@ -6,7 +6,11 @@
 //! row's topic, skipping rows of other topics (they go in the next call;
 //! per topic they stay in order, and no consumer reads two topics as one
 //! sequence), and stopping at the first row that backs off, so nothing
-//! overtakes it. What a call leaves (`rest`, still in id order) is planned
+//! overtakes it. A row that failed before (`attempts > 0`: refused, or
+//! the first failure of a partly failed call) goes out in a call of its
+//! own: should it fail again, nothing after it was in that call, so the
+//! rows behind a failing row are written ahead of it at most once (see
+//! [`settle`]). What a call leaves (`rest`, still in id order) is planned
 //! again for the next call of the same read, so one read of a key serves
 //! a call per topic.
 
@@ -44,6 +48,11 @@ pub(super) fn plan(rows: Vec<PendingRow>, max_bytes: usize) -> Plan {
         return Plan::Blocked;
     }
     let topic = first.topic.clone();
+    if first.attempts > 0 {
+        let mut rows = rows;
+        let rest = rows.split_off(1);
+        return Plan::Publish { topic, rows, rest };
+    }
     let mut bytes = 0;
     let mut chosen = Vec::new();
     let mut rest = Vec::new();
@@ -94,33 +103,68 @@ pub(super) fn entries(rows: &[PendingRow]) -> Result<Vec<BulkEntry>, RepoError> 
 }
 
 /// How daprd's report splits a call's rows.
+///
+/// daprd 1.18.2 answers a partly failed bulk publish with 500 and
+/// `failedEntries` (`pkg/api/http/http.go` `onBulkPublish`), which
+/// components-contrib 1.18.3 fills with exactly the entries sarama failed
+/// (`common/component/kafka/producer.go` `mapKafkaProducerErrors`); the
+/// others were written. sarama (1.48.1) writes one partition's messages in
+/// order, one batch in flight (`async_producer.go` `partitionMuter`), so
+/// every entry before the first failed one is on the topic, in order. An
+/// entry after it may be written too: a message failed on its own (larger
+/// than `Producer.MaxMessageBytes`, the dispatcher's `returnError`), or a
+/// batch failed by the broker without retry or out of retries
+/// (`returnErrors`), unmutes the partition and the later batches go on.
+///
+/// So only the rows before the first failed one are marked sent. The
+/// first failed row and every row after it stay pending, to go out again
+/// in id order after it: an entry after the failure that daprd did write
+/// is published twice, the stray copy ahead of the failed row, and
+/// consumers deduplicate by event id. A report naming an entry that is not
+/// in the call holds the whole call (nothing is known).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Settled {
-    /// Published: mark them sent.
+    /// Written in order before any failure: mark them sent.
     pub sent: Vec<i64>,
-    /// Not published, with daprd's reason: they stay pending.
-    pub failed: Vec<(i64, String)>,
-    /// Published although an earlier row of the call failed: these went
-    /// out ahead of it (see `dapr_http::bulk` for when sarama does that).
+    /// The first failed row and daprd's reason: it backs off and holds its
+    /// key, as a refusal does.
+    pub failed: Option<(i64, String)>,
+    /// Rows after the failed one, left pending (to go out after it).
+    pub held: usize,
+    /// Of those, the ones daprd reports written: copies now on the topic
+    /// ahead of the failed row.
     pub overtaken: usize,
 }
 
 /// Splits `ids` (the call's rows, in order) by `report`.
 pub(super) fn settle(ids: &[i64], report: &BulkReport) -> Settled {
-    let mut settled = Settled::default();
-    for &id in ids {
-        let key = id.to_string();
-        match report.failed.iter().find(|f| f.entry_id == key) {
-            Some(failure) => settled.failed.push((id, failure.error.clone())),
-            None => {
-                if !settled.failed.is_empty() {
-                    settled.overtaken += 1;
-                }
-                settled.sent.push(id);
-            }
-        }
+    if ids.is_empty() {
+        return Settled::default();
     }
-    settled
+    let position = |entry: &str| ids.iter().position(|id| id.to_string() == entry);
+    // An entry id the call does not have: hold everything from the start.
+    let first = report
+        .failed
+        .iter()
+        .map(|f| (position(&f.entry_id).unwrap_or(0), f))
+        .min_by_key(|(at, _)| *at);
+    let Some((at, failure)) = first else {
+        return Settled {
+            sent: ids.to_vec(),
+            ..Settled::default()
+        };
+    };
+    let after = &ids[at + 1..];
+    let failed_after = after
+        .iter()
+        .filter(|id| report.failed.iter().any(|f| f.entry_id == id.to_string()))
+        .count();
+    Settled {
+        sent: ids[..at].to_vec(),
+        failed: Some((ids[at], failure.error.clone())),
+        held: after.len(),
+        overtaken: after.len() - failed_after,
+    }
 }
 
 #[cfg(test)]
@@ -264,22 +308,79 @@ mod tests {
         assert_eq!(entries[0].entry_id, "7");
     }
 
+    fn report(failed: &[&str]) -> BulkReport {
+        BulkReport {
+            failed: failed
+                .iter()
+                .map(|id| FailedEntry {
+                    entry_id: (*id).into(),
+                    error: format!("kafka: {id}"),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn nothing_after_the_first_failed_row_is_marked_sent() {
+        // Entry 12 failed, 13 and 15 were written, 14 failed too.
+        let settled = settle(&[10, 11, 12, 13, 14, 15], &report(&["14", "12"]));
+        assert_eq!(
+            settled,
+            Settled {
+                sent: vec![10, 11],
+                failed: Some((12, "kafka: 12".into())),
+                held: 3,
+                overtaken: 2,
+            }
+        );
+        assert_eq!(
+            settle(&[1, 2], &report(&[])),
+            Settled {
+                sent: vec![1, 2],
+                ..Settled::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_report_naming_an_unknown_entry_holds_the_whole_call() {
+        let settled = settle(&[1, 2, 3], &report(&["3", "99"]));
+        assert!(settled.sent.is_empty());
+        assert_eq!(settled.failed.map(|f| f.0), Some(1));
+        assert_eq!((settled.held, settled.overtaken), (2, 1));
+        assert_eq!(settle(&[], &report(&["1"])), Settled::default());
+    }
+
+    #[test]
+    fn a_row_that_failed_before_goes_out_alone() {
+        let mut failed = row(1, "a", false);
+        failed.attempts = 2;
+        let plan = plan(
+            vec![failed, row(2, "a", false), row(3, "b", false)],
+            1 << 20,
+        );
+        assert_eq!(ids(&plan), [1]);
+        assert_eq!(rest(plan).iter().map(|r| r.id).collect::<Vec<_>>(), [2, 3]);
+    }
+
     proptest! {
+        /// Whatever daprd reports, a row is marked sent only if every row
+        /// before it in the call was written: the sent rows are a prefix,
+        /// the first failed row follows it, and the rest is held.
         #[test]
-        fn settling_accounts_for_every_row_once(failed in proptest::collection::vec(any::<bool>(), 0..50)) {
+        fn only_a_written_prefix_is_marked_sent(failed in proptest::collection::vec(any::<bool>(), 1..50)) {
             let ids: Vec<i64> = (1..=failed.len() as i64).collect();
-            let report = BulkReport {
-                failed: ids.iter().zip(&failed).filter(|(_, f)| **f)
-                    .map(|(id, _)| FailedEntry { entry_id: id.to_string(), error: "x".into() })
-                    .collect(),
-            };
-            let s = settle(&ids, &report);
-            let mut all: Vec<i64> = s.sent.iter().copied().chain(s.failed.iter().map(|f| f.0)).collect();
-            all.sort_unstable();
-            prop_assert_eq!(&all, &ids);
-            let first_failed = failed.iter().position(|f| *f).unwrap_or(failed.len());
-            let expected_overtaken = failed[first_failed..].iter().filter(|f| !**f).count();
-            prop_assert_eq!(s.overtaken, expected_overtaken);
+            let names: Vec<String> = ids.iter().zip(&failed).filter(|(_, f)| **f)
+                .map(|(id, _)| id.to_string()).collect();
+            let s = settle(&ids, &report(&names.iter().map(String::as_str).collect::<Vec<_>>()));
+            let first_failed = failed.iter().position(|f| *f);
+            let prefix = first_failed.unwrap_or(ids.len());
+            prop_assert_eq!(&s.sent[..], &ids[..prefix]);
+            prop_assert_eq!(s.failed.as_ref().map(|f| f.0), first_failed.map(|i| ids[i]));
+            prop_assert_eq!(s.held, ids.len().saturating_sub(prefix + 1));
+            let written_after = first_failed
+                .map_or(0, |i| failed[i + 1..].iter().filter(|f| !**f).count());
+            prop_assert_eq!(s.overtaken, written_after);
         }
     }
 }
