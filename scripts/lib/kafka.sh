@@ -121,6 +121,14 @@ kafka_read() {
     --topic "$1" --from-beginning --timeout-ms "$((idle * 1000))" 2>/dev/null || true
 }
 
+# kafka_groups: every consumer group's position per partition (GROUP, TOPIC,
+# PARTITION, CURRENT-OFFSET, LOG-END-OFFSET, LAG, CONSUMER-ID, ...), one
+# block per group; a group without connected consumers shows CONSUMER-ID -.
+kafka_groups() {
+  kafka_java org.apache.kafka.tools.consumer.group.ConsumerGroupCommand --bootstrap-server "$KAFKA_BOOTSTRAP" \
+    --describe --all-groups 2>>"$LOG_DIR/kafka.log"
+}
+
 kafka_down() {
   pid_alive kafka || return 0
   say "stopping Kafka"

@@ -332,11 +332,13 @@ def render_startup(runs):
 
 
 def render_cpu(runs):
-    intro = ("`tests/src/bin/cpu_per_create.rs`: utime+stime of every stack process (each function, "
+    intro = ("`tests/src/bin/cpu_per_create/`: utime+stime of every stack process (each function, "
              "each daprd, Kafka, the scheduler, PostgreSQL's processes and backends) sampled before "
-             "and after N creates at a steady rate and their delivery, minus an idle window of the "
-             "same length. Where the CPU goes and what each change bought: "
-             "[cpu-per-create.md](cpu-per-create.md).")
+             "N creates at a steady rate and after their delivery, once every consumer group has "
+             "committed every record they produced (lag 0, read with Kafka's consumer-groups tool), "
+             "minus an idle window taken before the load and scaled to the load window's length, "
+             "so nothing the creates caused is subtracted as idle. Where the CPU goes and what each "
+             "change bought: [cpu-per-create.md](cpu-per-create.md).")
     parts, summary = [], []
     for meta, data in measured(runs):
         rows = [[p.get("name", "—"), num(p.get("raw_ms"), 0), num(p.get("idle_ms"), 0), num(p.get("net_ms"), 0),
@@ -347,9 +349,14 @@ def render_cpu(runs):
                      f"**{num(total, 2)}**"])
         rows.append(["outside task-api", "", "", "", num(outside, 2)])
         note = (f"{num(data.get('creates'))} creates at {num(data.get('rate_per_s'), 0)}/s, window "
-                f"{num(data.get('window_s'))} s.")
+                f"{num(data.get('window_s'))} s (consumers caught up {num(data.get('consumed_after_s'))} s "
+                f"after delivery); idle window {num(data.get('idle_window_s'))} s before the load, "
+                f"scaled ×{num(data.get('idle_scale'), 2)}.")
         if data.get("restarted"):
             note += f" Restarted during the window (figures incomplete): {', '.join(map(str, data['restarted']))}."
+        if data.get("idle_restarted"):
+            note += (" Restarted during the idle window (baseline incomplete): "
+                     f"{', '.join(map(str, data['idle_restarted']))}.")
         parts.append(note + "\n\n" + table(["process", "raw ms", "idle ms", "net ms", "net ms per create"], rows))
         summary.append(["CPU per task create, whole stack (net of idle)", target_text("cpu_ms_per_create"),
                         f"{ms(total)} ({ms(outside)} outside task-api)", verdict("cpu_ms_per_create", total)])

@@ -41,7 +41,8 @@ FIGURES = {
             "processes": [{"name": "app-task-api", "raw_ms": 4000, "idle_ms": 100, "net_ms": 3900,
                            "net_ms_per_create": 3.9}],
             "total": {"raw_ms": 17000, "idle_ms": 1000, "net_ms_per_create": 16.0},
-            "outside_task_api": {"net_ms_per_create": 12.1}, "restarted": []},
+            "outside_task_api": {"net_ms_per_create": 12.1}, "restarted": [],
+            "idle_window_s": 30.0, "idle_scale": 0.8, "consumed_after_s": 2.5, "idle_restarted": ["daprd-audit"]},
     "ops": {"tool": "verify_ops", "row": {"ops": "10,000", "changes": "9,635", "lost": "0", "duplicated": "0"}},
     "fanout": {"workload": {"sockets": 1000, "users": 100},
                "gateway": {"delivered": 3000, "latency_ms": {"p50": 9.1, "p99": 30.2}, "kib_per_socket": 15.0},
@@ -106,6 +107,8 @@ class RenderTest(unittest.TestCase):
         self.assertIn("p50 ×1.14, p99 ×1.21, memory per socket ×0.30", summary)
         self.assertIn("10,000 operations: 0 lost, 0 duplicated | met", summary)
         self.assertIn("- sync run: sync-gateway `/t/release/sync-gateway`", page)
+        self.assertIn("window 24.0 s (consumers caught up 2.5 s after delivery); idle window 30.0 s before the "
+                      "load, scaled ×0.80. Restarted during the idle window (baseline incomplete): daprd-audit.", page)
         self.assertNotIn("not measured in this run", page)
         for slot in FIGURES:
             self.assertIn(f"$CARGO_TARGET_DIR/release/{slot} --json x.json", page)

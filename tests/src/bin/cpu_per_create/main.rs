@@ -2,25 +2,35 @@
 //!
 //! Samples utime+stime of every stack process (`e2e_tests::cpu`: functions,
 //! daprds, Kafka, the scheduler, mailpit, PostgreSQL's postmaster, its
-//! background processes and each stack process's backends), sends N creates
-//! at a steady rate, waits until every event is delivered (the tool's
-//! users' outbox rows sent, one audit row per created task) plus a quiet
-//! tail, and samples again. Then it samples an idle window of the same
-//! length, so daprd's and Kafka's idle work can be subtracted: it reports
-//! raw, idle and net CPU ms, per process and per create.
+//! background processes and each stack process's backends) over an idle
+//! window first, so daprd's and Kafka's idle work can be subtracted; then
+//! sends N creates at a steady rate and samples until every event is
+//! delivered (the tool's users' outbox rows sent, one audit row per created
+//! task) and every consumer group has committed every record the creates
+//! produced (lag 0, [`lag`]), plus a quiet tail. The idle window comes
+//! before the load and ends before it, so nothing the creates caused (a
+//! consumer's spillover, autovacuum of the rows they wrote) is counted as
+//! idle and subtracted. It reports raw, idle (scaled to the load window's
+//! length) and net CPU ms, per process and per create.
 //!
 //! ```text
 //! cargo run --release -p e2e-tests --bin cpu_per_create -- --creates 1000 --rate 50
 //! ```
 //! Flags: `--creates N` (1000), `--rate PER_S` (50; steady, not
-//! saturation), `--users N` (50), `--tail SECONDS` (3; after delivery,
-//! consumers commit offsets), `--no-idle` (skip the idle window),
-//! `--pidstat` (run Debian's `pidstat` over the same window and print its
-//! per-process figures beside the tool's), `--json PATH`, `--url`
-//! (`TASK_API_URL`, loopback only). Needs `JWT_HS256_SECRET` and
-//! `DATABASE_URL` (the local stack's by default). Linux only (`/proc`).
+//! saturation), `--users N` (50), `--tail SECONDS` (3; after the lag is
+//! 0), `--idle SECONDS` (the idle window; default the load's expected
+//! length, creates / rate + 10 s), `--no-idle` (skip it), `--pidstat` (run
+//! Debian's `pidstat` over the load window and print its per-process
+//! figures beside the tool's), `--json PATH`, `--url` (`TASK_API_URL`,
+//! loopback only), `--dev PATH` (`TODO_EVENTS_DEV`, else this repository's
+//! scripts/dev: its `groups` command reads the lag). Needs
+//! `JWT_HS256_SECRET` and `DATABASE_URL` (the local stack's by default).
+//! Linux only (`/proc`).
+
+mod lag;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,9 +45,17 @@ struct Args {
     rate: f64,
     users: usize,
     tail: Duration,
-    idle: bool,
+    /// The idle window's length; `None` with `--no-idle`.
+    idle: Option<Duration>,
     pidstat: bool,
     json: Option<String>,
+    dev: PathBuf,
+}
+
+/// How long the idle window runs by default: the load's expected length
+/// (the creates at their rate, plus 10 s for delivery and the tail).
+fn default_idle(creates: usize, rate: f64) -> Duration {
+    Duration::from_secs_f64(creates as f64 / rate + 10.0)
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -47,14 +65,19 @@ fn parse_args() -> anyhow::Result<Args> {
         rate: 50.0,
         users: 50,
         tail: Duration::from_secs(3),
-        idle: true,
+        idle: None,
         pidstat: false,
         json: None,
+        dev: std::env::var_os("TODO_EVENTS_DEV").map_or_else(
+            || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/dev")),
+            PathBuf::from,
+        ),
     };
+    let (mut idle, mut no_idle) = (None, false);
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
-            "--no-idle" => a.idle = false,
+            "--no-idle" => no_idle = true,
             "--pidstat" => a.pidstat = true,
             _ => {
                 let v = it.next().with_context(|| format!("{flag} needs a value"))?;
@@ -64,6 +87,8 @@ fn parse_args() -> anyhow::Result<Args> {
                     "--rate" => a.rate = v.parse()?,
                     "--users" => a.users = v.parse()?,
                     "--tail" => a.tail = Duration::from_secs(v.parse()?),
+                    "--idle" => idle = Some(Duration::from_secs(v.parse()?)),
+                    "--dev" => a.dev = PathBuf::from(v),
                     "--json" => a.json = Some(v),
                     other => bail!("unknown flag {other}"),
                 }
@@ -80,6 +105,10 @@ fn parse_args() -> anyhow::Result<Args> {
     if a.creates == 0 || a.users == 0 || !a.rate.is_finite() || a.rate <= 0.0 {
         bail!("--creates, --users and --rate must be positive");
     }
+    if idle == Some(Duration::ZERO) {
+        bail!("--idle must be positive (or --no-idle)");
+    }
+    a.idle = (!no_idle).then(|| idle.unwrap_or_else(|| default_idle(a.creates, a.rate)));
     Ok(a)
 }
 
@@ -162,6 +191,22 @@ async fn wait_delivered(
     }
 }
 
+/// Waits until no consumer group has a record the load produced left to
+/// commit ([`lag::pending`] against the positions read before the load).
+async fn wait_consumed(dev: &std::path::Path, before: &lag::Positions) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let pending = lag::pending(before, &lag::read(dev).await?);
+        if pending.is_empty() {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > Duration::from_secs(180) {
+            bail!("consumers still behind after 180 s: {}", pending.join(", "));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// A running `pidstat -u -h -p PIDS 1`, stopped at the window's end.
 struct Pidstat {
     child: tokio::process::Child,
@@ -193,26 +238,40 @@ impl Pidstat {
 }
 
 /// One row of the report, in ms.
+#[derive(Debug, PartialEq)]
 struct Row {
     label: String,
     raw: f64,
+    /// The idle window's CPU scaled to the load window's length.
     idle: f64,
 }
 
-fn rows(load: &Window, idle: Option<&Window>, ms_per_tick: f64) -> Vec<Row> {
+/// The idle window taken before the load, with how much of it one load
+/// window is: its CPU is scaled by `load_s / idle_s`.
+struct Idle {
+    window: Window,
+    scale: f64,
+}
+
+impl Idle {
+    fn new(window: Window, idle_s: f64, load_s: f64) -> Idle {
+        let scale = if idle_s > 0.0 { load_s / idle_s } else { 0.0 };
+        Idle { window, scale }
+    }
+}
+
+fn rows(load: &Window, idle: Option<&Idle>, ms_per_tick: f64) -> Vec<Row> {
     let mut labels: BTreeMap<&str, ()> = load.counted.keys().map(|k| (k.as_str(), ())).collect();
     if let Some(i) = idle {
-        labels.extend(i.counted.keys().map(|k| (k.as_str(), ())));
+        labels.extend(i.window.counted.keys().map(|k| (k.as_str(), ())));
     }
-    let ms = |w: Option<&Window>, l: &str| {
-        w.and_then(|w| w.counted.get(l)).copied().unwrap_or(0) as f64 * ms_per_tick
-    };
+    let ms = |w: &Window, l: &str| w.counted.get(l).copied().unwrap_or(0) as f64 * ms_per_tick;
     let mut out: Vec<Row> = labels
         .keys()
         .map(|l| Row {
             label: (*l).to_owned(),
-            raw: ms(Some(load), l),
-            idle: ms(idle, l),
+            raw: ms(load, l),
+            idle: idle.map_or(0.0, |i| ms(&i.window, l) * i.scale),
         })
         .collect();
     out.sort_by(|a, b| (b.raw - b.idle).total_cmp(&(a.raw - a.idle)));
@@ -352,13 +411,30 @@ async fn main() -> anyhow::Result<()> {
         }
     }
 
-    let before = cpu::sample(&run_dir, port);
-    if before.procs.is_empty() {
+    if cpu::sample(&run_dir, port).procs.is_empty() {
         bail!(
             "no stack process found under {}; is ./scripts/dev up running?",
             run_dir.display()
         );
     }
+    // The idle window first: after the load, the creates' spillover would
+    // be counted as idle and subtracted.
+    let idle = match args.idle {
+        Some(length) => {
+            println!(
+                "idle window of {:.1} s for the baseline…",
+                length.as_secs_f64()
+            );
+            let (b, started) = (cpu::sample(&run_dir, port), Instant::now());
+            tokio::time::sleep(length).await;
+            let window = cpu::window(&b, &cpu::sample(&run_dir, port));
+            Some((window, started.elapsed().as_secs_f64()))
+        }
+        None => None,
+    };
+    let positions = lag::read(&args.dev).await?;
+
+    let before = cpu::sample(&run_dir, port);
     let pidstat = if args.pidstat {
         Some(Pidstat::start(&before)?)
     } else {
@@ -368,6 +444,7 @@ async fn main() -> anyhow::Result<()> {
     let tasks = send_creates(&args, &users).await?;
     let send_s = started.elapsed().as_secs_f64();
     let delivery = wait_delivered(&db, &names, &tasks).await?;
+    let consumed = wait_consumed(&args.dev, &positions).await?;
     tokio::time::sleep(args.tail).await;
     let after = cpu::sample(&run_dir, port);
     let pidstat = match pidstat {
@@ -377,24 +454,17 @@ async fn main() -> anyhow::Result<()> {
     let length = started.elapsed();
     let load = cpu::window(&before, &after);
     println!(
-        "sent {} of {} creates in {send_s:.1} s; delivered {:.1} s after the last",
+        "sent {} of {} creates in {send_s:.1} s; delivered {:.1} s after the last, \
+         every consumer group caught up {:.1} s after that",
         tasks.len(),
         args.creates,
-        delivery.as_secs_f64()
+        delivery.as_secs_f64(),
+        consumed.as_secs_f64()
     );
 
-    let idle = if args.idle {
-        println!(
-            "idle window of {:.1} s for the baseline…",
-            length.as_secs_f64()
-        );
-        let b = cpu::sample(&run_dir, port);
-        tokio::time::sleep(length).await;
-        Some(cpu::window(&b, &cpu::sample(&run_dir, port)))
-    } else {
-        None
-    };
-    let table = rows(&load, idle.as_ref(), ms_per_tick);
+    let idle =
+        idle.map(|(window, idle_s)| (Idle::new(window, idle_s, length.as_secs_f64()), idle_s));
+    let table = rows(&load, idle.as_ref().map(|(i, _)| i), ms_per_tick);
     let mut out = report(
         &args,
         tasks.len(),
@@ -403,6 +473,18 @@ async fn main() -> anyhow::Result<()> {
         &load,
         ms_per_tick,
     );
+    if let Some((i, idle_s)) = &idle {
+        out["idle_window_s"] = json!(idle_s);
+        out["idle_scale"] = json!(i.scale);
+        out["idle_restarted"] = json!(i.window.restarted);
+        if !i.window.restarted.is_empty() {
+            println!(
+                "WARNING: restarted during the idle window, baseline incomplete: {:?}",
+                i.window.restarted
+            );
+        }
+    }
+    out["consumed_after_s"] = json!(consumed.as_secs_f64());
     if let Some(ps) = &pidstat {
         out["pidstat"] = print_pidstat(&before, &load, length.as_secs_f64(), ps, ms_per_tick);
     }
@@ -417,4 +499,63 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("writing {path}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(counted: &[(&str, u64)]) -> Window {
+        Window {
+            counted: counted.iter().map(|(l, t)| ((*l).to_owned(), *t)).collect(),
+            ..Window::default()
+        }
+    }
+
+    #[test]
+    fn the_idle_window_is_scaled_to_the_load_windows_length() {
+        // 10 ms per tick; idle 20 s, load 30 s: the idle CPU counts 1.5 times.
+        let load = window(&[("kafka", 300), ("app-task-api", 500)]);
+        let idle = Idle::new(window(&[("kafka", 40), ("scheduler", 10)]), 20.0, 30.0);
+        let got = rows(&load, Some(&idle), 10.0);
+        let row = |l: &str| got.iter().find(|r| r.label == l).map(|r| (r.raw, r.idle));
+        assert_eq!(row("app-task-api"), Some((5000.0, 0.0)));
+        assert_eq!(row("kafka"), Some((3000.0, 600.0)));
+        // A process busy only while idle still has its row (net negative).
+        assert_eq!(row("scheduler"), Some((0.0, 150.0)));
+        // Largest net first.
+        assert_eq!(got[0].label, "app-task-api");
+    }
+
+    #[test]
+    fn without_an_idle_window_nothing_is_subtracted() {
+        let got = rows(&window(&[("kafka", 7)]), None, 10.0);
+        assert_eq!(
+            got,
+            [Row {
+                label: "kafka".into(),
+                raw: 70.0,
+                idle: 0.0
+            }]
+        );
+    }
+
+    #[test]
+    fn an_empty_idle_window_scales_to_nothing() {
+        assert_eq!(Idle::new(Window::default(), 0.0, 30.0).scale, 0.0);
+        assert_eq!(Idle::new(Window::default(), 30.0, 30.0).scale, 1.0);
+    }
+
+    #[test]
+    fn the_default_idle_window_is_the_loads_expected_length() {
+        assert_eq!(default_idle(1000, 50.0), Duration::from_secs(30));
+        assert_eq!(default_idle(100, 50.0), Duration::from_secs(12));
+    }
+
+    #[test]
+    fn task_apis_own_rows_are_told_apart() {
+        assert!(is_task_api("app-task-api"));
+        assert!(is_task_api("postgres backends ← app-task-api"));
+        assert!(!is_task_api("daprd-task-api"));
+    }
 }
