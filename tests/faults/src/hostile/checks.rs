@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{Hostile, dlq};
+use crate::workload::reminders::Record;
 use crate::{Env, Tally};
 
 /// The victim task's title: nobody else may change it.
@@ -257,6 +258,33 @@ impl Hostile {
 
     /// The -dlq topics since the start: every poison published on purpose
     /// is there, nothing else is (bounded wait for the stragglers).
+    /// This run's users, and which of the deliveries its failure reports
+    /// name notification holds failed or unknown (its state store, as the
+    /// reminders workload reads it).
+    async fn run_reports(&self, records: &[dlq::Record]) -> anyhow::Result<dlq::Run> {
+        let mut run = dlq::Run {
+            user_prefix: format!("faults-{}-", self.env.run_id),
+            failed: Default::default(),
+        };
+        let keys: std::collections::BTreeSet<&str> = records
+            .iter()
+            .filter(|r| r.event_type.as_deref() == Some(dlq::FAILED_REPORT))
+            .filter(|r| {
+                r.user
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with(&run.user_prefix))
+            })
+            .filter_map(|r| r.id.as_deref().and_then(dlq::report_key))
+            .collect();
+        for key in keys {
+            let record = crate::workload::reminders::stored_record(&self.env, key).await?;
+            if matches!(record, Record::Failed | Record::Unknown) {
+                run.failed.insert(key.to_owned());
+            }
+        }
+        Ok(run)
+    }
+
     pub(super) async fn check_dlq(&self, repo: &Path, start: &dlq::Offsets, tally: &mut Tally) {
         let deadline = Instant::now() + super::DLQ_WAIT;
         let verdict = loop {
@@ -269,7 +297,16 @@ impl Hostile {
                     return;
                 }
             };
-            let v = dlq::judge(&records, &self.injected);
+            let run = match self.run_reports(&records).await {
+                Ok(run) => run,
+                Err(e) => {
+                    tally
+                        .problems
+                        .push(format!("reading the failed deliveries: {e:#}"));
+                    return;
+                }
+            };
+            let v = dlq::judge(&records, &self.injected, &run);
             if v.missing.is_empty() || Instant::now() >= deadline {
                 break v;
             }

@@ -7,10 +7,13 @@
 //!
 //! Each subscriber of a topic dead-letters its own copy of a poison event
 //! (audit and recurring both read task-events), so one id may stand there
-//! more than once. notification publishes a report of each failed delivery
-//! to reminders-dlq (`com.todo.notification.failed`, functions/notification/
-//! src/history.rs): those are the reminders workload's business, counted
-//! apart, not foreign records.
+//! more than once; the right id on another -dlq topic is a finding, not
+//! another run's poison. notification publishes a report of each failed
+//! delivery to reminders-dlq (`com.todo.notification.failed`,
+//! functions/notification/src/history.rs, id `<delivery key>|<attempts>`,
+//! data the delivery record): one of this run's users must be a delivery
+//! this run recorded failed or unknown ([`Run::failed`]), one of another
+//! user belongs to another run; anything else is a finding.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -36,6 +39,30 @@ pub struct Record {
     pub id: Option<String>,
     pub event_type: Option<String>,
     pub source: Option<String>,
+    /// `data.user_id`: whose delivery a failure report is.
+    pub user: Option<String>,
+}
+
+/// What the judge knows of this run besides its poison.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// The prefix of every user of the run (`faults-<run id>-`).
+    pub user_prefix: String,
+    /// The keys (`delivery|<reminder>|<fire ms>|<target>`) of this run's
+    /// deliveries notification holds failed or unknown.
+    pub failed: BTreeSet<String>,
+}
+
+impl Run {
+    fn owns(&self, user: Option<&str>) -> bool {
+        user.is_some_and(|u| u.starts_with(&self.user_prefix))
+    }
+}
+
+/// The delivery key a failure report stands for: its id less the attempt
+/// count.
+pub fn report_key(id: &str) -> Option<&str> {
+    id.rsplit_once('|').map(|(key, _)| key)
 }
 
 /// What the dead-letter topics held after the run.
@@ -45,7 +72,8 @@ pub struct Verdict {
     pub poison: usize,
     /// Failed-delivery reports (the reminders workload's).
     pub reports: usize,
-    /// Poison another hostile run injected (two runs on one stack).
+    /// Poison another hostile run injected (two runs on one stack), and
+    /// failure reports of other runs' users.
     pub other_runs: usize,
     /// Injected poison ids never seen on their topic's -dlq.
     pub missing: Vec<String>,
@@ -58,18 +86,34 @@ pub struct Verdict {
 /// may or may not have reached the topic).
 pub type Injected = BTreeMap<String, (String, bool)>;
 
-/// Compares the records with the poison injected.
-pub fn judge(records: &[Record], expected: &Injected) -> Verdict {
+/// Compares the records with the poison injected and this run's failed
+/// deliveries.
+pub fn judge(records: &[Record], expected: &Injected, run: &Run) -> Verdict {
     let mut v = Verdict::default();
     let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
     for r in records {
         let id = r.id.as_deref().unwrap_or("");
-        if expected.get(id).is_some_and(|(topic, _)| *topic == r.topic) {
-            v.poison += 1;
-            seen.insert((id, r.topic.as_str()));
-        } else if r.topic == "reminders-dlq" && r.event_type.as_deref() == Some(FAILED_REPORT) {
-            v.reports += 1;
-        } else if r.source.as_deref() == Some(SOURCE) {
+        let report = r.topic == "reminders-dlq" && r.event_type.as_deref() == Some(FAILED_REPORT);
+        if let Some((topic, _)) = expected.get(id) {
+            if *topic == r.topic {
+                v.poison += 1;
+                seen.insert((id, r.topic.as_str()));
+            } else {
+                v.foreign.push(format!(
+                    "{}: {id} (this run's poison, due on {topic})",
+                    r.topic
+                ));
+            }
+        } else if report && run.owns(r.user.as_deref()) {
+            if report_key(id).is_some_and(|key| run.failed.contains(key)) {
+                v.reports += 1;
+            } else {
+                v.foreign.push(format!(
+                    "{}: {id} (a failure report of a delivery this run has not failed)",
+                    r.topic
+                ));
+            }
+        } else if report || r.source.as_deref() == Some(SOURCE) {
             v.other_runs += 1;
         } else {
             let what = r.event_type.as_deref().unwrap_or("not a CloudEvent");
@@ -119,6 +163,10 @@ pub fn parse_record(topic: &str, line: &str) -> Record {
         id: field("id"),
         event_type: field("type"),
         source: field("source"),
+        user: event
+            .as_ref()
+            .and_then(|e| e["data"]["user_id"].as_str())
+            .map(str::to_owned),
     }
 }
 
@@ -215,6 +263,21 @@ mod tests {
             id: Some(id.into()),
             event_type: Some(kind.into()),
             source: Some("/todo-events/e2e".into()),
+            user: None,
+        }
+    }
+
+    fn run() -> Run {
+        Run {
+            user_prefix: "faults-r1-".into(),
+            failed: BTreeSet::from(["delivery|rem|1000|email".to_owned()]),
+        }
+    }
+
+    fn report(id: &str, user: &str) -> Record {
+        Record {
+            user: Some(user.into()),
+            ..record("reminders-dlq", id, FAILED_REPORT)
         }
     }
 
@@ -241,9 +304,9 @@ mod tests {
                 }
             }
             for n in 0..reports {
-                records.push(record("reminders-dlq", &format!("r{n}"), FAILED_REPORT));
+                records.push(report(&format!("delivery|rem|1000|email|{n}"), "faults-r1-0"));
             }
-            let v = judge(&records, &expected);
+            let v = judge(&records, &expected, &run());
             want_missing.sort();
             let mut missing = v.missing.clone();
             missing.sort();
@@ -285,10 +348,12 @@ mod tests {
             // audit's and recurring's copies of one poison event.
             record("task-events-dlq", "p1", "com.todo.task.completed"),
             record("task-updates-dlq", "p2", "com.todo.task.sync"),
-            record("reminders-dlq", "r", FAILED_REPORT),
+            report("delivery|rem|1000|email|3", "faults-r1-4"),
+            // Another run's user's report.
+            report("delivery|x|1|push-d|1", "someone"),
         ];
-        let v = judge(&records, &expected);
-        assert_eq!((v.poison, v.reports), (3, 1));
+        let v = judge(&records, &expected, &run());
+        assert_eq!((v.poison, v.reports, v.other_runs), (3, 1, 1));
         assert!(v.missing.is_empty() && v.foreign.is_empty(), "{v:?}");
     }
 
@@ -304,6 +369,7 @@ mod tests {
                 id: None,
                 event_type: None,
                 source: None,
+                user: None,
             },
             // Another hostile run's poison is poison on purpose too.
             Record {
@@ -311,9 +377,42 @@ mod tests {
                 ..record("task-events-dlq", "p9", "com.todo.task.completed")
             },
         ];
-        let v = judge(&records, &expected);
+        let v = judge(&records, &expected, &run());
         assert_eq!(v.missing, ["task-events-dlq: p1"]);
         assert_eq!(v.foreign.len(), 3, "{v:?}");
         assert_eq!(v.other_runs, 1, "{v:?}");
+    }
+
+    #[test]
+    fn this_runs_poison_on_the_wrong_topic_is_a_finding() {
+        let expected = Injected::from([("p1".to_owned(), ("task-events-dlq".to_owned(), true))]);
+        let records = [
+            record("task-events-dlq", "p1", "com.todo.task.completed"),
+            Record {
+                source: Some(SOURCE.into()),
+                ..record("task-updates-dlq", "p1", "com.todo.task.completed")
+            },
+        ];
+        let v = judge(&records, &expected, &run());
+        assert_eq!((v.poison, v.other_runs), (1, 0), "{v:?}");
+        assert_eq!(v.foreign.len(), 1, "{v:?}");
+    }
+
+    #[test]
+    fn a_report_of_this_run_must_be_a_failed_or_unknown_delivery() {
+        let records = [
+            report("delivery|rem|1000|email|2", "faults-r1-0"),
+            // The same user, a delivery notification holds as sent.
+            report("delivery|rem|1000|push-d|1", "faults-r1-0"),
+            // No user: not this run's, but a report is no poison either.
+            record("reminders-dlq", "delivery|q|1|email|1", FAILED_REPORT),
+        ];
+        let v = judge(&records, &Injected::new(), &run());
+        assert_eq!((v.reports, v.other_runs), (1, 1), "{v:?}");
+        assert_eq!(v.foreign.len(), 1, "{v:?}");
+        assert_eq!(
+            report_key("delivery|a|1|email|3"),
+            Some("delivery|a|1|email")
+        );
     }
 }

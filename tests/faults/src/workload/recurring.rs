@@ -17,7 +17,11 @@
 //! successor forked into another series is counted too) and its
 //! `series_advances` marks (V7). A completed occurrence `k` whose `k + 1`
 //! is absent is lost; two rows of one occurrence, or an occurrence whose
-//! predecessor was never completed, are duplicated successors.
+//! predecessor was never completed, are duplicated successors. And what
+//! the client was told counts too ([`check_answered`]): every completion
+//! answered 200 must be completed in the database (unless the client
+//! reopened it since) with exactly one successor; a 200 the database does
+//! not show is lost.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -109,11 +113,44 @@ pub fn check_series(rows: &[Occurrence], advances: &[i32], reopened: &BTreeSet<i
     verdict
 }
 
+/// Checks what the client was told against one series' rows: each
+/// occurrence whose completion was `answered` 200 (or found applied after
+/// a lost answer) must be completed in the database, unless the client
+/// itself `reopened` it afterwards, and have a successor (`check_series`
+/// counts a completed one's missing or doubled successor; this adds the
+/// completions the database does not show at all). Returns how many
+/// answered completions it checked.
+pub fn check_answered(
+    verdict: &mut Verdict,
+    rows: &[Occurrence],
+    answered: &BTreeSet<i32>,
+    reopened: &BTreeSet<i32>,
+) -> u64 {
+    for &k in answered {
+        let same: Vec<&Occurrence> = rows.iter().filter(|r| r.occurrence == k).collect();
+        if same.is_empty() {
+            verdict.lost += 1;
+            verdict.problems.push(format!(
+                "occurrence {k}: its completion was answered 200, but it has no row"
+            ));
+        } else if !same.iter().any(|r| r.completed) && !reopened.contains(&k) {
+            verdict.lost += 1;
+            verdict.problems.push(format!(
+                "occurrence {k}: its completion was answered 200, but it is not completed"
+            ));
+        }
+    }
+    answered.len() as u64
+}
+
 /// What the client did to one series.
 #[derive(Debug, Default)]
 struct SeriesLog {
     user: String,
     title: String,
+    /// Occurrences whose completion the client was told applied (200, or a
+    /// read after a lost answer showed it completed).
+    answered: BTreeSet<i32>,
     /// Occurrences reopened whose completion after is not known applied.
     reopened: BTreeSet<i32>,
     /// Requests whose outcome stayed unknown (no answer until the deadline).
@@ -301,6 +338,12 @@ async fn complete(api: &UserApi, log: &mut SeriesLog, task: &Value, replay: bool
     if answer.uncertain() {
         log.recovered += 1;
     }
+    if let Some(k) = task["occurrence"]
+        .as_i64()
+        .and_then(|k| i32::try_from(k).ok())
+    {
+        log.answered.insert(k);
+    }
     if replay {
         let again = api
             .call(Method::POST, &path, None, &headers, deadline())
@@ -422,7 +465,10 @@ async fn read_all(db: &tokio_postgres::Client, logs: &[SeriesLog]) -> anyhow::Re
             .iter()
             .map(|r| r.get(0))
             .collect();
-        out.push(check_series(&rows, &advances, &log.reopened));
+        let mut verdict = check_series(&rows, &advances, &log.reopened);
+        let answered = check_answered(&mut verdict, &rows, &log.answered, &log.reopened);
+        verdict.completions = verdict.completions.max(answered);
+        out.push(verdict);
     }
     Ok(out)
 }

@@ -27,6 +27,22 @@ fn every_completion_with_one_successor_passes() {
 }
 
 #[test]
+fn a_completion_answered_200_that_the_database_does_not_show_is_lost() {
+    // The client was told 1, 2 and 3 completed; the database shows 2
+    // pending and no row of 3 at all.
+    let rows = series(&[(1, true), (2, false)]);
+    let answered = BTreeSet::from([1, 2, 3]);
+    let mut verdict = check_series(&rows, &[2], &BTreeSet::new());
+    assert_eq!(verdict.lost, 0, "the database alone sees nothing wrong");
+    let checked = check_answered(&mut verdict, &rows, &answered, &BTreeSet::new());
+    assert_eq!((checked, verdict.lost), (3, 2), "{verdict:?}");
+    // Occurrence 2 reopened by the client since: not completed is right.
+    let mut verdict = check_series(&rows, &[2], &BTreeSet::from([2]));
+    check_answered(&mut verdict, &rows, &answered, &BTreeSet::from([2]));
+    assert_eq!(verdict.lost, 1, "{verdict:?}");
+}
+
+#[test]
 fn a_missing_successor_is_lost() {
     let rows = series(&[(1, true), (2, true)]);
     let verdict = check_series(&rows, &[2], &BTreeSet::new());

@@ -389,6 +389,7 @@ fn firing(user: usize, task: &Value, title: &str) -> Firing {
 #[path = "reminders_check.rs"]
 mod check;
 use check::check;
+pub(crate) use check::stored_record;
 
 #[cfg(test)]
 #[path = "reminders_tests.rs"]

@@ -223,7 +223,7 @@ async fn dead_letters(env: &Env) -> anyhow::Result<Vec<String>> {
 
 /// A delivery record read from notification's state store through its
 /// daprd (`GET /v1.0/state/<store>/<key>`; 204 when there is none).
-async fn stored_record(env: &Env, key: &str) -> anyhow::Result<Record> {
+pub(crate) async fn stored_record(env: &Env, key: &str) -> anyhow::Result<Record> {
     let url = format!(
         "{}/v1.0/state/statestore/{}",
         env.notification_dapr,
