@@ -102,16 +102,8 @@ def cmd_binaries(a):
     """Records which binary each stack function runs (debug or release)."""
     path = os.path.join(a.dir, "run.json")
     run = read_json(path)
-    found = {}
-    for pid_file in sorted(glob.glob(os.path.join(a.pids, "app-*.pid"))):
-        name = os.path.basename(pid_file)[4:-4]
-        try:
-            with open(pid_file, encoding="utf-8") as f:
-                exe = os.readlink(f"/proc/{f.read().strip()}/exe")
-            found[name] = exe.replace(" (deleted)", " (rebuilt since it started)")
-        except OSError as e:
-            found[name] = f"unknown ({e.strerror})"
-    run[a.key] = found
+    run[a.key] = {name: b["path"] + (f" ({b['note']})" if b.get("note") else "")
+                  for name, b in running_builds(a.pids).items()}
     write_json(path, run)
 
 
