@@ -330,6 +330,29 @@ impl PrivateSchema {
     }
 }
 
+/// A valid `task.sync` event (`task-updates`) of a made-up task of
+/// `user` at stream `offset`, as the relay tests enqueue them.
+pub fn sync_event(user: &str, offset: i64, epoch: &str) -> contracts::OutgoingEvent {
+    let task_id = uuid::Uuid::now_v7();
+    let data = contracts::TaskSyncData {
+        task_id,
+        user_id: user.to_owned(),
+        sequence: 1,
+        epoch: epoch.into(),
+        offset,
+        op: "created".into(),
+        task: Some(contracts::testing::task_snapshot(task_id, user, 1)),
+        changed: vec!["title".into()],
+    };
+    contracts::OutgoingEvent::new(
+        contracts::EventKind::TaskSync,
+        "task-api",
+        task_id.to_string(),
+        &data,
+    )
+    .expect("a valid sync event")
+}
+
 /// The line of audit's JSON log that stored an event of `task_id`
 /// ("audit entry stored"), within `timeout`: its span shows the trace id
 /// the handler received.

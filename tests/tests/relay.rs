@@ -12,8 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use contracts::testing::task_snapshot;
-use contracts::{EventKind, OutgoingEvent, TaskSyncData};
+use contracts::{EventKind, OutgoingEvent};
 use dapr_http::DaprClient;
 use e2e_tests::{PrivateSchema, Stack};
 use task_domain::relay::{Backoff, RelayMetrics};
@@ -48,7 +47,7 @@ impl Scratch {
         let tx = client.transaction().await.expect("transaction");
         let mut ids = Vec::with_capacity(rows.len());
         for (user, offset, topic) in rows {
-            let event = sync_event(user, *offset);
+            let event = e2e_tests::sync_event(user, *offset, "relay-test");
             task_domain::outbox::enqueue(&tx, &event, user, Some(*offset), None)
                 .await
                 .expect("enqueue");
@@ -76,21 +75,6 @@ impl Scratch {
             .expect("count")
             .get(0)
     }
-}
-
-fn sync_event(user: &str, offset: i64) -> OutgoingEvent {
-    let task_id = Uuid::now_v7();
-    let data = TaskSyncData {
-        task_id,
-        user_id: user.to_owned(),
-        sequence: 1,
-        epoch: "relay-test".into(),
-        offset,
-        op: "created".into(),
-        task: Some(task_snapshot(task_id, user, 1)),
-        changed: vec!["title".into()],
-    };
-    OutgoingEvent::new(EventKind::TaskSync, "task-api", task_id.to_string(), &data).expect("event")
 }
 
 fn relay(
@@ -402,7 +386,9 @@ async fn one_users_burst_goes_out_in_few_calls() {
     );
     let started = Instant::now();
     for offset in 1..=SINGLE {
-        let event = sync_event(&user, BURST + offset).to_json().to_string();
+        let event = e2e_tests::sync_event(&user, BURST + offset, "relay-test")
+            .to_json()
+            .to_string();
         dapr.publish_cloud_event("pubsub", "task-updates", &user, event.as_bytes(), None)
             .await
             .expect("single publish");

@@ -15,8 +15,6 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use contracts::testing::task_snapshot;
-use contracts::{EventKind, OutgoingEvent, TaskSyncData};
 use dapr_http::DaprClient;
 use e2e_tests::{PrivateSchema, Stack};
 use serde_json::{Value, json};
@@ -92,19 +90,7 @@ async fn enqueue(schema: &PrivateSchema, user: &str, count: i64) -> Vec<i64> {
     let tx = client.transaction().await.expect("transaction");
     let mut ids = Vec::new();
     for offset in 1..=count {
-        let task_id = Uuid::now_v7();
-        let data = TaskSyncData {
-            task_id,
-            user_id: user.to_owned(),
-            sequence: 1,
-            epoch: "relay-daprd-answers".into(),
-            offset,
-            op: "created".into(),
-            task: Some(task_snapshot(task_id, user, 1)),
-            changed: vec!["title".into()],
-        };
-        let event = OutgoingEvent::new(EventKind::TaskSync, "task-api", task_id.to_string(), &data)
-            .expect("event");
+        let event = e2e_tests::sync_event(user, offset, "relay-daprd-answers");
         task_domain::outbox::enqueue(&tx, &event, user, Some(offset), None)
             .await
             .expect("enqueue");
@@ -117,6 +103,22 @@ async fn enqueue(schema: &PrivateSchema, user: &str, count: i64) -> Vec<i64> {
     }
     tx.commit().await.expect("commit");
     ids
+}
+
+/// A relay of `schema`'s outbox publishing through the daprd at `url`;
+/// only the test's passes move it (no poll is due within a test).
+fn relay(schema: &PrivateSchema, url: &str) -> (Relay, RelayMetrics) {
+    let dapr = DaprClient::new(url, None, Duration::from_secs(5));
+    let config = RelayConfig {
+        pubsub: "pubsub".into(),
+        batch_size: 100,
+        concurrency: 2,
+        poll_interval: Duration::from_secs(600),
+    };
+    let metrics = RelayMetrics::default();
+    let relay =
+        Relay::new(schema.pool.clone(), dapr, config, metrics.clone()).with_backoff(BACKOFF);
+    (relay, metrics)
 }
 
 /// `(sent, attempts, backing off)` of each row, in id order.
@@ -168,16 +170,7 @@ async fn unit_fake_daprd_a_partial_failure_holds_the_failed_event_and_all_after_
         user.clone(),
         VecDeque::from([Some(failed_entries(&[ids[4], ids[2]]))]),
     );
-    let dapr = DaprClient::new(&url, None, Duration::from_secs(5));
-    let config = RelayConfig {
-        pubsub: "pubsub".into(),
-        batch_size: 100,
-        concurrency: 2,
-        poll_interval: Duration::from_secs(600),
-    };
-    let metrics = RelayMetrics::default();
-    let relay =
-        Relay::new(schema.pool.clone(), dapr, config, metrics.clone()).with_backoff(BACKOFF);
+    let (relay, metrics) = relay(&schema, &url);
 
     assert_eq!(relay.pass().await.expect("pass"), 2);
     assert_eq!(calls_of(&fake, &user), vec![ids.clone()]);
@@ -230,15 +223,7 @@ async fn unit_fake_daprd_a_500_without_a_report_leaves_the_whole_call_pending() 
         .expect("state")
         .script
         .insert(user.clone(), VecDeque::from([Some(unreported)]));
-    let dapr = DaprClient::new(&url, None, Duration::from_secs(5));
-    let config = RelayConfig {
-        pubsub: "pubsub".into(),
-        batch_size: 100,
-        concurrency: 2,
-        poll_interval: Duration::from_secs(600),
-    };
-    let relay = Relay::new(schema.pool.clone(), dapr, config, RelayMetrics::default())
-        .with_backoff(BACKOFF);
+    let (relay, _) = relay(&schema, &url);
 
     // Nothing is known to be written: nothing is marked, and the next pass
     // (daprd or the broker back) sends the call again, the head first.

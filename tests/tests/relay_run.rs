@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use contracts::testing::task_snapshot;
-use contracts::{EventKind, OutgoingEvent, TaskSyncData};
 use dapr_http::DaprClient;
 use e2e_tests::{PrivateSchema, Stack};
 use task_domain::relay::RelayMetrics;
@@ -32,19 +30,7 @@ fn relay(schema: &PrivateSchema, dapr_url: &str, token: Option<String>) -> (Rela
 
 /// Commits one `task-updates` row of `user`, as a change does.
 async fn commit_one(schema: &PrivateSchema, user: &str, offset: i64) {
-    let task_id = Uuid::now_v7();
-    let data = TaskSyncData {
-        task_id,
-        user_id: user.to_owned(),
-        sequence: 1,
-        epoch: "relay-run-test".into(),
-        offset,
-        op: "created".into(),
-        task: Some(task_snapshot(task_id, user, 1)),
-        changed: vec!["title".into()],
-    };
-    let event = OutgoingEvent::new(EventKind::TaskSync, "task-api", task_id.to_string(), &data)
-        .expect("event");
+    let event = e2e_tests::sync_event(user, offset, "relay-run-test");
     let mut client = schema.pool.get().await.expect("connection");
     let tx = client.transaction().await.expect("transaction");
     task_domain::outbox::enqueue(&tx, &event, user, Some(offset), None)

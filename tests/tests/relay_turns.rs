@@ -11,28 +11,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use contracts::testing::{task_event, task_snapshot};
-use contracts::{EventKind, OutgoingEvent, TaskSyncData};
+use contracts::EventKind;
+use contracts::testing::task_event;
 use dapr_http::DaprClient;
 use e2e_tests::{PrivateSchema, Stack};
 use task_domain::relay::RelayMetrics;
 use task_domain::{Relay, RelayConfig};
 use uuid::Uuid;
-
-fn sync_event(user: &str, offset: i64) -> OutgoingEvent {
-    let task_id = Uuid::now_v7();
-    let data = TaskSyncData {
-        task_id,
-        user_id: user.to_owned(),
-        sequence: 1,
-        epoch: "relay-turns".into(),
-        offset,
-        op: "created".into(),
-        task: Some(task_snapshot(task_id, user, 1)),
-        changed: vec!["title".into()],
-    };
-    OutgoingEvent::new(EventKind::TaskSync, "task-api", task_id.to_string(), &data).expect("event")
-}
 
 /// Enqueues `creates` creates of `user` as task-api does: each a
 /// `task-events` and a `task-updates` event, all in one transaction.
@@ -44,7 +29,7 @@ async fn enqueue_creates(schema: &PrivateSchema, user: &str, creates: i64) {
         task_domain::outbox::enqueue(&tx, &created, user, None, None)
             .await
             .expect("enqueue");
-        let sync = sync_event(user, offset);
+        let sync = e2e_tests::sync_event(user, offset, "relay-turns");
         task_domain::outbox::enqueue(&tx, &sync, user, Some(offset), None)
             .await
             .expect("enqueue");

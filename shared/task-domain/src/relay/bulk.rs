@@ -6,13 +6,13 @@
 //! row's topic, skipping rows of other topics (they go in the next call;
 //! per topic they stay in order, and no consumer reads two topics as one
 //! sequence), and stopping at the first row that backs off, so nothing
-//! overtakes it. A row that failed before (`attempts > 0`: refused, or
-//! the first failure of a partly failed call) goes out in a call of its
-//! own: should it fail again, nothing after it was in that call, so the
-//! rows behind a failing row are written ahead of it at most once (see
-//! [`settle`]). What a call leaves (`rest`, still in id order) is planned
-//! again for the next call of the same read, so one read of a key serves
-//! a call per topic.
+//! overtakes it. A row that failed before (`attempts > 0`: refused, the
+//! first failure of a partly failed call, or the head of a failed call)
+//! goes out in a call of its own: should it fail again, nothing after it
+//! was in that call, so the rows behind a failing row are written ahead
+//! of it at most once (see [`settle`]). What a call leaves (`rest`, still
+//! in id order) is planned again for the next call of the same read, so
+//! one read of a key serves a call per topic.
 
 use dapr_http::{BulkEntry, BulkReport};
 use serde_json::Value;
