@@ -218,19 +218,22 @@ pub async fn send_settled(target: &Target, call: &Call<'_>) -> Sent {
                 Decision::Applied => {
                     return settled(status, body, Some(Verdict::Changed), attempts);
                 }
-                Decision::Overwritten(sequence) => match feed_shows(target, call, deadline).await {
-                    Ok(true) => {
-                        return settled(status, body, Some(Verdict::Changed), attempts);
+                Decision::Overwritten(sequence) => {
+                    let shown = feed_shows(target, call, deadline).await;
+                    match shown.map(|shown| after_feed(call.op, shown)) {
+                        Ok(Some(verdict)) => {
+                            return settled(status, body, Some(verdict), attempts);
+                        }
+                        Ok(None) if Instant::now() < deadline => if_match = Some(sequence),
+                        Ok(None) => {
+                            let why = "not applied, and no time left to try again".to_owned();
+                            return settled(status, body, Some(Verdict::Unknown(why)), attempts);
+                        }
+                        Err(why) => {
+                            return settled(status, body, Some(Verdict::Unknown(why)), attempts);
+                        }
                     }
-                    Ok(false) if Instant::now() < deadline => if_match = Some(sequence),
-                    Ok(false) => {
-                        let why = "not applied, and no time left to try again".to_owned();
-                        return settled(status, body, Some(Verdict::Unknown(why)), attempts);
-                    }
-                    Err(why) => {
-                        return settled(status, body, Some(Verdict::Unknown(why)), attempts);
-                    }
-                },
+                }
                 Decision::NotApplied(sequence) if Instant::now() < deadline => {
                     if_match = Some(sequence);
                 }
@@ -292,6 +295,21 @@ async fn read(
             }
             answer => return Err(format!("reading the task: {}", answer.describe())),
         }
+    }
+}
+
+/// The verdict on an overwritten update once the feed was read (`shown`:
+/// its title is on an event of the task), or `None`: not applied, send it
+/// again against the current sequence. An `If-Match: "1"` update not
+/// applied can never apply now that the task is past 1: the task-api's
+/// 412 was the answer, so it is refused.
+pub fn after_feed(op: Op, shown: bool) -> Option<Verdict> {
+    if shown {
+        Some(Verdict::Changed)
+    } else if op == Op::UpdateIfMatch {
+        Some(Verdict::Refused)
+    } else {
+        None
     }
 }
 
@@ -431,6 +449,16 @@ mod tests {
                 Decision::Overwritten(3)
             );
         }
+    }
+
+    #[test]
+    fn an_overwritten_update_is_decided_by_the_feed() {
+        for op in [Op::Update, Op::UpdateIfMatch] {
+            assert_eq!(after_feed(op, true), Some(Verdict::Changed));
+        }
+        // Absent: sent again, unless it was conditional on version 1.
+        assert_eq!(after_feed(Op::Update, false), None);
+        assert_eq!(after_feed(Op::UpdateIfMatch, false), Some(Verdict::Refused));
     }
 
     #[test]
