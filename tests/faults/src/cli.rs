@@ -13,7 +13,8 @@ use crate::schedule::{self, Mode};
 pub const DEFAULT_REPORT: &str = "/var/tmp/todo-events/artifacts/faults-report.md";
 
 pub const USAGE: &str = "usage: faults [--short|--full] [--seed N] [--each] [--only KINDS] [--report PATH]
-  --short        CI's run: ~1,000 operations, a function, a daprd, Kafka or PostgreSQL (default)
+  --short        CI's run: ~1,000 operations, a function, a daprd, and one shared kind
+                 rotated by the seed: kafka, postgres, scheduler, audit-db-stall (default)
   --full         10,000 operations, 200 users, 200 sockets, every fault kind 3 times
   --seed N       replay the fault order (and the workloads' choices) of seed N
   --each         inject every admitted kind once (with --only: aim a run at some kinds)

@@ -47,6 +47,12 @@ pub struct Env {
     pub gateway_dapr: String,
     pub dapr_api_token: Option<String>,
     pub app_api_token: Option<String>,
+    /// The audience and issuer the stack's functions check (`JWT_AUDIENCE`,
+    /// `JWT_ISSUER`; scripts/faults copies them from the running task-api's
+    /// environment): unset, a token without them, or with other values, is
+    /// valid on this stack.
+    pub jwt_audience: Option<String>,
+    pub jwt_issuer: Option<String>,
     /// The Python with the push service's packages (`PUSH_PYTHON`), if set.
     pub push_python: Option<String>,
     /// `scripts/dev`, for restarts and status.
@@ -56,6 +62,9 @@ pub struct Env {
     /// The run's user ids, `faults-{run_id}-{n}`.
     pub users: Vec<String>,
     pub http: reqwest::Client,
+    /// The stack's pids at the run's start and every restart of ours
+    /// ([`crate::procs`]): a pid change it does not explain is a crash.
+    pub processes: std::sync::Arc<crate::ProcessLog>,
     /// The e2e helpers' view of the same stack (tokens, database, dev).
     pub stack: e2e_tests::Stack,
 }
@@ -124,6 +133,8 @@ impl Env {
             gateway_dapr: url("SYNC_GATEWAY_DAPR_URL"),
             dapr_api_token: var("DAPR_API_TOKEN"),
             app_api_token: var("APP_API_TOKEN"),
+            jwt_audience: var("JWT_AUDIENCE"),
+            jwt_issuer: var("JWT_ISSUER"),
             push_python: var("PUSH_PYTHON"),
             dev_script: stack.dev_script.clone(),
             run_id: run_id.to_owned(),
@@ -132,6 +143,7 @@ impl Env {
                 .timeout(Duration::from_secs(15))
                 .build()
                 .unwrap_or_default(),
+            processes: std::sync::Arc::default(),
             stack,
         })
     }
@@ -234,6 +246,13 @@ mod tests {
         assert_eq!(env.gateway_dapr, "http://localhost:13504");
         assert_eq!(env.task_api, "http://127.0.0.1:8080");
         assert!(env.users.is_empty());
+        assert_eq!((env.jwt_audience, env.jwt_issuer), (None, None));
+        pairs.push(("JWT_AUDIENCE", "todo"));
+        pairs.push(("JWT_ISSUER", " "));
+        let env = Env::from_lookup(lookup(&pairs), "r", 0).expect("env");
+        assert_eq!(env.jwt_audience.as_deref(), Some("todo"));
+        assert_eq!(env.jwt_issuer, None, "blank is unset");
+        assert!(env.processes.at_start().is_empty());
     }
 
     #[test]

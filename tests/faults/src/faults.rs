@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::Env;
 use crate::probe::{Probe, ProbeKind};
+use crate::procs::{Crash, Pids, parse_pids};
 
 /// The functions of the stack (scripts/lib/stack.sh's FUNCTION_TABLE).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -143,14 +144,27 @@ impl Fault {
 #[derive(Debug, Clone)]
 pub struct Injection {
     pub fault: Fault,
-    /// True if a workload was still driving when the fault started.
-    pub under_load: bool,
+    /// The workloads still driving when the fault started (none: the
+    /// fault hit no load).
+    pub driving: Vec<String>,
     /// From the fault's start until every process answered again.
     pub ready: Option<Duration>,
     /// From the fault's start until the probe change was seen downstream.
     pub recovered: Option<Duration>,
     /// What went wrong (a kill, a start, a probe that never arrived).
     pub problems: Vec<String>,
+}
+
+impl Injection {
+    /// True if any workload was driving when the fault started.
+    pub fn under_load(&self) -> bool {
+        !self.driving.is_empty()
+    }
+
+    /// True if `workload` was driving when the fault started.
+    pub fn hit(&self, workload: &str) -> bool {
+        self.driving.iter().any(|w| w == workload)
+    }
 }
 
 /// Injects faults into the running stack and restores it.
@@ -179,15 +193,20 @@ impl Injector {
     }
 
     /// Injects `fault`, restarts what it killed and measures the recovery.
-    pub async fn inject(&self, fault: Fault, under_load: bool) -> Injection {
+    /// `driving`: the workloads driving as it starts.
+    pub async fn inject(&self, fault: Fault, driving: Vec<String>) -> Injection {
         let mut injection = Injection {
             fault,
-            under_load,
+            driving,
             ready: None,
             recovered: None,
             problems: vec![],
         };
         let start = Instant::now();
+        // A process that died since the last look is a crash, not ours.
+        if let Err(problem) = self.look(&format!("before {}", fault.label())).await {
+            injection.problems.push(problem);
+        }
         if let Err(problem) = self.disrupt(fault).await {
             injection.problems.push(problem);
         }
@@ -208,18 +227,31 @@ impl Injector {
         injection
     }
 
-    /// The fault itself: a kill and a start, or the stall.
+    /// The fault itself: a kill and a start (each pid recorded in
+    /// `env.processes`), or the stall.
     async fn disrupt(&self, fault: Fault) -> Result<(), String> {
         if fault == Fault::AuditDbStall {
             return self.stall_audit().await;
         }
         let label = fault.label();
+        let log = &self.env.processes;
+        let before = self.pids().await?;
         self.script(&["kill", &label]).await?;
-        self.script(&["start", &label]).await.map(drop)
+        log.killed(&label, before.get(&label).copied().flatten());
+        let started = self.script(&["start", &label]).await;
+        let after = self.pids().await?;
+        log.started(&label, after.get(&label).copied().flatten());
+        started?;
+        // Another process that died with this one is a crash.
+        log_crashes(&log.observe(&after, &format!("after {label}")));
+        Ok(())
     }
 
-    /// Holds a SHARE lock on audit_logs for [`Injector::stall`]. The lock
-    /// goes with the session, so a crash of this process ends the stall.
+    /// Holds a SHARE lock on audit_logs for [`Injector::stall`], and shows
+    /// that it stalled audit: a witness change made while the lock is held
+    /// must be published but not audited before the release, and audited
+    /// after it. The lock goes with the session, so a crash of this process
+    /// ends the stall.
     async fn stall_audit(&self) -> Result<(), String> {
         let db = self.env.db().await.map_err(|e| format!("{e:#}"))?;
         // Our own session has no statement timeout; the lock wait is bounded
@@ -230,23 +262,59 @@ impl Injector {
         )
         .await
         .map_err(|e| format!("could not lock audit_logs: {e}"))?;
-        tokio::time::sleep(self.stall).await;
+        let release = Instant::now() + self.stall;
+        let witness = self.probe.create_task("fault probe (stall)", release).await;
+        tokio::time::sleep_until(release).await;
+        let during = match &witness {
+            Ok(id) => self.probe.seen(id).await,
+            Err(e) => Err(format!("the witness change was not made: {e}")),
+        };
         db.batch_execute("ROLLBACK")
             .await
-            .map_err(|e| format!("could not release audit_logs: {e}"))
+            .map_err(|e| format!("could not release audit_logs: {e}"))?;
+        let audited_after = match &witness {
+            Ok(id) => self
+                .probe
+                .audited(id, Instant::now() + self.recover_within)
+                .await
+                .is_ok(),
+            Err(_) => false,
+        };
+        stall_verdict(during, audited_after, self.stall)
     }
 
     /// Starts whatever is down (never a build) and checks `scripts/dev
-    /// status`: the end of every run, and after a failed injection.
-    pub async fn restore(&self) -> Result<(), String> {
+    /// status`: the end of every run, and after a failed injection. A
+    /// process found down that no fault of ours killed is a crash; returns
+    /// what restore had to start.
+    pub async fn restore(&self) -> Result<Vec<String>, String> {
+        let log = &self.env.processes;
+        let before = self.pids().await?;
+        log_crashes(&log.observe(&before, "before restore"));
         self.script(&["restore"]).await?;
+        let after = self.pids().await?;
+        let started = log.restored(&before, &after);
         let status = self.dev(&["status"]).await?;
         let down: Vec<&str> = status.lines().filter(|l| l.contains(" down")).collect();
         if !down.is_empty() {
             return Err(format!("still down after restore: {}", down.join("; ")));
         }
         self.wait_healthy(Instant::now() + self.recover_within)
-            .await
+            .await?;
+        Ok(started)
+    }
+
+    /// Every process's pid now (`scripts/faults pids`).
+    pub async fn pids(&self) -> Result<Pids, String> {
+        parse_pids(&self.script(&["pids"]).await?)
+    }
+
+    /// Compares the pids now with the record: what changed without us is
+    /// a crash (recorded in `env.processes`, printed here).
+    pub async fn look(&self, when: &str) -> Result<(), String> {
+        let now = self.pids().await?;
+        log_crashes(&self.env.processes.observe(&now, when));
+        Ok(())
     }
 
     /// Polls every function and daprd health endpoint until all answer
@@ -305,6 +373,48 @@ impl Injector {
     }
 }
 
+fn log_crashes(crashes: &[Crash]) {
+    for crash in crashes {
+        eprintln!("faults: CRASH: {crash}");
+    }
+}
+
+/// What the stall's witness change showed just before the release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// Its `task-events` outbox rows were all sent (audit could have had it).
+    pub published: bool,
+    /// audit_logs held a row for it.
+    pub audited: bool,
+}
+
+/// The stall held audit back only if the witness change was published
+/// during the lock, not audited before the release, and audited after.
+pub fn stall_verdict(
+    during: Result<Seen, String>,
+    audited_after: bool,
+    stall: Duration,
+) -> Result<(), String> {
+    let during = during.map_err(|e| format!("the stall was not shown to stall audit: {e}"))?;
+    if during.audited {
+        return Err(
+            "audit was not stalled: the witness change made during the lock was audited before \
+             the release"
+                .into(),
+        );
+    }
+    if !during.published {
+        return Err(format!(
+            "the stall was not shown to stall audit: the witness change's event was not \
+             published within the {stall:?} lock"
+        ));
+    }
+    if !audited_after {
+        return Err("the witness change made during the stall was never audited after it".into());
+    }
+    Ok(())
+}
+
 /// Runs a project script; its stderr is the error when it fails.
 async fn run(path: &PathBuf, args: &[&str]) -> Result<String, String> {
     let output = tokio::process::Command::new(path)
@@ -346,6 +456,32 @@ mod tests {
             Some(Fault::Sidecar(Function::Audit))
         );
         assert_eq!(Fault::parse("mailpit"), None);
+    }
+
+    #[test]
+    fn the_stall_passes_only_when_it_held_audit_back() {
+        let stall = Duration::from_secs(60);
+        let seen = |published, audited| Ok(Seen { published, audited });
+        assert_eq!(stall_verdict(seen(true, false), true, stall), Ok(()));
+        let early = stall_verdict(seen(true, true), true, stall).expect_err("audited");
+        assert!(early.contains("audit was not stalled"), "{early}");
+        let unsent = stall_verdict(seen(false, false), true, stall).expect_err("unsent");
+        assert!(unsent.contains("not published"), "{unsent}");
+        let never = stall_verdict(seen(true, false), false, stall).expect_err("never");
+        assert!(never.contains("never audited"), "{never}");
+        assert!(stall_verdict(Err("db gone".into()), true, stall).is_err());
+    }
+
+    #[test]
+    fn an_injection_names_the_workloads_it_hit() {
+        let i = Injection {
+            fault: Fault::Kafka,
+            driving: vec!["ops".into(), "sockets".into()],
+            ready: None,
+            recovered: None,
+            problems: vec![],
+        };
+        assert!(i.under_load() && i.hit("ops") && !i.hit("recurring"));
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod faults;
 pub mod hostile;
 pub mod phase;
 pub mod probe;
+pub mod procs;
 pub mod quiet;
 pub mod registry;
 pub mod report;
@@ -29,6 +30,7 @@ use std::fmt;
 
 pub use env::{Env, EnvError};
 pub use phase::Phase;
+pub use procs::ProcessLog;
 pub use rng::Rng;
 
 /// How much load a run drives.
@@ -95,6 +97,10 @@ pub struct Tally {
     pub failed_recorded: u64,
     /// Failed checks, one line each.
     pub problems: Vec<String>,
+    /// Kinds of input the workload should have sent and did not (none
+    /// sent), one line each: listed in the report; a `--full` run with
+    /// any fails.
+    pub not_exercised: Vec<String>,
 }
 
 impl Tally {

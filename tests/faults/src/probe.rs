@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::Env;
+use crate::faults::Seen;
 
 /// What the probe follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,9 +157,45 @@ impl Probe {
         Err(format!("no 2xx before the deadline: {last}"))
     }
 
+    /// Creates a task titled `title` (retried until `deadline`); its id.
+    pub async fn create_task(&self, title: &str, deadline: Instant) -> Result<String, String> {
+        self.create(json!({ "title": title }), deadline).await
+    }
+
+    /// Whether the task's `task-events` rows have all left the outbox, and
+    /// whether audit_logs holds a row for it, now (bounded: 10 s).
+    pub async fn seen(&self, task_id: &str) -> Result<Seen, String> {
+        let id = uuid::Uuid::parse_str(task_id).map_err(|e| e.to_string())?;
+        let read = async {
+            let db = self.env.db().await.map_err(|e| format!("{e:#}"))?;
+            let outbox = db
+                .query_one(
+                    "SELECT count(*), count(sent_at) FROM outbox
+                      WHERE partition_key = $1 AND topic = 'task-events'
+                        AND strpos(payload::text, $2) > 0",
+                    &[&self.user, &task_id],
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let (rows, sent): (i64, i64) = (outbox.get(0), outbox.get(1));
+            let audited: i64 = db
+                .query_one("SELECT count(*) FROM audit_logs WHERE task_id = $1", &[&id])
+                .await
+                .map_err(|e| e.to_string())?
+                .get(0);
+            Ok(Seen {
+                published: rows > 0 && sent == rows,
+                audited: audited > 0,
+            })
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .map_err(|_| "reading the outbox and audit_logs timed out".to_owned())?
+    }
+
     /// Polls audit_logs for the task (reconnecting: PostgreSQL may just
     /// have restarted).
-    async fn audited(&self, task_id: &str, deadline: Instant) -> Result<(), String> {
+    pub async fn audited(&self, task_id: &str, deadline: Instant) -> Result<(), String> {
         let id = uuid::Uuid::parse_str(task_id).map_err(|e| e.to_string())?;
         self.poll_db(deadline, "audit row", move |db| async move {
             db.query_one("SELECT count(*) FROM audit_logs WHERE task_id = $1", &[&id])

@@ -9,7 +9,7 @@ fn secs(s: u64) -> Duration {
 fn injection(fault: Fault, ready: u64, recovered: Option<u64>) -> Injection {
     Injection {
         fault,
-        under_load: true,
+        driving: vec!["ops".into(), "sockets".into()],
         ready: Some(secs(ready)),
         recovered: recovered.map(secs),
         problems: if recovered.is_some() {
@@ -29,9 +29,19 @@ fn report(tallies: Vec<Tally>, injections: Vec<Injection>) -> Report {
         tallies,
         injections,
         problems: vec![],
+        unexercised: vec![],
+        restored: vec![],
         replay: "./scripts/faults --short --seed 7".into(),
         elapsed: secs(60),
     }
+}
+
+/// Every registered workload at exactly its floor.
+fn at_floor() -> Vec<Tally> {
+    ["ops", "recurring", "reminders", "sockets", "hostile"]
+        .into_iter()
+        .map(|name| checked(name, floor(name, &Scale::SHORT).expect("a floor")))
+        .collect()
 }
 
 fn checked(name: &str, n: u64) -> Tally {
@@ -82,34 +92,111 @@ fn recovery_is_grouped_per_kind() {
 
 #[test]
 fn a_loss_a_duplicate_or_a_problem_fails_the_run() {
-    let clean = report(
-        vec![checked("ops", 10)],
-        vec![injection(Fault::Kafka, 1, Some(2))],
-    );
+    let clean = report(at_floor(), vec![injection(Fault::Kafka, 1, Some(2))]);
     assert!(clean.passed());
     assert!(clean.markdown().starts_with("# Fault suite: PASSED"));
 
-    let mut lost = checked("ops", 10);
-    lost.lost = 1;
-    assert!(!report(vec![lost], vec![]).passed());
-    let mut dup = checked("sockets", 10);
-    dup.duplicated = 2;
-    let r = report(vec![checked("ops", 1), dup], vec![]);
+    let mut lost = at_floor();
+    lost[0].lost = 1;
+    assert!(!report(lost, vec![]).passed());
+    let mut dup = at_floor();
+    dup[3].duplicated = 2;
+    let r = report(dup, vec![]);
     assert!(
         r.markdown()
-            .contains("| sockets | 10 | 0 | 2 | 0 | 0 | 0 | 0 | 0 |")
+            .contains("| sockets | 20 | 0 | 2 | 0 | 0 | 0 | 0 | 0 |"),
+        "{}",
+        r.markdown()
     );
     assert!(!r.passed());
     assert_eq!(r.totals(), (0, 2));
     assert!(r.markdown().contains("lost 0, duplicated 2"));
     let mut problem = checked("quiet", 3);
     problem.problems.push("outbox row 5 unsent".into());
-    let r = report(vec![problem], vec![]);
+    let mut tallies = at_floor();
+    tallies.push(problem);
+    let r = report(tallies, vec![]);
     assert!(!r.passed());
     assert!(r.markdown().contains("- quiet: outbox row 5 unsent"));
-    let mut r = report(vec![checked("ops", 1)], vec![]);
+    let mut r = report(at_floor(), vec![]);
     r.problems.push("daprd-audit still down".into());
     assert!(!r.passed());
+}
+
+#[test]
+fn a_workload_below_its_floor_fails_the_run_with_a_reason() {
+    assert!(report(at_floor(), vec![]).passed());
+    // Sockets that found no head rows check nothing; the outbox tally's
+    // rows no longer make up for it.
+    let mut tallies = at_floor();
+    tallies[3].checked = 0;
+    tallies.push(checked("quiet: outbox", 5_000));
+    let r = report(tallies, vec![]);
+    assert!(!r.passed());
+    let short = r.shortfalls();
+    assert_eq!(short.len(), 1, "{short:?}");
+    assert!(
+        short[0].starts_with("sockets: checked 0 of at least 20"),
+        "{short:?}"
+    );
+    assert!(r.markdown().contains("- sockets: checked 0 of at least 20"));
+    // Each floor follows the scale.
+    assert_eq!(floor("ops", &Scale::FULL), Some(10_000));
+    assert_eq!(floor("reminders", &Scale::FULL), Some(200));
+    assert_eq!(floor("hostile", &Scale::SHORT), Some(50));
+    assert_eq!(floor("quiet: outbox", &Scale::FULL), None);
+}
+
+#[test]
+fn each_fault_names_the_workloads_it_hit_and_ops_hits_are_counted() {
+    let mut quiet_kafka = injection(Fault::Kafka, 1, Some(2));
+    quiet_kafka.driving = vec!["reminders".into()];
+    let r = report(
+        at_floor(),
+        vec![
+            injection(Fault::Kafka, 1, Some(2)),
+            quiet_kafka,
+            Injection {
+                driving: vec![],
+                ..injection(Fault::Postgres, 1, Some(2))
+            },
+        ],
+    );
+    assert_eq!(r.hits("kafka", "ops"), 1);
+    assert_eq!(r.hits("postgres", "ops"), 0);
+    let md = r.markdown();
+    assert!(md.contains("1. kafka (under load: ops, sockets)"), "{md}");
+    assert!(md.contains("2. kafka (under load: reminders)"), "{md}");
+    assert!(md.contains("3. postgres (no workload driving)"), "{md}");
+    assert!(md.contains("| kafka | 2 | 1 | 2 | 0 |"), "{md}");
+}
+
+#[test]
+fn unexercised_kinds_are_listed_and_fail_only_a_full_run_unless_excused() {
+    let mut r = report(at_floor(), vec![]);
+    r.unexercised = token_kinds(None, None);
+    assert_eq!(r.unexercised.len(), 3);
+    assert!(r.passed(), "the stack's settings excuse them");
+    let md = r.markdown();
+    assert!(md.contains("## Not exercised"), "{md}");
+    assert!(
+        md.contains("- tokens without `aud`: the stack sets no JWT_AUDIENCE"),
+        "{md}"
+    );
+    r.mode = Mode::Full;
+    assert!(r.passed(), "excused in a full run too");
+    // A kind the hostile workload never sent fails a full run.
+    r.tallies[4].not_exercised.push("Frame(Binary)".into());
+    assert!(!r.passed());
+    assert!(
+        r.markdown()
+            .contains("Frame(Binary): hostile sent none (**fails a full run**)")
+    );
+    r.mode = Mode::Short;
+    assert!(r.passed(), "listed, not failed, in a short run");
+    // A stack that checks both: nothing is excused.
+    assert!(token_kinds(Some("todo"), Some("https://issuer")).is_empty());
+    assert_eq!(token_kinds(Some("todo"), None).len(), 1);
 }
 
 #[test]
@@ -126,18 +213,20 @@ fn nothing_checked_never_passes() {
 #[test]
 fn the_markdown_names_the_seed_the_replay_and_each_kind() {
     let r = report(
-        vec![checked("ops", 1)],
+        at_floor(),
         vec![injection(Fault::Sidecar(Function::SyncGateway), 3, Some(8))],
     );
     let md = r.markdown();
     assert!(md.contains("seed **7**"), "{md}");
     assert!(md.contains("`./scripts/faults --short --seed 7`"), "{md}");
     assert!(
-        md.contains("| daprd-sync-gateway | 1 | 1 | 0 | 3.0 / 3.0 / 3.0 | 8.0 / 8.0 / 8.0 |"),
+        md.contains("| daprd-sync-gateway | 1 | 1 | 1 | 0 | 3.0 / 3.0 / 3.0 | 8.0 / 8.0 / 8.0 |"),
         "{md}"
     );
     assert!(
-        md.contains("1. daprd-sync-gateway (under load): ready 3.0 s, recovered 8.0 s"),
+        md.contains(
+            "1. daprd-sync-gateway (under load: ops, sockets): ready 3.0 s, recovered 8.0 s"
+        ),
         "{md}"
     );
 }

@@ -11,9 +11,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::faults::{Fault, Injection, Injector};
-use crate::report::Report;
+use crate::report::{Report, token_kinds};
 use crate::schedule::{self, Mode};
-use crate::{Env, Phase, Scale, Tally, quiet, registry};
+use crate::{Env, Phase, ProcessLog, Scale, Tally, quiet, registry};
 
 /// What a run is asked to do.
 #[derive(Debug, Clone)]
@@ -78,6 +78,14 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         .map_err(anyhow::Error::msg)
         .context("the stack is not healthy before the run (./scripts/dev status)")?;
     env.check_reachable().await?;
+    // Every pid now: a later change no injection of ours explains is a
+    // crash (src/procs.rs).
+    let at_start = injector
+        .pids()
+        .await
+        .map_err(anyhow::Error::msg)
+        .context("reading the stack's pids (scripts/faults pids)")?;
+    env.processes.begin(at_start);
     let admitted = |f: Fault| options.only.as_ref().is_none_or(|only| only.contains(&f));
     let faults = if options.each {
         schedule::each(options.seed, admitted)
@@ -115,8 +123,18 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let injections = inject_all(&injector, plan, &phase, started).await;
     let mut problems = vec![];
     say(started, "restoring every process");
-    if let Err(e) = injector.restore().await {
-        problems.push(format!("restore: {e}"));
+    let restored = match injector.restore().await {
+        Ok(restored) => restored,
+        Err(e) => {
+            problems.push(format!("restore: {e}"));
+            vec![]
+        }
+    };
+    if !restored.is_empty() {
+        say(
+            started,
+            &format!("restore started: {}", restored.join(", ")),
+        );
     }
     phase.mark_quiet();
     say(started, "quiet: collecting the workloads' checks");
@@ -124,6 +142,11 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     let mut users = env.users.clone();
     users.push(format!("faults-{}-probe", env.run_id));
     tallies.push(quiet::outbox_drained(&env, &users, Duration::from_secs(120)).await);
+    // Nothing may have crashed while the workloads checked either.
+    if let Err(e) = injector.look("at the end").await {
+        problems.push(format!("the pids at the end: {e}"));
+    }
+    tallies.push(processes_tally(&env.processes));
     Ok(Report {
         seed: options.seed,
         mode: options.mode,
@@ -132,9 +155,26 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         tallies,
         injections,
         problems,
+        unexercised: token_kinds(env.jwt_audience.as_deref(), env.jwt_issuer.as_deref()),
+        restored,
         replay: options.replay.clone(),
         elapsed: started.elapsed(),
     })
+}
+
+/// The crash check as a tally: every process of the stack, each crash (a
+/// pid change no injection of ours explains) and each process restore had
+/// to start unasked a problem.
+fn processes_tally(log: &ProcessLog) -> Tally {
+    let mut tally = Tally::new("quiet: processes");
+    tally.checked = log.at_start().len() as u64;
+    tally.recovered = log
+        .restarts()
+        .iter()
+        .filter(|r| r.started.is_some())
+        .count() as u64;
+    tally.problems = log.findings();
+    tally
 }
 
 /// Spawns every registered workload with its own phase handle; a workload
@@ -204,14 +244,14 @@ async fn inject_all(
             }
             None => break,
         };
-        let under_load = phase.any_driving();
+        let driving = phase.still_driving();
         let of = if n < planned.len() {
             format!("/{}", planned.len())
         } else {
             " (extra, a workload still drives)".into()
         };
         say(started, &format!("fault {}{of}: {}", n + 1, fault.label()));
-        let injection = injector.inject(fault, under_load).await;
+        let injection = injector.inject(fault, driving).await;
         say(started, &describe(&injection));
         if !injection.problems.is_empty() {
             // Whatever the fault left down is started again before the next.
@@ -280,6 +320,29 @@ fn say(started: Instant, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_crash_fails_the_processes_tally_and_our_restarts_do_not() {
+        let log = ProcessLog::default();
+        let pids = |a: Option<u32>, b: Option<u32>| {
+            crate::procs::Pids::from([("app-audit".to_owned(), a), ("kafka".to_owned(), b)])
+        };
+        log.begin(pids(Some(1), Some(2)));
+        log.killed("app-audit", Some(1));
+        log.started("app-audit", Some(3));
+        log.observe(&pids(Some(3), Some(2)), "after app-audit");
+        let clean = processes_tally(&log);
+        assert!(clean.passed(), "{clean:?}");
+        assert_eq!((clean.checked, clean.recovered), (2, 1));
+        // Kafka aborted (no panic line anywhere): a failed check.
+        log.observe(&pids(Some(3), None), "at the end");
+        let crashed = processes_tally(&log);
+        assert!(!crashed.passed());
+        assert!(
+            crashed.problems[0].contains("kafka (pid 2) is gone"),
+            "{crashed:?}"
+        );
+    }
 
     #[tokio::test]
     async fn a_workload_that_panics_stops_driving_and_fails_its_tally() {

@@ -2,8 +2,9 @@
 //! order drawn from the printed seed, so `--seed N` replays a run's faults
 //! exactly.
 //!
-//! - short (CI): one function kill, one daprd kill and one of Kafka or
-//!   PostgreSQL, shuffled;
+//! - short (CI): one function kill, one daprd kill and one shared kind,
+//!   rotated by the seed over Kafka, PostgreSQL, the scheduler and the
+//!   audit stall ([`short_infra`]), shuffled;
 //! - full: every kind [`FULL_ROUNDS`] times, each round shuffled on its
 //!   own so every kind recurs across the whole run.
 
@@ -36,24 +37,45 @@ pub fn plan(mode: Mode, seed: u64, allowed: impl Fn(Fault) -> bool) -> Vec<Fault
     let mut rng = Rng::derive(seed, "schedule");
     let kinds: Vec<Fault> = Fault::all().into_iter().filter(|f| allowed(*f)).collect();
     match mode {
-        Mode::Short => short(&mut rng, &kinds),
+        Mode::Short => short(&mut rng, seed, &kinds),
         Mode::Full => full(&mut rng, &kinds),
     }
 }
 
-fn short(rng: &mut Rng, kinds: &[Fault]) -> Vec<Fault> {
-    let of = |pred: &dyn Fn(Fault) -> bool| -> Vec<Fault> {
-        kinds.iter().copied().filter(|f| pred(*f)).collect()
+/// The shared kinds a short run rotates through, one per run: seed `s`
+/// takes the `s mod 4`-th admitted one, so consecutive seeds cover all
+/// four. The stall fits a short run: its 60 s falls inside the 180 s in
+/// which faults are injected anyway (`run.rs`), in place of extra kills.
+pub const SHORT_INFRA: [Fault; 4] = [
+    Fault::Kafka,
+    Fault::Postgres,
+    Fault::Scheduler,
+    Fault::AuditDbStall,
+];
+
+/// The shared kind of a short run with `seed` among those admitted.
+pub fn short_infra(seed: u64, kinds: &[Fault]) -> Option<Fault> {
+    let admitted: Vec<Fault> = SHORT_INFRA
+        .into_iter()
+        .filter(|f| kinds.contains(f))
+        .collect();
+    let n = u64::try_from(admitted.len()).ok().filter(|n| *n > 0)?;
+    admitted.get(usize::try_from(seed % n).ok()?).copied()
+}
+
+fn short(rng: &mut Rng, seed: u64, kinds: &[Fault]) -> Vec<Fault> {
+    let of = |class: Class| -> Vec<Fault> {
+        kinds
+            .iter()
+            .copied()
+            .filter(|f| f.class() == class)
+            .collect()
     };
-    let groups = [
-        of(&|f| f.class() == Class::Function),
-        of(&|f| f.class() == Class::Sidecar),
-        of(&|f| matches!(f, Fault::Kafka | Fault::Postgres)),
-    ];
-    let mut picked: Vec<Fault> = groups
+    let mut picked: Vec<Fault> = [of(Class::Function), of(Class::Sidecar)]
         .iter()
         .filter_map(|group| rng.pick(group).copied())
         .collect();
+    picked.extend(short_infra(seed, kinds));
     rng.shuffle(&mut picked);
     picked
 }
@@ -147,12 +169,12 @@ mod tests {
         }
 
         #[test]
-        fn the_short_run_has_a_function_a_daprd_and_kafka_or_postgres(seed: u64) {
+        fn the_short_run_has_a_function_a_daprd_and_a_shared_kind(seed: u64) {
             let faults = plan(Mode::Short, seed, everything);
             prop_assert_eq!(faults.len(), 3);
             prop_assert!(faults.iter().any(|f| f.class() == Class::Function));
             prop_assert!(faults.iter().any(|f| f.class() == Class::Sidecar));
-            prop_assert!(faults.iter().any(|f| matches!(f, Fault::Kafka | Fault::Postgres)));
+            prop_assert_eq!(faults.iter().filter(|f| f.shared()).count(), 1);
         }
 
         #[test]
@@ -162,6 +184,27 @@ mod tests {
             prop_assert_eq!(short.len(), 2);
             prop_assert!(plan(Mode::Full, seed, local).iter().all(|f| !f.shared()));
         }
+    }
+
+    #[test]
+    fn consecutive_short_runs_rotate_through_every_shared_kind() {
+        let shared = |seed: u64| -> Vec<Fault> {
+            plan(Mode::Short, seed, everything)
+                .into_iter()
+                .filter(|f| f.shared())
+                .collect()
+        };
+        let kinds: std::collections::BTreeSet<Fault> = (100..104).flat_map(shared).collect();
+        assert_eq!(kinds.len(), 4, "{kinds:?}");
+        assert!(kinds.contains(&Fault::Scheduler) && kinds.contains(&Fault::AuditDbStall));
+        // With some kinds left out, the rotation runs over the rest.
+        let no_stall = |f: Fault| f != Fault::AuditDbStall;
+        let three: std::collections::BTreeSet<Fault> = (0..3)
+            .flat_map(|seed| plan(Mode::Short, seed, no_stall))
+            .filter(|f| f.shared())
+            .collect();
+        assert_eq!(three.len(), 3, "{three:?}");
+        assert_eq!(short_infra(5, &[]), None);
     }
 
     #[test]
