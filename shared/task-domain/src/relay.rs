@@ -402,26 +402,8 @@ impl Relay {
             .dapr
             .bulk_publish_cloud_events(&self.config.pubsub, topic, key, &entries)
             .await;
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         Ok(match answer {
-            Ok(report) => {
-                let settled = bulk::settle(&ids, &report);
-                pending::mark_sent(tx, &settled.sent).await?;
-                self.metrics.published.inc_by(settled.sent.len() as u64);
-                let sent = settled.sent.len() as u64;
-                let Some((id, error)) = &settled.failed else {
-                    return Ok(Call::Sent(sent));
-                };
-                let row = rows.iter().find(|r| r.id == *id).unwrap_or(&rows[0]);
-                let delay = self.back_off(tx, row, error).await?;
-                self.metrics.failed.inc_by(1 + settled.held as u64);
-                self.metrics.overtaken.inc_by(settled.overtaken as u64);
-                tracing::warn!(outbox_id = id, partition_key = %key, %topic, %error, sent,
-                    held = settled.held, overtaken = settled.overtaken,
-                    retry_in_s = delay.as_secs_f64(),
-                    "publish partly failed; the failed event and the rest of its key wait for its retry");
-                Call::Stopped(sent)
-            }
+            Ok(report) => self.settle(tx, key, topic, rows, &report).await?,
             Err(DaprError::Rejected { status, body }) => {
                 let first = &rows[0];
                 let error = format!("daprd refused the publish with {status}: {body}");
@@ -434,13 +416,43 @@ impl Relay {
                 Call::Stopped(0)
             }
             Err(error @ DaprError::Unavailable(_)) => {
-                pending::mark_failed(tx, &[(ids[0], error.to_string())]).await?;
-                self.metrics.failed.inc_by(ids.len() as u64);
-                tracing::warn!(outbox_id = ids[0], partition_key = %key, %topic, %error,
+                pending::mark_failed(tx, &[(rows[0].id, error.to_string())]).await?;
+                self.metrics.failed.inc_by(rows.len() as u64);
+                tracing::warn!(outbox_id = rows[0].id, partition_key = %key, %topic, %error,
                     "publish failed; the key waits for the next pass");
                 Call::Stopped(0)
             }
         })
+    }
+
+    /// Marks what daprd's report says was written in order (the rows
+    /// before the first failed one); the failed row backs off and holds
+    /// the key, it and the rest stay pending (`bulk::settle`).
+    async fn settle(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        key: &str,
+        topic: &str,
+        rows: &[pending::PendingRow],
+        report: &dapr_http::BulkReport,
+    ) -> Result<Call, RepoError> {
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let settled = bulk::settle(&ids, report);
+        pending::mark_sent(tx, &settled.sent).await?;
+        self.metrics.published.inc_by(settled.sent.len() as u64);
+        let sent = settled.sent.len() as u64;
+        let Some((id, error)) = &settled.failed else {
+            return Ok(Call::Sent(sent));
+        };
+        let row = rows.iter().find(|r| r.id == *id).unwrap_or(&rows[0]);
+        let delay = self.back_off(tx, row, error).await?;
+        self.metrics.failed.inc_by(1 + settled.held as u64);
+        self.metrics.overtaken.inc_by(settled.overtaken as u64);
+        tracing::warn!(outbox_id = id, partition_key = %key, %topic, %error, sent,
+            held = settled.held, overtaken = settled.overtaken,
+            retry_in_s = delay.as_secs_f64(),
+            "publish partly failed; the failed event and the rest of its key wait for its retry");
+        Ok(Call::Stopped(sent))
     }
 
     /// Backs `row` off (its attempts, doubling), which holds its key on
