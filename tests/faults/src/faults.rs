@@ -291,9 +291,11 @@ impl Injector {
         let log = &self.env.processes;
         let before = self.pids().await?;
         log_crashes(&log.observe(&before, "before restore"));
-        self.script(&["restore"]).await?;
+        let restore = self.script(&["restore"]).await;
+        // What it started is recorded even when it failed half-way.
         let after = self.pids().await?;
         let started = log.restored(&before, &after);
+        restore?;
         let status = self.dev(&["status"]).await?;
         let down: Vec<&str> = status.lines().filter(|l| l.contains(" down")).collect();
         if !down.is_empty() {

@@ -255,8 +255,16 @@ async fn inject_all(
         say(started, &describe(&injection));
         if !injection.problems.is_empty() {
             // Whatever the fault left down is started again before the next.
-            if let Err(e) = injector.restore().await {
-                say(started, &format!("restore after {}: {e}", fault.label()));
+            match injector.restore().await {
+                Ok(list) => say(
+                    started,
+                    &format!(
+                        "restore after {} started: {}",
+                        fault.label(),
+                        list.join(", ")
+                    ),
+                ),
+                Err(e) => say(started, &format!("restore after {}: {e}", fault.label())),
             }
         }
         done.push(injection);
