@@ -85,6 +85,17 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
         .await
         .map_err(anyhow::Error::msg)
         .context("reading the stack's pids (scripts/faults pids)")?;
+    let down: Vec<&str> = at_start
+        .iter()
+        .filter(|(_, pid)| pid.is_none())
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !down.is_empty() {
+        bail!(
+            "not running before the run: {} (./scripts/dev up starts it)",
+            down.join(", ")
+        );
+    }
     env.processes.begin(at_start);
     let admitted = |f: Fault| options.only.as_ref().is_none_or(|only| only.contains(&f));
     let faults = if options.each {
