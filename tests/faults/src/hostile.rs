@@ -7,7 +7,8 @@
 //! token (DROP/400/413, no rows) and published through daprd onto the
 //! topics (each lands on its -dlq topic); junk WebSocket frames (the
 //! documented close codes). At the end: every function answers `/healthz`,
-//! none logged a panic (a changed pid without one is a fault's kill), the
+//! none logged a panic, none changed pid without a kill and start of the
+//! injector's (`env.processes`: else it crashed, panic logged or not), the
 //! victim task is as it was, no row exists for any refused input, and the
 //! dead-letter topics hold exactly the poison injected on purpose
 //! ([`dlq`]).
@@ -166,6 +167,7 @@ pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow
     phase.driving_done();
     phase.wait_quiet().await;
     let mut tally = h.tally();
+    tally.not_exercised = unsent(&kinds, &h.counts);
     h.check_rows(&mut tally).await;
     check_processes(&env, &start_procs, &mut tally).await;
     match start_offsets {
@@ -180,11 +182,12 @@ pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow
 
 impl Hostile {
     async fn new(env: Arc<Env>) -> anyhow::Result<Hostile> {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        // What the running stack checks (scripts/faults reads it from
+        // task-api's own environment).
         let tokens = TokenSettings {
             secret: env.jwt_secret.clone(),
-            audience: var("JWT_AUDIENCE"),
-            issuer: var("JWT_ISSUER"),
+            audience: env.jwt_audience.clone(),
+            issuer: env.jwt_issuer.clone(),
         };
         let who = |role: &str| format!("faults-{}-hostile-{role}", env.run_id);
         let http = reqwest::Client::builder()
@@ -370,9 +373,44 @@ impl Hostile {
     }
 }
 
+/// The kinds the stack's settings make hostile that were never sent (the
+/// token kinds it does not check the report names itself).
+fn unsent(kinds: &[Kind], counts: &BTreeMap<Kind, Count>) -> Vec<String> {
+    kinds
+        .iter()
+        .filter(|k| counts.get(k).is_none_or(|c| c.sent == 0))
+        .map(|k| format!("hostile input {k:?}: none sent"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kind_never_sent_is_not_exercised() {
+        let kinds = [Kind::CrossUser(Cross::Read), Kind::CrossUser(Cross::Patch)];
+        let mut counts = BTreeMap::new();
+        counts.insert(
+            kinds[0],
+            Count {
+                sent: 2,
+                ..Count::default()
+            },
+        );
+        assert_eq!(
+            unsent(&kinds, &counts),
+            ["hostile input CrossUser(Patch): none sent"]
+        );
+        counts.insert(
+            kinds[1],
+            Count {
+                sent: 1,
+                ..Count::default()
+            },
+        );
+        assert!(unsent(&kinds, &counts).is_empty());
+    }
 
     #[test]
     fn every_kind_is_sent_and_oversized_ones_are_few() {

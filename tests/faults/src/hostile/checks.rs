@@ -104,9 +104,31 @@ pub fn panics(text: &str) -> Vec<&str> {
     text.lines().filter(|l| l.contains("panicked")).collect()
 }
 
+/// A function's pid change from `from` to `to` (pid-file text) that the
+/// injector's record does not explain (no kill and start of ours gave it
+/// that pid): a crash, whatever ended it (a panic, an abort, SIGSEGV, an
+/// OOM kill), found by pid because only a panic logs a line.
+pub(super) fn unexplained(
+    log: &crate::ProcessLog,
+    name: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Option<String> {
+    let pid = |p: Option<&str>| p.and_then(|p| p.parse::<u32>().ok());
+    let (a, b) = (pid(from), pid(to));
+    if log.explains(&format!("app-{name}"), a, b) {
+        return None;
+    }
+    Some(format!(
+        "{name}: pid {} → {} during the run without a restart of the injector's: it crashed",
+        from.unwrap_or("none"),
+        to.unwrap_or("none")
+    ))
+}
+
 /// Every function answers `/healthz`; none logged a panic since the start;
-/// a pid that changed is reported as a restart (the orchestrator's kill),
-/// a crash only when a panic was logged.
+/// a pid that changed without a kill and start of the injector's
+/// (`env.processes`) is a crash, logged panic or not.
 pub(super) async fn check_processes(env: &Env, start: &Procs, tally: &mut Tally) {
     let now = processes(env);
     let run = run_dir();
@@ -134,10 +156,10 @@ pub(super) async fn check_processes(env: &Env, start: &Procs, tally: &mut Tally)
                 found.len()
             ));
         }
-        if pid0 != pid1 {
-            println!(
-                "hostile: {name} restarted during the run (pid {pid0:?} → {pid1:?}), no panic logged"
-            );
+        if let Some(crash) = unexplained(&env.processes, name, pid0.as_deref(), pid1.as_deref()) {
+            tally.problems.push(crash);
+        } else if pid0 != pid1 {
+            println!("hostile: {name} restarted by a fault (pid {pid0:?} → {pid1:?})");
         }
     }
 }
@@ -347,6 +369,21 @@ impl Hostile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pid_change_is_a_crash_unless_the_injector_made_it() {
+        let log = crate::ProcessLog::default();
+        assert_eq!(unexplained(&log, "audit", Some("100"), Some("100")), None);
+        // Nobody of ours restarted it: a crash (an abort logs no panic).
+        assert!(unexplained(&log, "audit", Some("100"), Some("200")).is_some());
+        assert!(unexplained(&log, "audit", Some("100"), None).is_some());
+        log.killed("app-audit", Some(100));
+        log.started("app-audit", Some(200));
+        assert_eq!(unexplained(&log, "audit", Some("100"), Some("200")), None);
+        // The pid ours gave it changed again: a crash after the restart.
+        assert!(unexplained(&log, "audit", Some("100"), Some("300")).is_some());
+        assert!(unexplained(&log, "recurring", Some("5"), Some("200")).is_some());
+    }
 
     #[test]
     fn panics_are_found_in_a_log() {
