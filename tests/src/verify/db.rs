@@ -112,6 +112,28 @@ pub async fn wait_audited(
     Ok(ok)
 }
 
+/// Every user with an outbox row whose id starts with `prefix` (a run's
+/// users, `faults-<run id>-`, whichever workload made them).
+pub async fn users_with_prefix(db: &Client, prefix: &str) -> anyhow::Result<Vec<String>> {
+    let pattern = format!(
+        "{}%",
+        prefix
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    Ok(db
+        .query(
+            "SELECT DISTINCT partition_key FROM outbox WHERE partition_key LIKE $1 ORDER BY 1",
+            &[&pattern],
+        )
+        .await
+        .context("reading the run's users")?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
 /// How many `task-events` rows of `snapshot` have no audit row yet.
 pub fn unaudited(snapshot: &Snapshot) -> usize {
     let audited: std::collections::HashSet<&str> =

@@ -10,7 +10,10 @@
 //! quiet, every accepted change must have exactly one `task-events` row,
 //! sequence, stream offset and audit row, a refused one none (its title
 //! is on no event, and the audit log holds only outbox events), and an
-//! unknown one one or none.
+//! unknown one one or none. Every other `task-events` row of the run's
+//! users (`faults-<run id>-…`: recurring successors, reminder tasks, the
+//! sockets' changes, the hostile victim, the probe) must have exactly one
+//! audit row too, and every audit row of theirs an outbox row.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,10 +71,20 @@ pub async fn run(env: Arc<Env>, scale: Scale, seed: u64, phase: Phase) -> anyhow
     Rng::derive(seed, NAME).shuffle(&mut chains);
     let driven = verify::drive_ops(&config, &env.run_id, env.users.clone(), chains).await;
     phase.driving_done();
-    let driven = driven?;
+    let mut driven = driven?;
     phase.wait_quiet().await;
+    // Every user of the run (the hostile victim, the orchestrator's probe
+    // beside `env.users`) has each of its events audited exactly once;
+    // appended, so the chains' user indices stay as they were.
+    let db = verify::db::connect(&env.database_url).await?;
+    let prefix = format!("faults-{}-", env.run_id);
+    for user in verify::db::users_with_prefix(&db, &prefix).await? {
+        if !driven.users.contains(&user) {
+            driven.users.push(user);
+        }
+    }
     // Other workloads write for the same users: only this one's tasks are
-    // compared, and the users' stream offsets.
+    // compared, plus the users' stream offsets and audit rows.
     let report = verify::settle(&config, driven, Scope::Shared).await?;
     println!("{}", report.markdown());
     Ok(tally(&report))
