@@ -144,6 +144,29 @@ mod tests {
         assert!(*at.last().unwrap() > short.mul_f64(0.9));
     }
 
+    proptest::proptest! {
+        /// Whatever the size and seed: one start per chain, in chain
+        /// order, inside the window, and no chain later than the share of
+        /// the window the operations before and with it make (the rate
+        /// stays even, never bunched at the end).
+        #[test]
+        fn starts_keep_an_even_rate(ops in 1usize..3_000, users in 1usize..50, seed: u64) {
+            let window = drive_window(ops);
+            let mut chains = plan::plan(ops, users);
+            Rng::derive(seed, NAME).shuffle(&mut chains);
+            let at = plan::starts(&chains, window, seed);
+            proptest::prop_assert_eq!(at.len(), chains.len());
+            proptest::prop_assert!(at.windows(2).all(|w| w[0] <= w[1]));
+            let mut through = 0;
+            for (chain, start) in chains.iter().zip(&at) {
+                let before = window.mul_f64(through as f64 / ops as f64);
+                through += chain.ops();
+                let after = window.mul_f64(through as f64 / ops as f64);
+                proptest::prop_assert!(*start >= before && *start <= after);
+            }
+        }
+    }
+
     /// 300 operations on users another workload may share, nothing
     /// injected: everything checked, nothing unknown.
     #[tokio::test]
