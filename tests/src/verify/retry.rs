@@ -451,6 +451,54 @@ mod tests {
         }
     }
 
+    /// The feed lookup against the real task-api: an update a sibling
+    /// overwrote is found by its title, one that never applied is not.
+    #[tokio::test]
+    #[ignore = "needs the local stack: ./scripts/test runs it"]
+    async fn on_the_stack_the_feed_finds_an_overwritten_update() {
+        let stack = crate::Stack::from_env();
+        let user = format!("feed-{}", Uuid::new_v4().simple());
+        let created = stack
+            .create_task(&user, &json!({"title": "first", "priority": "low"}))
+            .await;
+        let id = created["id"].as_str().and_then(|s| Uuid::parse_str(s).ok());
+        let target = Target {
+            http: reqwest::Client::new(),
+            url: stack.task_api.trim_end_matches('/').to_owned(),
+            tokens: vec![crate::user_token(&user, false, &stack.jwt_secret)],
+            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(4)),
+            tag: user.clone(),
+            retry_for: Duration::from_secs(30),
+        };
+        let call = |title: &'static str| Call {
+            user: 0,
+            op: Op::Update,
+            task_id: id,
+            title,
+            key: "",
+            known: Some(1),
+        };
+        for title in ["mine", "a sibling's"] {
+            let answer = send(&target, request(&target, &call(title), None)).await;
+            assert!(
+                matches!(&answer, Answer::Response { status, .. } if status.is_success()),
+                "{}",
+                answer.describe()
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let read = read(&target, &call("mine"), deadline).await.expect("read");
+        assert_eq!(
+            decide(Op::Update, "mine", read.as_ref(), Some(1)),
+            Decision::Overwritten(3)
+        );
+        assert_eq!(feed_shows(&target, &call("mine"), deadline).await, Ok(true));
+        assert_eq!(
+            feed_shows(&target, &call("never sent"), deadline).await,
+            Ok(false)
+        );
+    }
+
     #[test]
     fn an_overwritten_update_is_decided_by_the_feed() {
         for op in [Op::Update, Op::UpdateIfMatch] {
