@@ -90,13 +90,7 @@ pub fn app(
     // is no sidecar for the Dapr scheduler to trigger, so in the
     // scale-to-zero profile a PingSource sends the retention trigger with
     // the push token (knative/overlays/scale-to-zero/audit-pingsource.yaml).
-    let callbacks =
-        callback_routes()
-            .into_router()
-            .route_layer(axum::middleware::from_fn_with_state(
-                app_token,
-                dapr_http::require_app_token,
-            ));
+    let callbacks = dapr_http::behind_app_token(callback_routes().into_router(), app_token);
     let api = api_routes()
         .into_router()
         .layer(TimeoutLayer::with_status_code(

@@ -115,13 +115,7 @@ pub fn app(
     metrics: Metrics,
     api_timeout: Duration,
 ) -> Router {
-    let callbacks =
-        callback_routes()
-            .into_router()
-            .route_layer(axum::middleware::from_fn_with_state(
-                app_token,
-                dapr_http::require_app_token,
-            ));
+    let callbacks = dapr_http::behind_app_token(callback_routes().into_router(), app_token);
     let api = api_routes()
         .into_router()
         .layer(TimeoutLayer::with_status_code(

@@ -54,12 +54,8 @@ pub fn app(
     let callbacks = Router::new()
         .route("/dapr/subscribe", get(ingest::subscriptions))
         .route(TASK_EVENTS_ROUTE, post(ingest::task_event))
-        .route(IGNORED_ROUTE, post(ingest::ignored))
-        .route_layer(axum::middleware::from_fn_with_state(
-            app_token,
-            dapr_http::require_app_token,
-        ))
-        .with_state(state);
+        .route(IGNORED_ROUTE, post(ingest::ignored));
+    let callbacks = dapr_http::behind_app_token(callbacks, app_token).with_state(state);
     let app = service::http_metrics::instrument(callbacks, &metrics)
         .layer(TraceLayer::new_for_http())
         .merge(service::health::routes(checks, metrics));

@@ -130,13 +130,7 @@ impl GatewayMetrics {
 /// Sockets live for hours, so no request timeout applies to the upgrade.
 /// [`router`] adds the page.
 pub fn app(state: AppState, app_token: AppToken, metrics: Metrics) -> Router {
-    let callbacks =
-        callback_routes()
-            .into_router()
-            .route_layer(axum::middleware::from_fn_with_state(
-                app_token,
-                dapr_http::require_app_token,
-            ));
+    let callbacks = dapr_http::behind_app_token(callback_routes().into_router(), app_token);
     let routes = Router::new()
         .merge(callbacks)
         .merge(public_routes().into_router())

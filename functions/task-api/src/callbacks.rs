@@ -20,7 +20,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use dapr_http::{AppToken, require_app_token};
+use dapr_http::{AppToken, behind_app_token};
 use serde::Serialize;
 use service::openapi::RouteTable;
 use task_domain::Relay;
@@ -53,13 +53,7 @@ pub(crate) fn table() -> RouteTable<RelayTrigger> {
 /// The callback routes ([`table`]), behind `token`. A drain stops after
 /// `budget`, so the reply beats the request timeout.
 pub fn router(relay: Relay, token: AppToken, budget: Duration) -> Router {
-    table()
-        .into_router()
-        .route_layer(axum::middleware::from_fn_with_state(
-            token,
-            require_app_token,
-        ))
-        .with_state(RelayTrigger { relay, budget })
+    behind_app_token(table().into_router(), token).with_state(RelayTrigger { relay, budget })
 }
 
 /// The drain budget for a request timeout: four fifths of it, so the

@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{TimeDelta, Utc};
-use dapr_http::{AppToken, DaprClient, JobSpec, require_app_token};
+use dapr_http::{AppToken, DaprClient, JobSpec, behind_app_token};
 use service::openapi::RouteTable;
 use settings::{SettingError, Settings};
 use task_domain::TaskRepository;
@@ -120,13 +120,7 @@ pub(crate) fn table() -> RouteTable<Retention> {
 /// `POST /job/{name}` ([`table`]) behind `token`. The relay's own
 /// `/job/outbox-relay` is a static route and wins over the parameter.
 pub fn router(repo: TaskRepository, config: RetentionConfig, token: AppToken) -> Router {
-    table()
-        .into_router()
-        .route_layer(axum::middleware::from_fn_with_state(
-            token,
-            require_app_token,
-        ))
-        .with_state(Retention { repo, config })
+    behind_app_token(table().into_router(), token).with_state(Retention { repo, config })
 }
 
 #[tracing::instrument(skip(retention))]

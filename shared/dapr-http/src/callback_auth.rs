@@ -222,6 +222,18 @@ impl<S: Send + Sync> FromRequestParts<S> for DeliveredBy {
     }
 }
 
+/// `routes` with every route behind [`require_app_token`]: how each
+/// function mounts the callbacks daprd and the Knative sources call.
+pub fn behind_app_token<S>(routes: axum::Router<S>, token: AppToken) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    routes.route_layer(axum::middleware::from_fn_with_state(
+        token,
+        require_app_token,
+    ))
+}
+
 /// Middleware: the request must carry daprd's app API token or a Knative
 /// push token; the handler learns which from [`DeliveredBy`]. The body is
 /// limited to `CALLBACK_MAX_BODY_BYTES`, and past it the event is poison

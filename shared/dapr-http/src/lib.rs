@@ -14,7 +14,7 @@ pub mod jobs;
 
 pub use bulk::{BulkEntry, BulkReport, FailedEntry};
 pub use callback::{Outcome, Subscription, decode_delivery, reply};
-pub use callback_auth::{AppToken, DeliveredBy, require_app_token};
+pub use callback_auth::{AppToken, DeliveredBy, behind_app_token, require_app_token};
 pub use client::{DaprClient, DaprError, JobSpec};
 
 /// The header daprd and apps use for both API tokens.
