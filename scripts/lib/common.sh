@@ -90,3 +90,28 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null \
     || die "apt-get install $* failed"
 }
+
+# trim_build_cache: keeps the shared cargo target directory from filling the
+# disk. rustc's incremental state grows with every edit and every checkout
+# path (CI builds a clean clone elsewhere) and is never collected; a CI run
+# once failed with "No space left on device" at 41 GiB of it. It is dropped
+# when it passes TODO_EVENTS_INCREMENTAL_MAX_GIB or the disk runs low, and
+# the whole target directory when even that leaves too little free space
+# (the next build is then a cold one).
+trim_build_cache() {
+  local target=${CARGO_TARGET_DIR:-$TODO_EVENTS_CACHE/target}
+  [[ -d $target ]] || return 0
+  local max_gib=${TODO_EVENTS_INCREMENTAL_MAX_GIB:-8} min_free_gib=${TODO_EVENTS_MIN_FREE_GIB:-20}
+  local incremental_gib free_gib
+  incremental_gib=$(du -s -BG "$target"/*/incremental 2>/dev/null | awk '{s += $1} END {print s + 0}')
+  free_gib=$(df --output=avail -BG "$target" | awk 'NR == 2 {print $1 + 0}')
+  if ((incremental_gib > max_gib || free_gib < min_free_gib)); then
+    say "dropping cargo's incremental state (${incremental_gib} GiB; ${free_gib} GiB free on disk)"
+    rm -rf "$target"/*/incremental
+    free_gib=$(df --output=avail -BG "$target" | awk 'NR == 2 {print $1 + 0}')
+  fi
+  if ((free_gib < min_free_gib)); then
+    say "only ${free_gib} GiB free: removing the cargo target directory $target (a cold build follows)"
+    rm -rf "$target"
+  fi
+}

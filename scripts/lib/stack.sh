@@ -102,6 +102,7 @@ build_functions() {
   need_cmd cargo "install Rust (rustup) to build the functions"
   local args=(build --bins)
   [[ $TODO_EVENTS_PROFILE == release ]] && args+=(--release)
+  trim_build_cache
   say "building the functions (cargo ${args[*]})"
   (cd "$REPO_ROOT" && cargo "${args[@]}") >>"$LOG_DIR/cargo-build.log" 2>&1 \
     || die "cargo build failed; see $LOG_DIR/cargo-build.log"
