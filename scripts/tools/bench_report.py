@@ -138,10 +138,22 @@ def running_builds(pids):
             found[name] = {"path": "unknown", "profile": "unknown", "mtime": None,
                            "note": getattr(e, "strerror", None) or str(e)}
             continue
-        deleted = exe.endswith(" (deleted)")
-        found[name] = build_of(exe.removesuffix(" (deleted)"), exe_link,
-                               "rebuilt since it started" if deleted else None)
+        path = exe.removesuffix(" (deleted)")
+        replaced = exe != path and not same_file(exe_link, path)
+        found[name] = build_of(path, exe_link, "rebuilt since it started" if replaced else None)
     return found
+
+
+def same_file(a, b):
+    """Whether paths a and b are one file. cargo links an up-to-date binary
+    into its place again on every build (a new directory entry for the same
+    file), after which /proc/PID/exe reads "(deleted)" though nothing was
+    rebuilt."""
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 def executables(lines):

@@ -6,8 +6,10 @@ and of scripts/bench's argument check. Run by ./scripts/test:
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
+import time
 import unittest
 
 import bench_report
@@ -250,6 +252,35 @@ class BuildsTest(unittest.TestCase):
             meta = json.load(f)
         self.assertEqual(meta["binaries"]["tools"], builds["tools"])
         self.assertEqual(meta["binaries"]["changed"], {})
+
+    def running(self, exe, pids):
+        """Starts a copy of `sleep` as `exe`, recorded as app-fn's pid."""
+        process = subprocess.Popen([exe, "30"])
+        self.addCleanup(process.wait)
+        self.addCleanup(process.kill)
+        with open(os.path.join(pids, "app-fn.pid"), "w") as f:
+            f.write(str(process.pid))
+        for _ in range(200):  # until the exec has happened
+            if os.path.realpath(f"/proc/{process.pid}/exe") == exe:
+                break
+            time.sleep(0.01)
+
+    def test_a_binary_linked_again_is_not_a_rebuild_but_a_new_file_is(self):
+        root = self.tmp()
+        pids, exe, kept = (os.path.join(root, n) for n in ("pids", "fn", "deps-fn"))
+        os.makedirs(pids)
+        shutil.copy("/bin/sleep", exe)
+        os.link(exe, kept)  # cargo's deps/ copy
+        self.running(exe, pids)
+        # What cargo does to an up-to-date binary on every build: the same
+        # file, linked into its place again.
+        os.unlink(exe)
+        os.link(kept, exe)
+        self.assertIsNone(bench_report.running_builds(pids)["fn"].get("note"))
+        # A rebuild: another file in its place.
+        os.unlink(exe)
+        shutil.copy("/bin/sleep", exe)
+        self.assertEqual(bench_report.running_builds(pids)["fn"]["note"], "rebuilt since it started")
 
     def test_only_the_executables_cargo_reports_count_as_built(self):
         lines = ['{"reason":"compiler-artifact","executable":"/t/release/verify_ops","fresh":true}',
