@@ -83,21 +83,10 @@ fn relay(
     batch_size: i64,
     backoff: Backoff,
 ) -> (Relay, RelayMetrics) {
-    let dapr = DaprClient::new(
-        &stack.task_api_dapr,
-        stack.dapr_api_token.clone(),
-        Duration::from_secs(10),
-    );
-    let config = RelayConfig {
-        pubsub: "pubsub".into(),
-        batch_size,
-        concurrency: 8,
-        poll_interval: Duration::from_secs(1),
-    };
-    let metrics = RelayMetrics::default();
-    let relay =
-        Relay::new(scratch.pool.clone(), dapr, config, metrics.clone()).with_backoff(backoff);
-    (relay, metrics)
+    let dapr = stack.task_api_daprd(Duration::from_secs(10));
+    let config = e2e_tests::relay_config(batch_size, 8, Duration::from_secs(1));
+    let (relay, metrics) = e2e_tests::outbox_relay(&scratch.pool, dapr, config);
+    (relay.with_backoff(backoff), metrics)
 }
 
 const HOLD: Backoff = Backoff {
@@ -379,11 +368,7 @@ async fn one_users_burst_goes_out_in_few_calls() {
     // For comparison (docs/benchmarks.md), the path the relay took before:
     // one single publish per event, each waiting for daprd's 204.
     const SINGLE: i64 = 300;
-    let dapr = DaprClient::new(
-        &stack.task_api_dapr,
-        stack.dapr_api_token.clone(),
-        Duration::from_secs(10),
-    );
+    let dapr = stack.task_api_daprd(Duration::from_secs(10));
     let started = Instant::now();
     for offset in 1..=SINGLE {
         let event = e2e_tests::sync_event(&user, BURST + offset, "relay-test")

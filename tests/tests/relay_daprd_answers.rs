@@ -109,16 +109,9 @@ async fn enqueue(schema: &PrivateSchema, user: &str, count: i64) -> Vec<i64> {
 /// only the test's passes move it (no poll is due within a test).
 fn relay(schema: &PrivateSchema, url: &str) -> (Relay, RelayMetrics) {
     let dapr = DaprClient::new(url, None, Duration::from_secs(5));
-    let config = RelayConfig {
-        pubsub: "pubsub".into(),
-        batch_size: 100,
-        concurrency: 2,
-        poll_interval: Duration::from_secs(600),
-    };
-    let metrics = RelayMetrics::default();
-    let relay =
-        Relay::new(schema.pool.clone(), dapr, config, metrics.clone()).with_backoff(BACKOFF);
-    (relay, metrics)
+    let config = e2e_tests::relay_config(100, 2, Duration::from_secs(600));
+    let (relay, metrics) = e2e_tests::outbox_relay(&schema.pool, dapr, config);
+    (relay.with_backoff(BACKOFF), metrics)
 }
 
 /// `(sent, attempts, backing off)` of each row, in id order.

@@ -17,15 +17,7 @@ const NO_POLL: Duration = Duration::from_secs(600);
 
 fn relay(schema: &PrivateSchema, dapr_url: &str, token: Option<String>) -> (Relay, RelayMetrics) {
     let dapr = DaprClient::new(dapr_url, token, Duration::from_secs(5));
-    let config = RelayConfig {
-        pubsub: "pubsub".into(),
-        batch_size: 100,
-        concurrency: 4,
-        poll_interval: NO_POLL,
-    };
-    let metrics = RelayMetrics::default();
-    let relay = Relay::new(schema.pool.clone(), dapr, config, metrics.clone());
-    (relay, metrics)
+    e2e_tests::outbox_relay(&schema.pool, dapr, e2e_tests::relay_config(100, 4, NO_POLL))
 }
 
 /// Commits one `task-updates` row of `user`, as a change does.

@@ -38,20 +38,9 @@ async fn enqueue_creates(schema: &PrivateSchema, user: &str, creates: i64) {
 }
 
 fn relay(stack: &Stack, schema: &PrivateSchema, batch_size: i64) -> (Relay, RelayMetrics) {
-    let dapr = DaprClient::new(
-        &stack.task_api_dapr,
-        stack.dapr_api_token.clone(),
-        Duration::from_secs(10),
-    );
-    let config = RelayConfig {
-        pubsub: "pubsub".into(),
-        batch_size,
-        concurrency: 2,
-        poll_interval: Duration::from_secs(1),
-    };
-    let metrics = RelayMetrics::default();
-    let relay = Relay::new(schema.pool.clone(), dapr, config, metrics.clone());
-    (relay, metrics)
+    let dapr = stack.task_api_daprd(Duration::from_secs(10));
+    let config = e2e_tests::relay_config(batch_size, 2, Duration::from_secs(1));
+    e2e_tests::outbox_relay(&schema.pool, dapr, config)
 }
 
 /// `(unsent rows, transactions that marked the rows, distinct sent_at)`

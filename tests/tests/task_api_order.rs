@@ -249,27 +249,12 @@ async fn two_relays_never_publish_a_users_events_out_of_order() {
         }
         tx.commit().await.expect("commit");
     }
-    let dapr = DaprClient::new(
-        &stack.task_api_dapr,
-        stack.dapr_api_token.clone(),
-        Duration::from_secs(5),
-    );
+    let dapr = stack.task_api_daprd(Duration::from_secs(5));
     // Small batches, so one user's rows are split between passes and relays.
-    let config = RelayConfig {
-        pubsub: "pubsub".into(),
-        batch_size: 3,
-        concurrency: 8,
-        poll_interval: Duration::from_millis(50),
-    };
+    let config = e2e_tests::relay_config(3, 8, Duration::from_millis(50));
     let db = stack.db().await;
     let relays: Vec<(Relay, RelayMetrics)> = (0..2)
-        .map(|_| {
-            let metrics = RelayMetrics::default();
-            (
-                Relay::new(pool.clone(), dapr.clone(), config.clone(), metrics.clone()),
-                metrics,
-            )
-        })
+        .map(|_| e2e_tests::outbox_relay(&pool, dapr.clone(), config.clone()))
         .collect();
     let drain = |relay: Relay| {
         let db = &db;

@@ -26,15 +26,12 @@ use std::time::Duration;
 
 use auth::{Authenticator, HasAuthenticator};
 use axum::Router;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use dapr_http::callback::AppToken;
 use service::health::ReadinessCheck;
 use service::openapi::RouteTable;
 use telemetry::metrics::Metrics;
 use tokio::sync::Semaphore;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::config::RetentionConfig;
 use crate::store::AuditStore;
@@ -91,18 +88,9 @@ pub fn app(
     // scale-to-zero profile a PingSource sends the retention trigger with
     // the push token (knative/overlays/scale-to-zero/audit-pingsource.yaml).
     let callbacks = dapr_http::behind_app_token(callback_routes().into_router(), app_token);
-    let api = api_routes()
-        .into_router()
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            api_timeout,
-        ));
+    let api = service::surface::with_timeout(api_routes().into_router(), api_timeout);
     let routes = Router::new().merge(callbacks).merge(api).with_state(state);
-    let app = service::http_metrics::instrument(routes, &metrics)
-        .layer(TraceLayer::new_for_http())
-        .merge(service::health::routes(checks, metrics));
-    // Last, so axum's own 404/405 and rejections are problem documents too.
-    service::problem_errors::layer(app)
+    service::surface::finish(routes, checks, metrics)
 }
 
 /// The callbacks daprd and Knative call: internal, not in `openapi.json`.

@@ -35,15 +35,12 @@ use std::time::Duration;
 
 use auth::{Authenticator, HasAuthenticator};
 use axum::Router;
-use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use dapr_http::DaprClient;
 use dapr_http::callback::AppToken;
 use service::health::ReadinessCheck;
 use service::openapi::RouteTable;
 use telemetry::metrics::Metrics;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 pub use tokio_util::task::TaskTracker;
 
@@ -116,18 +113,9 @@ pub fn app(
     api_timeout: Duration,
 ) -> Router {
     let callbacks = dapr_http::behind_app_token(callback_routes().into_router(), app_token);
-    let api = api_routes()
-        .into_router()
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            api_timeout,
-        ));
+    let api = service::surface::with_timeout(api_routes().into_router(), api_timeout);
     let routes = Router::new().merge(callbacks).merge(api).with_state(state);
-    let all = service::http_metrics::instrument(routes, &metrics)
-        .layer(TraceLayer::new_for_http())
-        .merge(service::health::routes(checks, metrics));
-    // Last, so axum's own 404/405 and the timeout's 503 become problems too.
-    service::problem_errors::layer(all)
+    service::surface::finish(routes, checks, metrics)
 }
 
 /// The callbacks daprd and Knative call (subscriptions, pushes, job

@@ -21,7 +21,6 @@ use dapr_http::callback::AppToken;
 use service::health::ReadinessCheck;
 use task_domain::{Relay, TaskRepository};
 use telemetry::metrics::Metrics;
-use tower_http::trace::TraceLayer;
 
 /// The route completions are delivered to: by Dapr's routing rule, and by
 /// a Knative push (which carries every type).
@@ -56,11 +55,7 @@ pub fn app(
         .route(TASK_EVENTS_ROUTE, post(ingest::task_event))
         .route(IGNORED_ROUTE, post(ingest::ignored));
     let callbacks = dapr_http::behind_app_token(callbacks, app_token).with_state(state);
-    let app = service::http_metrics::instrument(callbacks, &metrics)
-        .layer(TraceLayer::new_for_http())
-        .merge(service::health::routes(checks, metrics));
-    // Last, so axum's own 404/405 are problem documents too.
-    service::problem_errors::layer(app)
+    service::surface::finish(callbacks, checks, metrics)
 }
 
 #[cfg(test)]

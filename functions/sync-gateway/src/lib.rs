@@ -40,7 +40,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use service::openapi::RouteTable;
 use telemetry::metrics::Metrics;
-use tower_http::trace::TraceLayer;
 
 use crate::config::SocketBuffers;
 use crate::feed::TaskApiFeed;
@@ -135,12 +134,9 @@ pub fn app(state: AppState, app_token: AppToken, metrics: Metrics) -> Router {
         .merge(callbacks)
         .merge(public_routes().into_router())
         .with_state(state);
-    let app = service::http_metrics::instrument(routes, &metrics)
-        .layer(TraceLayer::new_for_http())
-        .merge(service::health::routes(Vec::new(), metrics));
-    // Last, so a plain GET of /ws/tasks (axum's text/plain upgrade
-    // rejection), 404 and 405 are problem documents too.
-    service::problem_errors::layer(app)
+    // A plain GET of /ws/tasks (axum's text/plain upgrade rejection) is
+    // made a problem document too.
+    service::surface::finish(routes, Vec::new(), metrics)
 }
 
 /// What `main` serves (before its CORS layer): [`app`] and the page

@@ -33,8 +33,6 @@ use dapr_http::AppToken;
 use service::health::ReadinessCheck;
 use task_domain::{Relay, TaskRepository};
 use telemetry::metrics::Metrics;
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -103,15 +101,7 @@ pub fn app(
         .merge(routes::router())
         .with_state(state)
         .merge(relay);
-    let app = service::http_metrics::instrument(api, &metrics)
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            limits.request_timeout,
-        ))
-        .layer(TraceLayer::new_for_http())
-        .merge(service::health::routes(checks, metrics));
-    // Last, so axum's own 404/405 and the layers' bare answers (the
-    // timeout's 503, the body limit's 413) are problem documents too.
-    service::problem_errors::layer(app)
+    let api = api.layer(DefaultBodyLimit::max(limits.max_body_bytes));
+    let api = service::surface::with_timeout(api, limits.request_timeout);
+    service::surface::finish(api, checks, metrics)
 }

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod problem;
 pub mod problem_errors;
 pub mod server;
+pub mod surface;
 
 pub use json::ApiJson;
 pub use problem::Problem;

@@ -26,19 +26,19 @@
 //! JSON once the run is known clean (`scripts/bench`).
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use e2e_tests::bench::{
+    Dial, dial, event_task_id, now_us, process_exe, rss_kib, socket_addr, stack_pid,
+};
 use futures::StreamExt;
 use hdrhistogram::Histogram;
-use tokio::net::TcpSocket;
 use tokio::sync::mpsc;
-use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 struct Args {
     sockets: usize,
@@ -81,37 +81,15 @@ impl Args {
     }
 }
 
-/// Microseconds since the epoch: the bench and PostgreSQL share the clock.
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
-}
-
-/// The pid of a process of the stack (`app-sync-gateway`, `app-task-api`).
-fn stack_pid(name: &str) -> anyhow::Result<String> {
-    let run = std::env::var("TODO_EVENTS_RUN").unwrap_or_else(|_| "/var/tmp/todo-events".into());
-    let pid = std::fs::read_to_string(format!("{run}/pids/{name}.pid"))?;
-    Ok(pid.trim().to_owned())
-}
-
 /// Which binary (debug or release build) a process of the stack runs.
 fn binary(name: &str) -> String {
     stack_pid(name)
-        .and_then(|pid| Ok(std::fs::read_link(format!("/proc/{pid}/exe"))?))
-        .map(|exe| exe.display().to_string())
+        .map(|pid| process_exe(&pid))
         .unwrap_or_else(|e| format!("unknown ({e})"))
 }
 
 fn gateway_rss_kib() -> anyhow::Result<u64> {
-    let pid = stack_pid("app-sync-gateway")?;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("VmRSS")
+    rss_kib(&stack_pid("app-sync-gateway")?)
 }
 
 /// Sockets that ended during the run (a gateway restart, a kick): a run
@@ -143,17 +121,13 @@ async fn open(
     sources: usize,
     tx: mpsc::UnboundedSender<Delivery>,
 ) -> anyhow::Result<()> {
-    let source = Ipv4Addr::new(127, 0, 0, 1 + (i % sources) as u8);
-    let tcp = TcpSocket::new_v4()?;
-    tcp.bind((source, 0).into())?;
-    let stream = tcp.connect(setup.gateway).await?;
-    let mut request = setup.ws.as_str().into_client_request()?;
     let token = e2e_tests::user_token(&setup.user(i), false, &setup.secret);
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse()?);
-    let (mut socket, _) =
-        tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await?;
+    let target = Dial {
+        server: setup.gateway,
+        url: &setup.ws,
+        source: i % sources,
+    };
+    let mut socket = dial(&target, Some(&token)).await?;
     match socket.next().await {
         Some(Ok(Message::Text(t))) if t.contains("\"hello\"") => {}
         other => bail!("socket {i}: no hello: {other:?}"),
@@ -162,11 +136,8 @@ async fn open(
         while let Some(Ok(frame)) = socket.next().await {
             let at = now_us();
             let Message::Text(text) = frame else { continue };
-            let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
-                continue;
-            };
-            if let Some(task) = value["data"]["task_id"].as_str() {
-                let _ = tx.send((task.to_owned(), at));
+            if let Some(task) = event_task_id(&text) {
+                let _ = tx.send((task, at));
             }
         }
         CLOSED.fetch_add(1, Ordering::Relaxed);
@@ -344,10 +315,7 @@ async fn report(
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse()?;
     let base = std::env::var("SYNC_GATEWAY_URL").unwrap_or_else(|_| "http://127.0.0.1:8090".into());
-    let gateway: SocketAddr = base
-        .trim_start_matches("http://")
-        .parse()
-        .context("SYNC_GATEWAY_URL as http://IP:PORT")?;
+    let gateway = socket_addr(&base).context("SYNC_GATEWAY_URL")?;
     let setup = Arc::new(Setup {
         ws: base.replacen("http", "ws", 1) + "/ws/tasks",
         gateway,

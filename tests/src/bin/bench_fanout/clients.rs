@@ -12,17 +12,14 @@
 //!   ping that must be answered by an empty command, or the server ends the
 //!   connection after its pong timeout (centrifuge client.go, checkPong).
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::bail;
+use e2e_tests::bench::{self, event_task_id, now_us};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Which server a socket is connected to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -43,32 +40,10 @@ pub struct Delivery {
 /// Sockets that ended during the run: a run with any is not clean.
 pub static CLOSED: AtomicUsize = AtomicUsize::new(0);
 
-/// Where and how socket `socket` connects.
+/// Where socket number `socket` connects, and from which loopback source.
 pub struct Dial<'a> {
-    pub server: SocketAddr,
-    pub url: &'a str,
-    /// Loopback source address index (127.0.0.1 + n), so thousands of
-    /// sockets do not crowd one address's ephemeral ports.
-    pub source: usize,
+    pub to: bench::Dial<'a>,
     pub socket: usize,
-}
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-async fn connect(dial: &Dial<'_>, bearer: Option<&str>) -> anyhow::Result<Socket> {
-    let source = Ipv4Addr::new(127, 0, 0, 1 + dial.source as u8);
-    let tcp = TcpSocket::new_v4()?;
-    tcp.bind((source, 0).into())?;
-    let stream = tcp.connect(dial.server).await?;
-    let mut request = dial.url.into_client_request()?;
-    if let Some(token) = bearer {
-        request
-            .headers_mut()
-            .insert("authorization", format!("Bearer {token}").parse()?);
-    }
-    let (socket, _) =
-        tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await?;
-    Ok(socket)
 }
 
 /// Opens a gateway socket with `token` and reads it in the background.
@@ -77,7 +52,7 @@ pub async fn gateway(
     token: &str,
     tx: mpsc::UnboundedSender<Delivery>,
 ) -> anyhow::Result<()> {
-    let mut socket = connect(&dial, Some(token)).await?;
+    let mut socket = bench::dial(&dial.to, Some(token)).await?;
     match socket.next().await {
         Some(Ok(Message::Text(t))) if t.contains("\"hello\"") => {}
         other => bail!("gateway socket {}: no hello: {other:?}", dial.socket),
@@ -85,12 +60,9 @@ pub async fn gateway(
     let index = dial.socket;
     tokio::spawn(async move {
         while let Some(Ok(frame)) = socket.next().await {
-            let at = crate::now_us();
+            let at = now_us();
             let Message::Text(text) = frame else { continue };
-            if let Some(task) = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["data"]["task_id"].as_str().map(str::to_owned))
-            {
+            if let Some(task) = event_task_id(&text) {
                 let _ = tx.send(Delivery {
                     server: Server::Gateway,
                     socket: index,
@@ -120,7 +92,7 @@ pub async fn centrifugo(
     channel: &str,
     tx: mpsc::UnboundedSender<Delivery>,
 ) -> anyhow::Result<()> {
-    let mut socket = connect(&dial, None).await?;
+    let mut socket = bench::dial(&dial.to, None).await?;
     let connect = json!({"id": 1, "connect": {"token": token, "name": "bench_fanout"}});
     socket.send(Message::text(connect.to_string())).await?;
     let reply = loop {
@@ -147,7 +119,7 @@ pub async fn centrifugo(
     let index = dial.socket;
     tokio::spawn(async move {
         while let Some(Ok(frame)) = socket.next().await {
-            let at = crate::now_us();
+            let at = now_us();
             let Message::Text(text) = frame else { continue };
             for line in text.lines() {
                 match centrifugo_reply(line) {

@@ -23,9 +23,10 @@ mod report;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use e2e_tests::bench::{self, now_us, process_exe, rss_kib, socket_addr, stack_pid};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 
@@ -73,44 +74,12 @@ impl Args {
     }
 }
 
-/// Microseconds since the epoch.
-pub fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
-}
-
 fn env(name: &str) -> anyhow::Result<String> {
     std::env::var(name).with_context(|| format!("{name} (run through scripts/bench-centrifugo)"))
 }
 
 fn gateway_pid() -> anyhow::Result<String> {
-    let run = std::env::var("TODO_EVENTS_RUN").unwrap_or_else(|_| "/var/tmp/todo-events".into());
-    let pid = std::fs::read_to_string(format!("{run}/pids/app-sync-gateway.pid"))?;
-    Ok(pid.trim().to_owned())
-}
-
-fn rss_kib(pid: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("VmRSS")
-}
-
-fn exe(pid: &str) -> String {
-    std::fs::read_link(format!("/proc/{pid}/exe"))
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|e| format!("unknown ({e})"))
-}
-
-fn addr(url: &str) -> anyhow::Result<SocketAddr> {
-    url.trim_start_matches("http://")
-        .trim_end_matches('/')
-        .parse()
-        .with_context(|| format!("{url} as http://IP:PORT"))
+    stack_pid("app-sync-gateway")
 }
 
 struct Setup {
@@ -137,29 +106,26 @@ async fn open(
     tx: mpsc::UnboundedSender<Delivery>,
 ) -> anyhow::Result<()> {
     let user = setup.user(i);
-    let source = i % setup.sources;
+    let (server_addr, path) = match server {
+        Server::Gateway => (setup.gateway, "/ws/tasks"),
+        Server::Centrifugo => (setup.centrifugo, "/connection/websocket"),
+    };
+    let url = format!("ws://{server_addr}{path}");
+    let dial = Dial {
+        to: bench::Dial {
+            server: server_addr,
+            url: &url,
+            source: i % setup.sources,
+        },
+        socket: i,
+    };
     match server {
         Server::Gateway => {
-            let url = format!("ws://{}/ws/tasks", setup.gateway);
-            let dial = Dial {
-                server: setup.gateway,
-                url: &url,
-                source,
-                socket: i,
-            };
             let token = e2e_tests::user_token(&user, false, &setup.jwt_secret);
             clients::gateway(dial, &token, tx).await
         }
         Server::Centrifugo => {
-            let url = format!("ws://{}/connection/websocket", setup.centrifugo);
-            let dial = Dial {
-                server: setup.centrifugo,
-                url: &url,
-                source,
-                socket: i,
-            };
-            let now = (now_us() / 1_000_000) as u64;
-            let claims = clients::centrifugo_claims(&user, now);
+            let claims = clients::centrifugo_claims(&user, (now_us() / 1_000_000) as u64);
             let token = auth::testing::sign(&claims, &setup.centrifugo_secret);
             clients::centrifugo(dial, &token, &user, tx).await
         }
@@ -305,15 +271,15 @@ async fn main() -> anyhow::Result<()> {
         run: uuid::Uuid::now_v7(),
         users: args.users,
         sources: args.sources,
-        gateway: addr(
+        gateway: socket_addr(
             &std::env::var("SYNC_GATEWAY_URL").unwrap_or_else(|_| "http://127.0.0.1:8090".into()),
         )?,
-        centrifugo: addr(&env("CENTRIFUGO_URL")?)?,
+        centrifugo: socket_addr(&env("CENTRIFUGO_URL")?)?,
         jwt_secret: env("JWT_HS256_SECRET")?,
         centrifugo_secret: env("CENTRIFUGO_HMAC_SECRET")?,
     });
     let (g_pid, c_pid) = (gateway_pid()?, env("CENTRIFUGO_PID")?);
-    let (g_label, c_label) = (exe(&g_pid), exe(&c_pid));
+    let (g_label, c_label) = (process_exe(&g_pid), process_exe(&c_pid));
     let mut sockets_of: HashMap<String, usize> = HashMap::new();
     for i in 0..args.sockets {
         *sockets_of.entry(setup.user(i)).or_default() += 1;
