@@ -370,6 +370,40 @@ pub async fn audit_stored_line(task_id: &str, timeout: Duration) -> Option<Value
     .await
 }
 
+/// How a relay test shapes its relay: events per daprd call, keys in
+/// parallel, and how often leftovers are retried.
+pub fn relay_config(
+    batch_size: i64,
+    concurrency: usize,
+    poll_interval: Duration,
+) -> task_domain::RelayConfig {
+    task_domain::RelayConfig {
+        pubsub: "pubsub".into(),
+        batch_size,
+        concurrency,
+        poll_interval,
+    }
+}
+
+/// A relay of `pool`'s outbox publishing through `dapr`, as the relay
+/// tests drive it by hand, with the counters it keeps.
+pub fn outbox_relay(
+    pool: &deadpool_postgres::Pool,
+    dapr: dapr_http::DaprClient,
+    config: task_domain::RelayConfig,
+) -> (task_domain::Relay, task_domain::relay::RelayMetrics) {
+    let metrics = task_domain::relay::RelayMetrics::default();
+    let relay = task_domain::Relay::new(pool.clone(), dapr, config, metrics.clone());
+    (relay, metrics)
+}
+
+impl Stack {
+    /// A client of task-api's daprd, the one that publishes its outbox.
+    pub fn task_api_daprd(&self, timeout: Duration) -> dapr_http::DaprClient {
+        dapr_http::DaprClient::new(&self.task_api_dapr, self.dapr_api_token.clone(), timeout)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,35 +429,5 @@ mod tests {
         assert_eq!(stack.audit, "http://127.0.0.1:9");
         assert_eq!(stack.task_api, "http://127.0.0.1:8080");
         assert_eq!(stack.app_api_token, None, "empty counts as unset");
-    }
-}
-
-/// How a relay test shapes its relay: events per daprd call, keys in
-/// parallel, and how often leftovers are retried.
-pub fn relay_config(batch_size: i64, concurrency: usize, poll_interval: Duration) -> task_domain::RelayConfig {
-    task_domain::RelayConfig {
-        pubsub: "pubsub".into(),
-        batch_size,
-        concurrency,
-        poll_interval,
-    }
-}
-
-/// A relay of `pool`'s outbox publishing through `dapr`, as the relay
-/// tests drive it by hand, with the counters it keeps.
-pub fn outbox_relay(
-    pool: &deadpool_postgres::Pool,
-    dapr: dapr_http::DaprClient,
-    config: task_domain::RelayConfig,
-) -> (task_domain::Relay, task_domain::relay::RelayMetrics) {
-    let metrics = task_domain::relay::RelayMetrics::default();
-    let relay = task_domain::Relay::new(pool.clone(), dapr, config, metrics.clone());
-    (relay, metrics)
-}
-
-impl Stack {
-    /// A client of task-api's daprd, the one that publishes its outbox.
-    pub fn task_api_daprd(&self, timeout: Duration) -> dapr_http::DaprClient {
-        dapr_http::DaprClient::new(&self.task_api_dapr, self.dapr_api_token.clone(), timeout)
     }
 }

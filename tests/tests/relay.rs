@@ -13,10 +13,9 @@
 use std::time::{Duration, Instant};
 
 use contracts::{EventKind, OutgoingEvent};
-use dapr_http::DaprClient;
 use e2e_tests::{PrivateSchema, Stack};
+use task_domain::Relay;
 use task_domain::relay::{Backoff, RelayMetrics};
-use task_domain::{Relay, RelayConfig};
 use uuid::Uuid;
 
 /// The test's private schema ([`PrivateSchema`]) and its rows.

@@ -18,8 +18,8 @@ use axum::response::{IntoResponse, Response};
 use dapr_http::DaprClient;
 use e2e_tests::{PrivateSchema, Stack};
 use serde_json::{Value, json};
+use task_domain::Relay;
 use task_domain::relay::{Backoff, RelayMetrics};
-use task_domain::{Relay, RelayConfig};
 use uuid::Uuid;
 
 const BACKOFF: Backoff = Backoff {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use dapr_http::DaprClient;
 use e2e_tests::{PrivateSchema, Stack};
+use task_domain::Relay;
 use task_domain::relay::RelayMetrics;
-use task_domain::{Relay, RelayConfig};
 use uuid::Uuid;
 
 /// Never within a test: anything published was moved by a wake-up.

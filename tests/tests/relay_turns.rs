@@ -13,10 +13,9 @@ use std::time::Duration;
 
 use contracts::EventKind;
 use contracts::testing::task_event;
-use dapr_http::DaprClient;
 use e2e_tests::{PrivateSchema, Stack};
+use task_domain::Relay;
 use task_domain::relay::RelayMetrics;
-use task_domain::{Relay, RelayConfig};
 use uuid::Uuid;
 
 /// Enqueues `creates` creates of `user` as task-api does: each a

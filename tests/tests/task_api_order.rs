@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use contracts::testing::task_snapshot;
 use contracts::{EventKind, OutgoingEvent, TaskSyncData};
-use dapr_http::DaprClient;
 use e2e_tests::{Stack, eventually};
 use futures::StreamExt;
 use serde_json::{Value, json};
+use task_domain::Relay;
 use task_domain::relay::RelayMetrics;
-use task_domain::{Relay, RelayConfig};
 use uuid::Uuid;
 
 const USERS: usize = 50;
