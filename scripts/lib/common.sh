@@ -92,26 +92,51 @@ apt_install() {
 }
 
 # trim_build_cache: keeps the shared cargo target directory from filling the
-# disk. rustc's incremental state grows with every edit and every checkout
-# path (CI builds a clean clone elsewhere) and is never collected; a CI run
-# once failed with "No space left on device" at 41 GiB of it. It is dropped
-# when it passes TODO_EVENTS_INCREMENTAL_MAX_GIB or the disk runs low, and
-# the whole target directory when even that leaves too little free space
-# (the next build is then a cold one).
+# disk. rustc keeps one incremental directory per crate and build (every
+# checkout path, profile and feature set makes its own, and only old
+# sessions inside one are collected); a CI run once failed with "No space
+# left on device" at 41 GiB of them. They are dropped when they pass
+# TODO_EVENTS_INCREMENTAL_MAX_GIB or the disk has less than
+# TODO_EVENTS_MIN_FREE_GIB free. If the disk is still short, CI
+# (TODO_EVENTS_CI=1, set by .ci/run) removes the whole target directory and
+# builds cold; elsewhere that is only advised, because the running stack
+# and scripts/bench's restore use the binaries in it.
 trim_build_cache() {
   local target=${CARGO_TARGET_DIR:-$TODO_EVENTS_CACHE/target}
+  [[ $target == /* ]] || target="$REPO_ROOT/$target"
   [[ -d $target ]] || return 0
   local max_gib=${TODO_EVENTS_INCREMENTAL_MAX_GIB:-8} min_free_gib=${TODO_EVENTS_MIN_FREE_GIB:-20}
-  local incremental_gib free_gib
-  incremental_gib=$(du -s -BG "$target"/*/incremental 2>/dev/null | awk '{s += $1} END {print s + 0}')
-  free_gib=$(df --output=avail -BG "$target" | awk 'NR == 2 {print $1 + 0}')
-  if ((incremental_gib > max_gib || free_gib < min_free_gib)); then
-    say "dropping cargo's incremental state (${incremental_gib} GiB; ${free_gib} GiB free on disk)"
-    rm -rf "$target"/*/incremental
-    free_gib=$(df --output=avail -BG "$target" | awk 'NR == 2 {print $1 + 0}')
+  [[ $max_gib =~ ^[0-9]+$ && $min_free_gib =~ ^[0-9]+$ ]] \
+    || die "TODO_EVENTS_INCREMENTAL_MAX_GIB and TODO_EVENTS_MIN_FREE_GIB are whole GiB"
+  local dirs=() dir incremental_gib=0 free_gib
+  for dir in "$target"/*/incremental; do [[ -d $dir ]] && dirs+=("$dir"); done
+  if ((${#dirs[@]})); then
+    incremental_gib=$({ du -s -BG -- "${dirs[@]}" 2>/dev/null || true; } | awk '{s += $1} END {print s + 0}')
   fi
-  if ((free_gib < min_free_gib)); then
+  free_gib=$(disk_free_gib "$target" "$min_free_gib")
+  if ((${#dirs[@]})) && ((incremental_gib > max_gib || free_gib < min_free_gib)); then
+    say "dropping cargo's incremental state (${incremental_gib} GiB; ${free_gib} GiB free on disk)"
+    for dir in "${dirs[@]}"; do
+      # cargo holds its profile's .cargo-lock (flock(2), cargo's
+      # util/flock.rs) while it builds: wait for a running build rather
+      # than pull rustc's session directories from under it.
+      flock "$(dirname "$dir")/.cargo-lock" rm -rf "$dir"
+    done
+    free_gib=$(disk_free_gib "$target" "$min_free_gib")
+  fi
+  ((free_gib < min_free_gib)) || return 0
+  if [[ ${TODO_EVENTS_CI:-0} == 1 ]]; then
     say "only ${free_gib} GiB free: removing the cargo target directory $target (a cold build follows)"
     rm -rf "$target"
+  else
+    warn "only ${free_gib} GiB free on the disk of $target: \`./scripts/dev down; rm -rf $target\` frees $(du -sh "$target" 2>/dev/null | cut -f1) (the next build is a cold one)"
   fi
+}
+
+# disk_free_gib DIR UNKNOWN: whole GiB free on DIR's file system, or
+# UNKNOWN when df cannot tell.
+disk_free_gib() {
+  local free
+  free=$({ df --output=avail -BG "$1" 2>/dev/null || true; } | awk 'NR == 2 {print $1 + 0}')
+  echo "${free:-$2}"
 }

@@ -145,10 +145,13 @@ def running_builds(pids):
 
 
 def same_file(a, b):
-    """Whether paths a and b are one file. cargo links an up-to-date binary
-    into its place again on every build (a new directory entry for the same
-    file), after which /proc/PID/exe reads "(deleted)" though nothing was
-    rebuilt."""
+    """Whether paths a and b are one file. /proc/PID/exe reads "(deleted)"
+    once the name the process was started from is unlinked, even when the
+    same file is linked there again: another build put a different file in
+    its place (a `cargo test` or `cargo bench` build, whose dev-dependency
+    features make other binaries), and a later one linked the unchanged
+    binary back (cargo-util's link_or_copy skips only a link that is
+    already the same file). Nothing was rebuilt then."""
     try:
         sa, sb = os.stat(a), os.stat(b)
     except OSError:

@@ -31,7 +31,7 @@ pub fn now_us() -> i64 {
 pub fn stack_pid(name: &str) -> anyhow::Result<String> {
     let run = std::env::var("TODO_EVENTS_RUN").unwrap_or_else(|_| "/var/tmp/todo-events".into());
     let file = format!("{run}/pids/{name}.pid");
-    let pid = std::fs::read_to_string(&file).with_context(|| file.clone())?;
+    let pid = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
     Ok(pid.trim().to_owned())
 }
 
@@ -39,7 +39,7 @@ pub fn stack_pid(name: &str) -> anyhow::Result<String> {
 pub fn process_exe(pid: &str) -> String {
     std::fs::read_link(format!("/proc/{pid}/exe"))
         .map(|exe| exe.display().to_string())
-        .unwrap_or_else(|e| format!("unknown ({e})"))
+        .unwrap_or_else(|e| format!("unknown ({e:#})"))
 }
 
 /// The resident memory of process `pid`, in KiB.
@@ -83,10 +83,9 @@ pub fn event_task_id(text: &str) -> Option<String> {
     value["data"]["task_id"].as_str().map(str::to_owned)
 }
 
-/// `addr` given as `http://IP:PORT` (a stack URL) as a socket address.
+/// A stack URL, `http://IP:PORT`, as a socket address.
 pub fn socket_addr(url: &str) -> anyhow::Result<SocketAddr> {
     url.trim_start_matches("http://")
-        .trim_end_matches('/')
         .parse()
         .with_context(|| format!("{url} as http://IP:PORT"))
 }
@@ -109,8 +108,9 @@ mod tests {
 
     #[test]
     fn a_stack_url_is_a_socket_address() {
-        let addr = socket_addr("http://127.0.0.1:8090/").unwrap();
+        let addr = socket_addr("http://127.0.0.1:8090").unwrap();
         assert_eq!(addr, "127.0.0.1:8090".parse().unwrap());
         assert!(socket_addr("http://localhost:8090").is_err());
+        assert!(socket_addr("http://127.0.0.1:8090/").is_err());
     }
 }

@@ -85,7 +85,7 @@ impl Args {
 fn binary(name: &str) -> String {
     stack_pid(name)
         .map(|pid| process_exe(&pid))
-        .unwrap_or_else(|e| format!("unknown ({e})"))
+        .unwrap_or_else(|e| format!("unknown ({e:#})"))
 }
 
 fn gateway_rss_kib() -> anyhow::Result<u64> {
