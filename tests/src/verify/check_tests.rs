@@ -324,15 +324,20 @@ fn two_responses_with_one_sequence_are_duplicated() {
     assert_eq!(f.duplicated, 1, "{f:?}");
 }
 
-#[test]
-fn shared_users_ignore_other_workloads_rows_but_not_their_offsets() {
-    let (mut outcomes, users, _) = consistent();
-    // Another workload's task of u1, made after ours.
+/// The rows of `outcomes` plus another workload's task of u1, made after
+/// ours (its outcome is not among `outcomes`).
+fn rows_with_another_workloads_task(outcomes: &[Outcome]) -> Snapshot {
+    let mut all = outcomes.to_vec();
     let mut other = outcome(1, Op::Create, Uuid::from_u128(9), Some(1), "other");
     other.chain = 99;
-    outcomes.push(other);
-    let db = rows(&outcomes, &HashMap::new());
-    outcomes.pop();
+    all.push(other);
+    rows(&all, &HashMap::new())
+}
+
+#[test]
+fn shared_users_ignore_other_workloads_rows_but_not_their_offsets() {
+    let (outcomes, users, _) = consistent();
+    let db = rows_with_another_workloads_task(&outcomes);
     assert!(!exclusive(&outcomes, &users, &db).clean());
     let f = check(&outcomes, &users, &db, Scope::Shared);
     assert!(f.clean(), "{f:?}");
@@ -345,12 +350,8 @@ fn shared_users_ignore_other_workloads_rows_but_not_their_offsets() {
 
 #[test]
 fn shared_users_have_every_workloads_events_audited_once() {
-    let (mut outcomes, users, _) = consistent();
-    let mut other = outcome(1, Op::Create, Uuid::from_u128(9), Some(1), "other");
-    other.chain = 99;
-    outcomes.push(other);
-    let db = rows(&outcomes, &HashMap::new());
-    outcomes.pop();
+    let (outcomes, users, _) = consistent();
+    let db = rows_with_another_workloads_task(&outcomes);
     // The other workload's event never audited: lost.
     let mut unaudited = db.clone();
     unaudited.audit.retain(|r| r.event_id != "e7.0");
