@@ -12,6 +12,7 @@ use contracts::EventKind;
 use contracts::testing::{dapr_push_body, knative_binary_push, task_event};
 use dapr_http::{AppToken, DaprClient};
 use serde_json::{Value, json};
+use service::health::ReadinessCheck;
 use task_domain::relay::RelayMetrics;
 use task_domain::{Relay, RelayConfig, TaskRepository};
 use telemetry::metrics::Metrics;
@@ -23,6 +24,13 @@ const APP_TOKEN: &str = "app-token-for-tests";
 const PUSH_TOKEN: &str = "knative-push-token";
 
 pub(crate) fn router(pool: deadpool_postgres::Pool) -> Router {
+    router_with_checks(pool, Vec::new())
+}
+
+pub(crate) fn router_with_checks(
+    pool: deadpool_postgres::Pool,
+    checks: Vec<Box<dyn ReadinessCheck>>,
+) -> Router {
     // The relay is never run here; its rows are real outbox rows that the
     // stack's relays publish like any other.
     let dapr = DaprClient::new("http://127.0.0.1:9", None, Duration::from_secs(1));
@@ -46,15 +54,19 @@ pub(crate) fn router(pool: deadpool_postgres::Pool) -> Router {
     app(
         state,
         AppToken::new(Some(APP_TOKEN), Some(PUSH_TOKEN)),
-        Vec::new(),
+        checks,
         Metrics::new("test"),
     )
 }
 
-/// A router whose database never answers: every repository call fails as
+/// A pool whose database never answers: every repository call fails as
 /// unavailable, as during an outage.
+pub(crate) fn offline_pool() -> deadpool_postgres::Pool {
+    service::db::pool("postgres://nobody@127.0.0.1:1/none", 1).unwrap()
+}
+
 fn offline_router() -> Router {
-    router(service::db::pool("postgres://nobody@127.0.0.1:1/none", 1).unwrap())
+    router(offline_pool())
 }
 
 pub(crate) async fn call(app: &Router, request: Request<Body>) -> (StatusCode, Value) {

@@ -6,6 +6,10 @@
 //!   creates its successor through the task domain; the reply tells the
 //!   deliverer whether to forget, retry or dead-letter the event.
 //! - [`config`]: the shared settings and the outbox relay's.
+//! - `openapi.json` (beside this crate, served at `/openapi.json`): what an
+//!   operator reaches — health, readiness, metrics and the document itself;
+//!   the callbacks are internal and left out, and a test holds the document
+//!   to what [`app`] serves ([`service::openapi::drift`]).
 //!
 //! recurring owns no tables: the successor and its events commit in one
 //! transaction through [`task_domain::TaskRepository`], and this function's
@@ -16,9 +20,11 @@ pub mod config;
 pub mod ingest;
 
 use axum::Router;
+use axum::response::Response;
 use axum::routing::{get, post};
 use dapr_http::callback::AppToken;
 use service::health::ReadinessCheck;
+use service::openapi::RouteTable;
 use task_domain::{Relay, TaskRepository};
 use telemetry::metrics::Metrics;
 
@@ -32,6 +38,9 @@ pub const TASK_EVENTS_ROUTE: &str = "/events/task-events";
 /// healthy create, update and delete.
 pub const IGNORED_ROUTE: &str = "/events/task-events/ignored";
 
+/// This function's OpenAPI document, embedded at compile time.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
 #[derive(Clone)]
 pub struct AppState {
     pub repo: TaskRepository,
@@ -41,7 +50,7 @@ pub struct AppState {
 }
 
 /// The whole HTTP surface: the callbacks behind daprd's app API token (or
-/// the Knative push token), plus health and metrics. A push is answered
+/// the Knative push token), plus health, metrics and `openapi.json`. A push is answered
 /// when its outcome is settled, so it has no request timeout: a slow
 /// database gives RETRY through the pool's own timeouts.
 pub fn app(
@@ -50,15 +59,35 @@ pub fn app(
     checks: Vec<Box<dyn ReadinessCheck>>,
     metrics: Metrics,
 ) -> Router {
-    let callbacks = Router::new()
+    let callbacks = dapr_http::behind_app_token(callback_routes().into_router(), app_token);
+    let routes = Router::new()
+        .merge(callbacks)
+        .merge(document_routes().into_router())
+        .with_state(state);
+    service::surface::finish(routes, checks, metrics)
+}
+
+/// The callbacks daprd and Knative call: internal, not in `openapi.json`.
+pub fn callback_routes() -> RouteTable<AppState> {
+    RouteTable::new()
         .route("/dapr/subscribe", get(ingest::subscriptions))
         .route(TASK_EVENTS_ROUTE, post(ingest::task_event))
-        .route(IGNORED_ROUTE, post(ingest::ignored));
-    let callbacks = dapr_http::behind_app_token(callbacks, app_token).with_state(state);
-    service::surface::finish(callbacks, checks, metrics)
+        .route(IGNORED_ROUTE, post(ingest::ignored))
+}
+
+/// The one route of `openapi.json` besides the health routes: the document.
+pub fn document_routes() -> RouteTable<AppState> {
+    RouteTable::new().route("/openapi.json", get(openapi))
+}
+
+/// `GET /openapi.json`.
+async fn openapi() -> Response {
+    service::openapi::serve(OPENAPI)
 }
 
 #[cfg(test)]
 mod app_tests;
 #[cfg(test)]
 mod db_tests;
+#[cfg(test)]
+mod openapi_tests;
