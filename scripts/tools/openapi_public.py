@@ -170,7 +170,7 @@ def with_security(paths, doc):
     return out
 
 
-def merge(functions, table, version):
+def merge(functions, table, version, license=None):
     """The merged document for the given {function: document}."""
     kept = {}
     needs = {}
@@ -216,6 +216,9 @@ def merge(functions, table, version):
         "paths": {},
         "components": {},
     }
+    if license:
+        merged["info"] = {"title": merged["info"]["title"], "version": version, "license": license,
+                          "description": merged["info"]["description"]}
     operation_ids = {}
     missing = []
     tag_names = set()
@@ -268,8 +271,8 @@ def load(root):
                  for p in sorted((root / "functions").glob("*/openapi.json"))}
     if not functions:
         raise MergeError("no functions/*/openapi.json found")
-    version = tomllib.loads((root / "Cargo.toml").read_text())["workspace"]["package"]["version"]
-    return table, functions, version
+    package = tomllib.loads((root / "Cargo.toml").read_text())["workspace"]["package"]
+    return table, functions, package["version"], {"name": package["license"], "identifier": package["license"]}
 
 
 def render(document):
@@ -282,8 +285,8 @@ def main(argv):
         return 2
     root, out = pathlib.Path(argv[1]), pathlib.Path(argv[2])
     try:
-        table, functions, version = load(root)
-        text = render(merge(functions, table, version))
+        table, functions, version, license = load(root)
+        text = render(merge(functions, table, version, license))
     except MergeError as e:
         print(f"openapi-public: {e}", file=sys.stderr)
         return 1
