@@ -31,8 +31,10 @@ pub enum ClientMessage {
     /// Replay every event after `offset` of `epoch`, then go on live.
     Resume { epoch: String, offset: i64 },
     /// An application-level heartbeat (for clients that cannot see
-    /// WebSocket pings); answered with `pong`.
-    Ping,
+    /// WebSocket pings); answered with `pong`. A struct variant, not a
+    /// unit one: serde applies `deny_unknown_fields` only to the fields of
+    /// a struct variant, so a unit `Ping` took `{"type":"ping","x":1}`.
+    Ping {},
 }
 
 /// A client's position: the last event it applied.
@@ -248,7 +250,7 @@ mod tests {
                 offset: 4
             }
         );
-        assert_eq!(parse(r#"{"type":"ping"}"#).unwrap(), ClientMessage::Ping);
+        assert_eq!(parse(r#"{"type":"ping"}"#).unwrap(), ClientMessage::Ping {});
         for bad in [
             r#"{"type":"subscribe"}"#,
             r#"{"type":"resume","epoch":"e"}"#,
@@ -257,6 +259,8 @@ mod tests {
             r#"{"type":"auth","token":"t","resume":{"epoch":"e","offset":-1}}"#,
             r#"{"type":"resume","epoch":"e","offset":-1}"#,
             r#"{"type":"resume","epoch":"","offset":0}"#,
+            r#"{"type":"resume","epoch":"e","offset":99999999999999999999}"#,
+            r#"{"type":"ping","extra":1}"#,
             "not json",
         ] {
             assert!(parse(bad).is_err(), "{bad}");

@@ -355,7 +355,7 @@ where
         };
         self.last_heard = Instant::now();
         match protocol::parse(&text) {
-            Ok(ClientMessage::Ping) => self.send(ServerMessage::Pong.to_text()).await,
+            Ok(ClientMessage::Ping {}) => self.send(ServerMessage::Pong.to_text()).await,
             // One resume at a time: the loop waits for it to finish before
             // it reads the next message.
             Ok(ClientMessage::Resume { epoch, offset }) => {

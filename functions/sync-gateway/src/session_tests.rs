@@ -616,6 +616,9 @@ fn the_client_schema_accepts_exactly_what_the_gateway_parses() {
         json!({"type": "auth", "token": "t", "resume": {"epoch": "e", "offset": 0, "x": 1}}),
         json!({"type": "auth", "token": "t", "user": "bob"}),
         json!({"type": "subscribe"}),
+        json!({"type": "ping", "extra": 1}),
+        json!({"type": "resume", "epoch": "e", "offset": u64::MAX}),
+        json!({"type": "resume", "epoch": "e", "offset": i64::MAX}),
     ] {
         assert_eq!(
             schema.is_valid(&message),

@@ -78,7 +78,38 @@ fn check_examples(doc: &Value, event_type: &str) -> usize {
 fn known_on(topic: Topic, dead_letter: bool, name: &str) -> bool {
     let event = EventKind::parse(name).is_some_and(|k| k.topic() == topic);
     let report = ReportKind::parse(name).is_some_and(|r| r.topic == topic);
-    event || (dead_letter && (report || name == "dev.knative.kafka.event"))
+    event || (dead_letter && (report || name == "dev.knative.kafka.event" || name == POISON))
+}
+
+/// The message of a dead-letter channel that stands for any record a
+/// subscriber dropped (not a CloudEvents type).
+const POISON: &str = "poison";
+
+#[test]
+fn every_dead_letter_topic_admits_any_dropped_record() {
+    let doc = doc();
+    for topic in Topic::ALL {
+        let address = topic.dead_letter();
+        let (id, dead_letters) = channel(&doc, address).expect("channel");
+        assert!(
+            channel_message_names(&doc, dead_letters).contains(&POISON),
+            "{address} does not admit a poison record"
+        );
+        assert!(
+            operation_message_names(&doc, id, "send").contains(&POISON),
+            "no operation dead-letters a poison record on {address}"
+        );
+        let (main_id, main) = channel(&doc, topic.name()).expect("channel");
+        assert!(
+            !channel_message_names(&doc, main).contains(&POISON),
+            "{main_id}: a poison record is only a dead letter"
+        );
+    }
+    let payload = &message_of(&doc, POISON)["payload"];
+    assert!(
+        payload.get("type").is_none() && payload.get("$ref").is_none(),
+        "a poison record's payload is any bytes"
+    );
 }
 
 #[test]
