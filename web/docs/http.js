@@ -35,6 +35,9 @@ script.addEventListener("load", () => {
     // through Scalar's service. An empty string is "no proxy": `xb`, which
     // rewrites a request's URL, returns it unchanged for a falsy proxy.
     proxyUrl: "",
+    // No "Open API Client" link: it opens Scalar's hosted client at
+    // client.scalar.com with this document's URL in the query string.
+    hideClientButton: true,
     showOperationId: true,
     defaultOpenAllTags: true,
     documentDownloadType: "json",

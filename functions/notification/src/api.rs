@@ -28,6 +28,19 @@ use crate::view::ReminderView;
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// `GET /openapi.json`.
+/// No route under `/api` takes a query parameter, so any query string is
+/// a client's mistake (`?limit=5` would otherwise seem to work): 400.
+pub async fn refuse_query_string(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let has_query = request.uri().query().is_some_and(|q| !q.is_empty());
+    if has_query && request.uri().path().starts_with("/api/") {
+        return ApiError::QueryString.into_response();
+    }
+    next.run(request).await
+}
+
 pub async fn openapi() -> Response {
     service::openapi::serve(OPENAPI)
 }

@@ -121,6 +121,40 @@ async fn a_private_endpoint_is_refused_at_registration() {
 }
 
 #[tokio::test]
+async fn a_query_string_is_refused_not_ignored() {
+    for (method, uri) in [
+        ("GET", "/api/notifications?limit=5"),
+        ("GET", "/api/devices?x"),
+        ("PUT", "/api/notification-settings?email=off"),
+    ] {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(
+                "authorization",
+                format!("Bearer {}", auth::testing::token_for("alice", false)),
+            )
+            .body(Body::empty())
+            .unwrap();
+        let response = router().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{method} {uri}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json"
+        );
+        assert!(body(response).await.contains("no query parameters"));
+    }
+    // The document, outside /api, is served whatever the query.
+    let request = Request::get("/openapi.json?v=1")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        router().oneshot(request).await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
 async fn job_triggers_need_the_app_token() {
     let request = Request::post("/job/reminder-x")
         .body(Body::empty())

@@ -11,6 +11,10 @@ use crate::store::{MAX_DEVICES, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// A query string on a route that takes none: refused rather than
+    /// ignored, as task-api and audit refuse unknown parameters.
+    #[error("unexpected query string")]
+    QueryString,
     #[error("invalid request")]
     Invalid(Vec<FieldError>),
     #[error("push endpoint refused: {0}")]
@@ -56,6 +60,10 @@ impl From<StoreError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = match &self {
+            ApiError::QueryString => Problem::new(
+                StatusCode::BAD_REQUEST,
+                "this resource takes no query parameters",
+            ),
             ApiError::Invalid(errors) => {
                 Problem::unprocessable("the request is not valid").with_errors(errors.clone())
             }

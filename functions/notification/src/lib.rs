@@ -113,7 +113,10 @@ pub fn app(
     api_timeout: Duration,
 ) -> Router {
     let callbacks = dapr_http::behind_app_token(callback_routes().into_router(), app_token);
-    let api = service::surface::with_timeout(api_routes().into_router(), api_timeout);
+    let api = api_routes()
+        .into_router()
+        .layer(axum::middleware::from_fn(api::refuse_query_string));
+    let api = service::surface::with_timeout(api, api_timeout);
     let routes = Router::new().merge(callbacks).merge(api).with_state(state);
     service::surface::finish(routes, checks, metrics)
 }

@@ -16,12 +16,13 @@ pub const PAGE_ROUTES: [&str; 1] = ["/config.json"];
 
 /// The documented paths the page's `ServeDir` fallback answers (any file
 /// of WEB_DIR is served; these are the entry points a reader is sent to):
-/// the app, the interface documents' page, the redirect to it, and the
+/// the app, the interface documents' two pages, the redirect to them, and the
 /// documents it renders (web/scripts/build-docs.mjs puts them there).
-pub const FALLBACK_PATHS: [&str; 5] = [
+pub const FALLBACK_PATHS: [&str; 6] = [
     "/",
     "/docs",
     "/docs/",
+    "/docs/events.html",
     "/docs/openapi.json",
     "/docs/asyncapi.json",
 ];

@@ -41,11 +41,13 @@ fn page_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sync-gateway-openapi-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(dir.join("docs")).unwrap();
     std::fs::write(dir.join("index.html"), "<!doctype html><title>app</title>").unwrap();
-    std::fs::write(
-        dir.join("docs/index.html"),
-        "<!doctype html><title>docs</title>",
-    )
-    .unwrap();
+    for page in ["index.html", "events.html"] {
+        std::fs::write(
+            dir.join("docs").join(page),
+            "<!doctype html><title>docs</title>",
+        )
+        .unwrap();
+    }
     for document in ["openapi.json", "asyncapi.json"] {
         std::fs::write(dir.join("docs").join(document), r#"{"info":{}}"#).unwrap();
     }
@@ -201,6 +203,7 @@ async fn every_answer_over_http_is_documented() {
         (&with_page, "/", vec![], 200),
         (&with_page, "/docs", vec![], 307),
         (&with_page, "/docs/", vec![], 200),
+        (&with_page, "/docs/events.html", vec![], 200),
         (&with_page, "/config.json", vec![], 200),
         (&with_page, "/docs/openapi.json", vec![], 200),
         (&with_page, "/docs/asyncapi.json", vec![], 200),

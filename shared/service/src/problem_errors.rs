@@ -33,8 +33,13 @@ pub async fn into_problem(response: Response) -> Response {
     if !error || !is_bare(response.headers()) {
         return response;
     }
-    let (mut parts, _) = response.into_parts();
-    let (problem, body) = Problem::new(status, detail(status))
+    let (mut parts, original) = response.into_parts();
+    // axum's method router answers a method it does not route with an
+    // empty 405 and adds Allow outside this layer; a handler's own 405
+    // (the WebSocket upgrade's refusal of an HTTP/2 GET) has a body and no
+    // Allow.
+    let allow_follows = axum::body::HttpBody::size_hint(&original).exact() == Some(0);
+    let (problem, body) = Problem::new(status, detail(status, allow_follows))
         .into_response()
         .into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
@@ -61,8 +66,12 @@ fn is_bare(headers: &HeaderMap) -> bool {
 
 /// A fixed sentence per status: the replaced body was written for
 /// developers (e.g. serde's message about a path parameter), not clients.
-fn detail(status: StatusCode) -> &'static str {
+/// A 405 names the Allow header only when the answer will have one.
+fn detail(status: StatusCode, allow_follows: bool) -> &'static str {
     match status {
+        StatusCode::METHOD_NOT_ALLOWED if !allow_follows => {
+            "this resource does not take this method"
+        }
         StatusCode::BAD_REQUEST => "the request is malformed",
         StatusCode::UNAUTHORIZED => "the request needs a valid bearer token",
         StatusCode::NOT_FOUND => "no such resource",
@@ -111,7 +120,18 @@ mod tests {
             )
             .route("/plain", get(|| async { "fine" }))
             // What tower-http's TimeoutLayer::with_status_code answers.
-            .route("/slow", get(|| async { StatusCode::SERVICE_UNAVAILABLE }));
+            .route("/slow", get(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+            // A 405 a handler gives itself, as axum's WebSocket upgrade does
+            // to an HTTP/2 GET: no Allow header.
+            .route(
+                "/upgrade",
+                get(|| async {
+                    (
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "Request method must be `CONNECT`",
+                    )
+                }),
+            );
         layer(router)
     }
 
@@ -146,9 +166,20 @@ mod tests {
     #[tokio::test]
     async fn a_method_not_taken_is_a_problem_with_allow_kept() {
         let got = call("PUT", "/items/1").await;
-        assert_problem(&got, 405, detail(StatusCode::METHOD_NOT_ALLOWED));
+        assert_problem(
+            &got,
+            405,
+            "this resource does not take this method; the Allow header lists those it takes",
+        );
         let allow = got.1[header::ALLOW].to_str().unwrap();
         assert!(allow.contains("GET") && allow.contains("DELETE"), "{allow}");
+    }
+
+    #[tokio::test]
+    async fn a_405_without_allow_does_not_point_to_one() {
+        let got = call("GET", "/upgrade").await;
+        assert_problem(&got, 405, "this resource does not take this method");
+        assert!(!got.1.contains_key(header::ALLOW));
     }
 
     #[tokio::test]

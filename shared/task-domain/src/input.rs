@@ -93,26 +93,45 @@ pub struct NewTask {
 }
 
 /// A partial update. Absent fields stay; `null` clears the nullable ones
-/// (`due_at`, `recurrence`); `reminders` replaces the whole list.
+/// (`due_at`, `recurrence`) and is refused for the others (a shape error,
+/// 422), which have no empty state a `null` could mean; `reminders`
+/// replaces the whole list.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TaskPatch {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub title: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub description: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub priority: Option<Priority>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub tags: Option<Vec<String>>,
     #[serde(default, deserialize_with = "present")]
     pub due_at: Option<Option<DateTime<Utc>>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub time_zone: Option<String>,
     #[serde(default, deserialize_with = "present")]
     pub recurrence: Option<Option<Recurrence>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub reminders: Option<Vec<ReminderInput>>,
+}
+
+/// A field that may be left out but not sent as `null`: serde's own
+/// `Option` reads `null` as "left out". Read through `Option` so a `null`
+/// is a shape error (422) for every type; an enum read directly would call
+/// it malformed JSON.
+fn not_null<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    match Option::<T>::deserialize(d)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(
+            "invalid type: null, expected a value (leave the field out to keep it)",
+        )),
+    }
 }
 
 /// Tells a field sent as `null` (`Some(None)`) from one left out (`None`).

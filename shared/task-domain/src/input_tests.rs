@@ -90,6 +90,31 @@ fn patch_tracks_real_changes_and_nulls() {
 }
 
 #[test]
+fn null_is_refused_where_a_field_has_no_empty_state() {
+    let task = stored();
+    for field in [
+        "title",
+        "description",
+        "priority",
+        "tags",
+        "time_zone",
+        "reminders",
+    ] {
+        let body = format!(r#"{{"{field}":null}}"#);
+        assert!(
+            matches!(
+                parse_patch(body.as_bytes(), &task),
+                Err(ParseError::Shape(_))
+            ),
+            "{field}: null gave {:?}",
+            parse_patch(body.as_bytes(), &task).map(|o| o.changed)
+        );
+    }
+    // Left out, each stays as it is.
+    assert!(parse_patch(b"{}", &task).unwrap().changed.is_empty());
+}
+
+#[test]
 fn a_recurring_task_knows_its_next_due_date() {
     let mut task = stored();
     assert_eq!(task.next_due(Utc::now()), None, "not recurring");
