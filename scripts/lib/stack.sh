@@ -85,8 +85,42 @@ dev_env_load() {
   export CORS_ALLOWED_ORIGINS
 }
 
+# The stack's listening ports inside Linux's ephemeral range (32768-60999 by
+# default): daprd's gRPC ports and the scheduler's. The kernel may give any
+# outgoing connection one of them as its local port: seen here, a daprd's
+# connection to the scheduler took 127.0.0.1:50002 and audit's daprd then
+# failed with "bind: address already in use". So they are reserved
+# (net.ipv4.ip_local_reserved_ports, kept until reboot) before the scheduler
+# or a daprd starts. Where the setting is not writable (not root, or a
+# container without it), a warning, and the stack starts as before.
+stack_reserve_ports() {
+  local file=/proc/sys/net/ipv4/ip_local_reserved_ports ports row grpc
+  ports=("$SCHEDULER_PORT" "$SYNC_GATEWAY_REPLICA_DAPR_GRPC_PORT")
+  for row in "${FUNCTION_TABLE[@]}"; do
+    read -r _ _ _ grpc _ <<<"$row"
+    ports+=("$grpc")
+  done
+  local merged
+  merged=$(python3 - "$(cat "$file" 2>/dev/null)" "${ports[@]}" <<'PY'
+import sys
+reserved = set()
+for part in filter(None, sys.argv[1].strip().split(",")):
+    low, _, high = part.partition("-")
+    reserved.update(range(int(low), int(high or low) + 1))
+wanted = {int(p) for p in sys.argv[2:]}
+if not wanted <= reserved:
+    print(",".join(str(p) for p in sorted(reserved | wanted)))
+PY
+  ) || return 0
+  [[ -n $merged ]] || return 0
+  if ! { printf '%s\n' "$merged" >"$file"; } 2>/dev/null; then
+    warn "cannot reserve the stack's ports ${ports[*]} ($file is not writable): another process's outgoing connection may take one"
+  fi
+}
+
 scheduler_up() {
   if pid_alive scheduler; then return 0; fi
+  stack_reserve_ports
   mkdir -p "$SCHEDULER_DATA"
   say "starting the Dapr scheduler on 127.0.0.1:$SCHEDULER_PORT"
   start_bg scheduler "$DAPR_SCHEDULER" --mode standalone --listen-address 127.0.0.1 \
@@ -157,6 +191,7 @@ sidecar_up() {
 # store components (dapr/local, or a replica's patched copy).
 daprd_start() {
   local process=$1 app_id=$2 app_port=$3 http=$4 grpc=$5 metrics=$6 resources=$7; shift 7
+  stack_reserve_ports
   (
     cd "$REPO_ROOT" &&
       start_bg "$process" env "$@" "$DAPRD" --app-id "$app_id" --app-port "$app_port" \

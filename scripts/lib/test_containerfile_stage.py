@@ -80,6 +80,32 @@ class StageTest(unittest.TestCase):
         self.assertEqual(code, 1)
         self.assertIn("COPY --chown=1 is not supported here", err)
 
+    def test_what_docker_build_refuses_is_refused(self):
+        for copy, message in [
+            ("COPY ../outside.txt ./", "outside the build context"),
+            ("COPY /etc/hostname ./", "outside the build context"),
+            ("COPY a.txt b.txt out", "several sources need a destination ending in /"),
+            ("COPY *.txt out/", "globs and variables"),
+        ]:
+            code, _, err = self.run_tool(f"FROM base AS build\n{copy}\n")
+            self.assertEqual(code, 1, copy)
+            self.assertIn(message, err, copy)
+
+    def test_env_takes_several_pairs_and_the_legacy_form(self):
+        self.assertEqual(cs.environment('A=1 B="two words"'), {"A": "1", "B": "two words"})
+        self.assertEqual(cs.environment("A some value"), {"A": "some value"})
+        code, _, err = self.run_tool('FROM base AS build\nENV A=1 B="x y"\nRUN test "$A$B" = "1x y"\n')
+        self.assertEqual(code, 0, err)
+
+    def test_run_output_stays_off_the_copy_list(self):
+        code, out, err = self.run_tool(CONTAINERFILE.replace("RUN cat", "RUN echo noise && cat"))
+        self.assertEqual(code, 0, err)
+        self.assertNotIn("noise", out)
+
+    def test_a_platform_flag_keeps_the_stage_name(self):
+        code, _, err = self.run_tool(CONTAINERFILE.replace("FROM base AS build", "FROM --platform=linux/amd64 base AS build"))
+        self.assertEqual(code, 0, err)
+
     def test_an_unknown_stage_is_named(self):
         code, _, err = self.run_tool(CONTAINERFILE, stage="web")
         self.assertEqual(code, 1)

@@ -14,8 +14,14 @@ A path inside the image maps to ROOT + path, so `WORKDIR /web` is
 ROOT/web. ADD, ARG, USER and a COPY --from inside the stage are refused
 rather than approximated.
 
+What docker build refuses, this refuses too where it matters here: a
+source outside the build context, several sources into a destination
+without a trailing slash. It does not apply a .dockerignore (the
+repository has none) or expand globs and $VARIABLES (refused).
+
 Usage: containerfile_stage.py CONTAINERFILE STAGE CONTEXT ROOT
-Prints each later `COPY --from=STAGE` as `ROOT-PATH<TAB>IMAGE-DEST`.
+Prints each `COPY --from=STAGE` of the other stages as
+`ROOT-PATH<TAB>IMAGE-DEST`. RUN output goes to standard error.
 """
 import os
 import pathlib
@@ -54,7 +60,7 @@ def stages(text):
     found, current = {}, None
     for keyword, argument in instructions(text):
         if keyword == "FROM":
-            words = argument.split()
+            words = [w for w in argument.split() if not w.startswith("--")]
             name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else f"#{len(found)}"
             current = found.setdefault(name, [])
         elif current is None:
@@ -76,7 +82,26 @@ def copy_arguments(argument):
             raise StageError(f"COPY {flag} is not supported here")
     if len(words) < 2:
         raise StageError(f"COPY {argument}: needs a source and a destination")
-    return stage, words[:-1], words[-1]
+    if any(c in word for word in words for c in "*?[$"):
+        raise StageError(f"COPY {argument}: globs and variables are not supported here")
+    sources, destination = words[:-1], words[-1]
+    if len(sources) > 1 and not destination.endswith("/"):
+        raise StageError(f"COPY {argument}: several sources need a destination ending in /")
+    return stage, sources, destination
+
+
+def environment(argument):
+    """The pairs of an ENV: `A=1 B="two words"`, or the legacy `A value`."""
+    words = shlex.split(argument)
+    if words and "=" not in words[0]:
+        return {words[0]: argument.partition(" ")[2].strip()}
+    pairs = {}
+    for word in words:
+        name, equals, value = word.partition("=")
+        if not equals:
+            raise StageError(f"ENV {argument}: {word!r} is not NAME=VALUE")
+        pairs[name] = value
+    return pairs
 
 
 def inside(root, workdir, path):
@@ -89,9 +114,10 @@ def copy_into(context, sources, destination, into_directory):
     """docker build's COPY: a file to a file (or into a directory when the
     destination ends with / or several sources are given), a directory's
     contents into the destination."""
-    into_directory = into_directory or len(sources) > 1
     for source in sources:
-        path = context / source
+        path = (context / source).resolve()
+        if source.startswith("/") or not path.is_relative_to(context):
+            raise StageError(f"COPY {source}: outside the build context")
         if not path.exists():
             raise StageError(f"COPY {source}: not in the build context ({context})")
         if path.is_dir():
@@ -112,8 +138,7 @@ def run_stage(steps, context, root, env):
             workdir = argument if argument.startswith("/") else f"{workdir.rstrip('/')}/{argument}"
             inside(root, "/", workdir).mkdir(parents=True, exist_ok=True)
         elif keyword == "ENV":
-            name, _, value = argument.partition("=")
-            env[name.strip()] = value.strip()
+            env.update(environment(argument))
         elif keyword == "COPY":
             stage, sources, destination = copy_arguments(argument)
             if stage is not None:
@@ -124,7 +149,9 @@ def run_stage(steps, context, root, env):
             cwd = inside(root, "/", workdir)
             cwd.mkdir(parents=True, exist_ok=True)
             print(f"containerfile_stage: RUN {argument}", file=sys.stderr)
-            if subprocess.run(["/bin/sh", "-c", argument], cwd=cwd, env=env).returncode != 0:
+            # Its output to stderr: stdout carries the COPY --from list.
+            done = subprocess.run(["/bin/sh", "-c", argument], cwd=cwd, env=env, stdout=2)
+            if done.returncode != 0:
                 raise StageError(f"RUN {argument}: failed")
         elif keyword in ("LABEL", "EXPOSE", "CMD", "ENTRYPOINT"):
             continue
