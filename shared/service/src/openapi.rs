@@ -68,7 +68,9 @@ pub fn serve(document: &'static str) -> Response {
 #[cfg(feature = "test-util")]
 pub use check::{PATH_PARAMETER_SAMPLE, PROBED_METHODS, drift};
 #[cfg(feature = "test-util")]
-pub use examples::{ExampleReport, answer_schema, example_problems, validate_at};
+pub use examples::{
+    ExampleReport, answer_schema, assert_examples_hold, example_problems, validate_at,
+};
 
 #[cfg(feature = "test-util")]
 #[path = "openapi_examples.rs"]

@@ -26,6 +26,19 @@ pub struct ExampleReport {
     pub problems: Vec<String>,
 }
 
+/// A test's assertion: every example of `document` matches its schema,
+/// and there are at least `at_least` of them (so a document that lost its
+/// examples does not pass by having nothing to check).
+pub fn assert_examples_hold(document: &Value, at_least: usize) {
+    let report = example_problems(document);
+    assert!(report.problems.is_empty(), "{:#?}", report.problems);
+    assert!(
+        report.checked >= at_least,
+        "only {} examples checked, expected at least {at_least}",
+        report.checked
+    );
+}
+
 /// Validates every example of `document` against its schema.
 pub fn example_problems(document: &Value) -> ExampleReport {
     let mut found = Vec::new();
