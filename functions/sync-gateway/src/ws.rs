@@ -110,7 +110,7 @@ pub async fn upgrade(
     // that is not a valid upgrade.
     let ws = match ws {
         Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
+        Err(rejection) => return refused_upgrade(rejection),
     };
     let buffers = state.buffers;
     // A token in the header is verified already: only a socket that will
@@ -141,6 +141,24 @@ pub async fn upgrade(
             }
         }
     })
+}
+
+/// axum's answer to a request that is not a WebSocket upgrade it can take;
+/// one asking for another protocol version also learns which one this
+/// server speaks (RFC 6455 section 4.4: "Sec-WebSocket-Version: 13").
+fn refused_upgrade(rejection: WebSocketUpgradeRejection) -> Response {
+    let wrong_version = matches!(
+        rejection,
+        WebSocketUpgradeRejection::InvalidWebSocketVersionHeader(_)
+    );
+    let mut response = rejection.into_response();
+    if wrong_version {
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            header::HeaderValue::from_static("13"),
+        );
+    }
+    response
 }
 
 /// tungstenite's buffers and limits for one socket.
