@@ -6,9 +6,11 @@
 //! pointer in its read-only data, about 1.4 MB for task-api, which the
 //! dynamic loader reads at every start; packed, they take a few kilobytes.
 //! Measured side by side (docs/benchmarks-notes.md, "Where the idle memory
-//! goes"): 1.3 to 2.8 MiB less idle resident memory per function. Needs GNU ld 2.38+ (or lld) to link and glibc 2.36+ to
-//! run, as Debian bookworm has; an older glibc refuses to start the binary
-//! ("GLIBC_ABI_DT_RELR not found") rather than misbehave.
+//! goes"): 1.3 to 2.8 MiB less idle resident memory per function.
+//! Needs GNU ld 2.38+ (or lld) to link and glibc 2.36+ to run, as Debian
+//! bookworm has; an older glibc refuses to start the binary
+//! ("GLIBC_ABI_DT_RELR not found") rather than misbehave. `scripts/test`
+//! checks each function binary carries it.
 
 fn main() {
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();

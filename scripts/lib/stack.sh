@@ -94,14 +94,25 @@ dev_env_load() {
 # or a daprd starts. Where the setting is not writable (not root, or a
 # container without it), a warning, and the stack starts as before.
 stack_reserve_ports() {
-  local file=/proc/sys/net/ipv4/ip_local_reserved_ports ports row grpc
+  local file=/proc/sys/net/ipv4/ip_local_reserved_ports merged
+  merged=$(stack_ports_unreserved) || return 0
+  [[ -n $merged ]] || return 0
+  if ! { printf '%s\n' "$merged" >"$file"; } 2>/dev/null; then
+    warn "cannot reserve the stack's ports ($file is not writable): another process's outgoing connection may take one"
+  fi
+}
+
+# stack_ports_unreserved: nothing when every port of the stack in the
+# ephemeral range is reserved, else the reserved list with them added (what
+# stack_reserve_ports writes; scripts/test checks it prints nothing).
+stack_ports_unreserved() {
+  local ports row grpc
   ports=("$SCHEDULER_PORT" "$SYNC_GATEWAY_REPLICA_DAPR_GRPC_PORT")
   for row in "${FUNCTION_TABLE[@]}"; do
     read -r _ _ _ grpc _ <<<"$row"
     ports+=("$grpc")
   done
-  local merged
-  merged=$(python3 - "$(cat "$file" 2>/dev/null)" "${ports[@]}" <<'PY'
+  python3 - "$(cat /proc/sys/net/ipv4/ip_local_reserved_ports 2>/dev/null)" "${ports[@]}" <<'PY'
 import sys
 reserved = set()
 for part in filter(None, sys.argv[1].strip().split(",")):
@@ -111,11 +122,6 @@ wanted = {int(p) for p in sys.argv[2:]}
 if not wanted <= reserved:
     print(",".join(str(p) for p in sorted(reserved | wanted)))
 PY
-  ) || return 0
-  [[ -n $merged ]] || return 0
-  if ! { printf '%s\n' "$merged" >"$file"; } 2>/dev/null; then
-    warn "cannot reserve the stack's ports ${ports[*]} ($file is not writable): another process's outgoing connection may take one"
-  fi
 }
 
 scheduler_up() {

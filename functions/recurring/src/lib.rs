@@ -50,9 +50,9 @@ pub struct AppState {
 }
 
 /// The whole HTTP surface: the callbacks behind daprd's app API token (or
-/// the Knative push token), plus health, metrics and `openapi.json`. A push is answered
-/// when its outcome is settled, so it has no request timeout: a slow
-/// database gives RETRY through the pool's own timeouts.
+/// the Knative push token), plus health, metrics and `openapi.json`. A
+/// push is answered when its outcome is settled, so it has no request
+/// timeout: a slow database gives RETRY through the pool's own timeouts.
 pub fn app(
     state: AppState,
     app_token: AppToken,
